@@ -1,0 +1,106 @@
+//! Per-stage and whole-pipeline benchmarks on the demo bundle, in-process (no HTTP): each
+//! candidate source, merge, feature rows, ranker scoring and the full two-stage request.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use recserve::bundle::Model;
+use recserve::config::Config;
+use recserve::pipeline::{Engine, Query, Treatment, merge};
+use recserve::ranking::features::{N_FEATURES, build_rows};
+use recserve::retrieval::{cf, content, popular, session};
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+fn engine() -> Arc<Engine> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut cfg = Config::load_with_env(None, Vec::new()).expect("config");
+    // Benchmarks measure the work, not the budget: give every stage room.
+    cfg.serving.total_budget_ms = 10_000;
+    cfg.serving.ranker_budget_ms = 10_000;
+    let bundle = root.join("models/demo");
+    let model = Model::read(&bundle).expect("demo bundle");
+    Arc::new(Engine::new(model, cfg.serving.clone(), &cfg.index, Some(&bundle)).expect("engine"))
+}
+
+fn bench(c: &mut Criterion) {
+    let e = engine();
+    let m = &e.model;
+    let users: Vec<String> = (0..64)
+        .map(|k| m.user_ids[(k * 7919) % m.n_users()].clone())
+        .collect();
+    let q = |k: usize| Query {
+        user_id: Some(users[k % users.len()].clone()),
+        n: 20,
+        exclude_seen: true,
+        ..Default::default()
+    };
+    let t = Treatment::default();
+    let (profile, elig) = e.prepare(&q(1));
+    let counts = t.counts;
+
+    let mut g = c.benchmark_group("stage");
+    g.bench_function("profile", |b| b.iter(|| black_box(e.prepare(&q(1)))));
+    g.bench_function("source_cf_200", |b| {
+        b.iter(|| black_box(cf::candidates(&e, &profile, &elig, counts.cf)))
+    });
+    g.bench_function("source_content_200", |b| {
+        b.iter(|| black_box(content::candidates(&e, &profile, &elig, counts.content)))
+    });
+    g.bench_function("source_session_100", |b| {
+        b.iter(|| black_box(session::candidates(&e, &profile, &elig, counts.session)))
+    });
+    g.bench_function("source_popular_50", |b| {
+        b.iter(|| black_box(popular::candidates(m, &profile, &elig, counts.popular)))
+    });
+    let lists = [
+        cf::candidates(&e, &profile, &elig, counts.cf),
+        content::candidates(&e, &profile, &elig, counts.content),
+        session::candidates(&e, &profile, &elig, counts.session),
+        popular::candidates(m, &profile, &elig, counts.popular),
+    ];
+    g.bench_function("merge", |b| b.iter(|| black_box(merge(&lists))));
+    let cands = merge(&lists);
+    let mut rows = Vec::with_capacity(cands.len() * N_FEATURES);
+    g.bench_function(format!("features_{}", cands.len()), |b| {
+        b.iter(|| {
+            rows.clear();
+            build_rows(m, &profile, &cands, &mut rows);
+            black_box(rows.len())
+        })
+    });
+    if let Some(r) = &e.ranker {
+        g.bench_function(format!("ranker_{}_{}", r.backend(), cands.len()), |b| {
+            b.iter(|| black_box(e.score(r, &profile, &cands)))
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("pipeline");
+    let mut k = 0;
+    g.bench_function("recommend_full_parallel_sources", |b| {
+        b.iter(|| {
+            k += 1;
+            black_box(e.recommend(&q(k), &t))
+        })
+    });
+    let mut serial = e.cfg.clone();
+    serial.parallel_sources = false;
+    let index_cfg = Config::load_with_env(None, Vec::new())
+        .expect("config")
+        .index;
+    let seq = Arc::new(Engine::new(m.clone(), serial, &index_cfg, None).expect("engine"));
+    g.bench_function("recommend_full_sequential_sources", |b| {
+        b.iter(|| {
+            k += 1;
+            black_box(seq.recommend(&q(k), &t))
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(50).measurement_time(std::time::Duration::from_secs(5));
+    targets = bench
+}
+criterion_main!(benches);

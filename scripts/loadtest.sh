@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Load test: starts the release server on the demo bundle (unless RECSERVE_URL points at one),
+# drives it with wrk at several concurrencies with a realistic request mix (known users with and
+# without session items, unknown users, anonymous sessions), checks that responses are "ranked",
+# and prints requests/s and latency percentiles. Installs wrk from Debian when missing.
+#   scripts/loadtest.sh [duration_s=10] [concurrencies="1 4 16 64"]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION="${1:-10}"
+CONCS="${2:-1 4 16 64}"
+OUT="${RECSERVE_LOADTEST_OUT:-out/loadtest}"
+mkdir -p "$OUT"
+command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+
+PID=""
+if [ -z "${RECSERVE_URL:-}" ]; then
+  eval "$(scripts/setup.sh --env)"
+  cargo build --release --bin recserve -q
+  BIN="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/recserve"
+  PORT="${RECSERVE_PORT:-18080}"
+  EVENTS="$(mktemp -d)"
+  RUST_LOG=warn RECSERVE_SERVER__ADDR="127.0.0.1:$PORT" RECSERVE_FEEDBACK__LOG__DIR="$EVENTS" \
+    RECSERVE_SERVER__BUNDLE="${RECSERVE_BUNDLE:-models/demo}" "$BIN" serve >"$OUT/server.log" 2>&1 &
+  PID=$!
+  trap 'kill $PID 2>/dev/null || true' EXIT
+  RECSERVE_URL="http://127.0.0.1:$PORT"
+  for _ in $(seq 1 600); do curl -fs "$RECSERVE_URL/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+BUNDLE="${RECSERVE_BUNDLE:-models/demo}"
+
+# Request mix: 70% known users, 10% known users with a session, 10% unknown users, 10% anonymous sessions.
+python3 - "$BUNDLE" "$OUT/paths.txt" <<'PY'
+import random, sys
+bundle, out = sys.argv[1], sys.argv[2]
+users = open(f"{bundle}/user_ids.txt").read().split()
+items = open(f"{bundle}/item_ids.txt").read().split()
+rnd = random.Random(7)
+with open(out, "w") as f:
+    for _ in range(5000):
+        r = rnd.random()
+        if r < 0.7:
+            p = f"/recommendations?user_id={rnd.choice(users)}&n=20"
+        elif r < 0.8:
+            p = f"/recommendations?user_id={rnd.choice(users)}&n=20&recent={','.join(rnd.sample(items, 3))}"
+        elif r < 0.9:
+            p = f"/recommendations?user_id=new-user-{rnd.randrange(10**6)}&n=20"
+        else:
+            p = f"/recommendations?recent={','.join(rnd.sample(items, 2))}&n=20"
+        f.write(p + "\n")
+PY
+
+cat > "$OUT/mix.lua" <<LUA
+local paths = {}
+for line in io.lines("$OUT/paths.txt") do paths[#paths + 1] = line end
+local i = 0
+local bad = 0
+request = function()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i])
+end
+response = function(status, headers, body)
+  if status ~= 200 or not string.find(body, '"strategy":"ranked"', 1, true) then bad = bad + 1 end
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT rps=%.0f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f errors=%d\n",
+    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
+    latency:percentile(90) / 1000, latency:percentile(99) / 1000,
+    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+LUA
+
+echo "concurrency,rps,p50_ms,p90_ms,p99_ms,errors" > "$OUT/results.csv"
+for c in $CONCS; do
+  threads=$(( c < 2 ? 1 : 2 ))
+  line=$(wrk -t"$threads" -c"$c" -d"${DURATION}s" --latency -s "$OUT/mix.lua" "$RECSERVE_URL" | grep '^RESULT')
+  rps=$(sed -E 's/.*rps=([0-9.]+).*/\1/' <<<"$line"); p50=$(sed -E 's/.*p50_ms=([0-9.]+).*/\1/' <<<"$line")
+  p90=$(sed -E 's/.*p90_ms=([0-9.]+).*/\1/' <<<"$line"); p99=$(sed -E 's/.*p99_ms=([0-9.]+).*/\1/' <<<"$line")
+  err=$(sed -E 's/.*errors=([0-9]+).*/\1/' <<<"$line")
+  echo "$c,$rps,$p50,$p90,$p99,$err" >> "$OUT/results.csv"
+  printf 'c=%-4s %8s req/s  p50 %7s ms  p90 %7s ms  p99 %7s ms  errors %s\n' "$c" "$rps" "$p50" "$p90" "$p99" "$err"
+done
+# Check the strategy of a sample of responses (wrk's per-thread Lua state cannot report it reliably).
+nonranked=0
+for p in $(head -200 "$OUT/paths.txt"); do
+  curl -fs "$RECSERVE_URL$p" | grep -q '"strategy":"ranked"' || nonranked=$((nonranked+1))
+done
+echo "responses not \"ranked\" in a 200-request sample after the run: $nonranked"
+curl -fs "$RECSERVE_URL/metrics" > "$OUT/metrics.txt" || true
+echo "results: $OUT/results.csv"

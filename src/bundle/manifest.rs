@@ -1,0 +1,40 @@
+//! `manifest.json`: what a bundle is, how it was made and how well it did; read first on load.
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped on any incompatible change of the layout; readers refuse other versions.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DataSummary {
+    pub users: usize,
+    pub items: usize,
+    pub interactions: usize,
+    pub users_without_interactions: usize,
+    pub items_without_interactions: usize,
+    pub categories: usize,
+    pub first_ts: i64,
+    pub last_ts: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format_version: u32,
+    /// Unique per training run, e.g. `20261129T053000Z-3f2a`.
+    pub model_version: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub data: DataSummary,
+    pub cf_dim: usize,
+    pub content_dim: usize,
+    /// The reference "now" of the training data (its latest timestamp); time features are relative to it
+    /// when a request gives no `ts`.
+    pub reference_ts: i64,
+    /// Ordered feature names the ranker expects; must equal the ranker file's `feature_names`.
+    pub feature_names: Vec<String>,
+    /// Whether `ranker.txt` is part of the bundle.
+    pub has_ranker: bool,
+    /// Training metrics (factorization, ranker vs sources, timings), free-form but stable keys.
+    #[serde(default)]
+    pub training: serde_json::Value,
+}

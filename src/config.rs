@@ -1,0 +1,267 @@
+//! Typed configuration, layered: the embedded `config/default.toml` → an optional file →
+//! `RECSERVE_…` environment variables (`RECSERVE_SERVING__MAX_N=50` sets `serving.max_n`).
+//! Validated once at start; nothing here is consulted per request except through the typed structs.
+
+use crate::bandit::BanditConfig;
+use crate::feedback::FeedbackConfig;
+use crate::retrieval::index::IndexConfig;
+use crate::train::TrainConfig;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The shipped defaults; `config/default.toml` is the single source of them.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+/// Prefix of environment overrides; `__` separates nested keys.
+pub const ENV_PREFIX: &str = "RECSERVE_";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid TOML in {origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub serving: ServingConfig,
+    pub index: IndexConfig,
+    pub train: TrainConfig,
+    pub feedback: FeedbackConfig,
+    pub bandit: BanditConfig,
+    /// Path of the variants file (A/B treatments), relative to the working directory.
+    pub variants_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub addr: String,
+    pub bundle: PathBuf,
+    /// Bearer token for `/admin/*`; empty disables the admin routes (they answer 401).
+    pub admin_token: String,
+    /// Requests served at once; excess requests are shed with 503 + Retry-After.
+    pub max_concurrency: usize,
+    /// Longest accepted query string, bytes (longer → 414).
+    pub max_query_bytes: usize,
+    /// Largest accepted request body, bytes (larger → 413).
+    pub max_body_bytes: usize,
+    /// Grace period for in-flight requests on SIGTERM / ctrl-c.
+    pub shutdown_timeout_ms: u64,
+    /// Internal requests run after load, before `/readyz` says ready.
+    pub warmup_requests: usize,
+    /// `json` (production) or `pretty`.
+    pub log_format: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServingConfig {
+    pub default_n: usize,
+    pub max_n: usize,
+    /// Longest `recent` / `exclude` list accepted.
+    pub max_list_len: usize,
+    pub total_budget_ms: u64,
+    pub ranker_budget_ms: u64,
+    pub source_budget_ms: SourceBudgets,
+    /// Run the stage-1 sources on the rayon pool in parallel (true) or one after another.
+    pub parallel_sources: bool,
+    /// `native` (flat trees in Rust) or `lightgbm` (the C library through lightgbm3).
+    pub ranker_backend: RankerBackend,
+    /// Items of the user's history used for the content profile and the session source.
+    pub profile_items: usize,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RankerBackend {
+    Native,
+    Lightgbm,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceBudgets {
+    pub cf: u64,
+    pub content: u64,
+    pub session: u64,
+    pub popular: u64,
+}
+
+impl Config {
+    /// Defaults, then `file` (if any), then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(file, std::env::vars())
+    }
+
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut root = parse_toml(DEFAULT_TOML, "config/default.toml")?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let layer = parse_toml(&text, &path.display().to_string())?;
+            merge(&mut root, layer);
+        }
+        for (key, value) in env {
+            if let Some(rest) = key.strip_prefix(ENV_PREFIX) {
+                apply_env(&mut root, rest, &value)?;
+            }
+        }
+        let cfg: Config = root
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                origin: "merged configuration".into(),
+                message: e.to_string(),
+            })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let s = &self.serving;
+        if s.max_n == 0 || s.default_n == 0 || s.default_n > s.max_n {
+            return Err(ConfigError::Invalid(format!(
+                "serving.default_n ({}) must be in 1..=serving.max_n ({})",
+                s.default_n, s.max_n
+            )));
+        }
+        if self.server.max_concurrency == 0 {
+            return Err(ConfigError::Invalid(
+                "server.max_concurrency must be > 0".into(),
+            ));
+        }
+        if self.server.addr.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "server.addr {:?} is not HOST:PORT",
+                self.server.addr
+            )));
+        }
+        self.bandit
+            .validate()
+            .map_err(|e| ConfigError::Invalid(format!("bandit: {e}")))?;
+        Ok(())
+    }
+}
+
+fn parse_toml(text: &str, origin: &str) -> Result<toml::Table, ConfigError> {
+    text.parse::<toml::Table>().map_err(|e| ConfigError::Parse {
+        origin: origin.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Deep-merges `layer` into `base`: tables merge key by key, everything else replaces.
+fn merge(base: &mut toml::Table, layer: toml::Table) {
+    for (k, v) in layer {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(l)) => merge(b, l),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// Sets `a__b__c` (case-insensitive) to `value`, parsed as a TOML value when it is one
+/// (`50`, `true`, `[1, 2]`, `"x"`), else taken as a plain string.
+fn apply_env(root: &mut toml::Table, key: &str, value: &str) -> Result<(), ConfigError> {
+    let path: Vec<String> = key.split("__").map(|s| s.to_ascii_lowercase()).collect();
+    if path.iter().any(|p| p.is_empty()) {
+        return Err(ConfigError::Invalid(format!(
+            "environment variable {ENV_PREFIX}{key}: empty key segment"
+        )));
+    }
+    let parsed = format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    let mut table = root;
+    for seg in &path[..path.len() - 1] {
+        let entry = table
+            .entry(seg.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        table = match entry {
+            toml::Value::Table(t) => t,
+            _ => {
+                return Err(ConfigError::Invalid(format!(
+                    "environment variable {ENV_PREFIX}{key}: {seg} is not a section"
+                )));
+            }
+        };
+    }
+    let leaf = &path[path.len() - 1];
+    // Keep strings as strings when the default is a string (e.g. a token that looks like a number).
+    let value = match (table.get(leaf), parsed) {
+        (Some(toml::Value::String(_)), v) if !v.is_str() => toml::Value::String(value.to_string()),
+        (_, v) => v,
+    };
+    table.insert(leaf.clone(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_defaults_deserialize_and_validate() {
+        let cfg = Config::load_with_env(None, Vec::new()).unwrap();
+        assert!(cfg.serving.max_n >= cfg.serving.default_n);
+        assert_eq!(cfg.server.bundle, PathBuf::from("models/demo"));
+    }
+
+    #[test]
+    fn shipped_config_files_parse() {
+        for f in ["config/default.toml", "config/demo.toml"] {
+            let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(f);
+            Config::load_with_env(Some(&p), Vec::new()).unwrap_or_else(|e| panic!("{f}: {e}"));
+        }
+    }
+
+    #[test]
+    fn env_overrides_nested_keys_with_typed_values() {
+        let env = vec![
+            ("RECSERVE_SERVING__MAX_N".to_string(), "77".to_string()),
+            (
+                "RECSERVE_SERVER__ADMIN_TOKEN".to_string(),
+                "12345".to_string(),
+            ),
+            (
+                "RECSERVE_SERVING__PARALLEL_SOURCES".to_string(),
+                "false".to_string(),
+            ),
+            ("OTHER_THING".to_string(), "1".to_string()),
+        ];
+        let cfg = Config::load_with_env(None, env).unwrap();
+        assert_eq!(cfg.serving.max_n, 77);
+        assert_eq!(cfg.server.admin_token, "12345");
+        assert!(!cfg.serving.parallel_sources);
+    }
+
+    #[test]
+    fn invalid_values_are_refused_with_the_key() {
+        let env = vec![("RECSERVE_SERVING__DEFAULT_N".to_string(), "0".to_string())];
+        let err = Config::load_with_env(None, env).unwrap_err().to_string();
+        assert!(err.contains("default_n"), "{err}");
+        let env = vec![("RECSERVE_SERVING__MAX_N".to_string(), "lots".to_string())];
+        assert!(Config::load_with_env(None, env).is_err());
+        let env = vec![("RECSERVE_NOPE__X".to_string(), "1".to_string())];
+        assert!(
+            Config::load_with_env(None, env).is_err(),
+            "unknown sections are refused"
+        );
+    }
+}

@@ -1,0 +1,244 @@
+//! `recserve evaluate`: either split a data directory, train on the train part and evaluate, or
+//! evaluate an existing bundle against a held-out interactions file. Writes the report.
+
+use super::ablation::{EvalInput, ablation_rows, evaluate};
+use super::report::write_report;
+use super::split::{SplitKind, split};
+use crate::config::Config;
+use crate::data::dataset::Interaction;
+use crate::pipeline::{Engine, Treatment};
+use crate::train::{Holdout, TrainOptions};
+use clap::Args;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Args)]
+pub struct EvaluateArgs {
+    /// Data directory to split, train on and evaluate.
+    #[arg(long, conflicts_with = "bundle")]
+    pub data: Option<PathBuf>,
+    /// temporal | leave-last | random-user | random-item
+    #[arg(long, default_value = "temporal")]
+    pub split: String,
+    /// Training share of the split.
+    #[arg(long, default_value_t = 0.75)]
+    pub ratio: f64,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Report directory.
+    #[arg(long, default_value = "out/eval")]
+    pub out: PathBuf,
+    /// Evaluate this bundle instead of training one (needs --test).
+    #[arg(long, requires = "test")]
+    pub bundle: Option<PathBuf>,
+    /// Held-out interactions (generic interactions.csv format) for --bundle.
+    #[arg(long)]
+    pub test: Option<PathBuf>,
+    /// Test users evaluated at most (sampled, seeded).
+    #[arg(long, default_value_t = 2000)]
+    pub max_users: usize,
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Train(#[from] crate::train::TrainError),
+    #[error(transparent)]
+    Data(#[from] crate::data::error::DataError),
+    #[error(transparent)]
+    Bundle(#[from] crate::bundle::BundleError),
+    #[error(transparent)]
+    Engine(#[from] crate::pipeline::EngineError),
+    #[error("evaluation: {0}")]
+    Eval(String),
+    #[error("writing the report: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub fn run(args: &EvaluateArgs) -> Result<(), EvalError> {
+    let cfg = Config::load(args.config.as_deref()).map_err(|e| EvalError::Usage(e.to_string()))?;
+    if args.k == 0 {
+        return Err(EvalError::Usage("--k must be at least 1".into()));
+    }
+    let report = match (&args.data, &args.bundle, &args.test) {
+        (Some(data), None, _) => evaluate_data(data, args, &cfg)?,
+        (None, Some(bundle), Some(test)) => evaluate_bundle(bundle, test, args, &cfg)?,
+        _ => {
+            return Err(EvalError::Usage(
+                "give --data DIR, or --bundle DIR with --test FILE".into(),
+            ));
+        }
+    };
+    write_report(&report, &args.out)?;
+    print!("{}", super::report::render_markdown(&report));
+    println!("\nreport written to {}", args.out.display());
+    Ok(())
+}
+
+/// Split, train with `recserve train`'s code, evaluate. Returns the report.
+pub fn evaluate_data(
+    data: &Path,
+    args: &EvaluateArgs,
+    cfg: &Config,
+) -> Result<super::report::EvalReport, EvalError> {
+    let kind: SplitKind = args
+        .split
+        .parse()
+        .map_err(|e| EvalError::Usage(format!("{e}")))?;
+    let ds = crate::data::load_dir(data, &Default::default())?;
+    let (train, test) = split(&ds.interactions, kind, args.ratio, args.seed)
+        .map_err(|e| EvalError::Usage(e.to_string()))?;
+    let mut train_ds = ds.clone();
+    train_ds.interactions = train.clone();
+    train_ds
+        .interactions
+        .sort_by_key(|x| (x.user, x.ts, x.item));
+    // The ranker's holdout follows the split: random for random splits, temporal otherwise.
+    let holdout = match kind {
+        SplitKind::RandomUser | SplitKind::RandomItem => Holdout::Random,
+        SplitKind::Temporal | SplitKind::LeaveLast => Holdout::Temporal,
+    };
+    let opts = TrainOptions {
+        data: data.to_path_buf(),
+        out: args.out.join("bundle"),
+        holdout: Some(holdout),
+        seed: Some(args.seed),
+        skip_bad_lines: false,
+        quiet: args.quiet,
+    };
+    let mut phases = Vec::new();
+    let (model, ranker_eval, _, _) = crate::train::run::train_model(
+        &train_ds,
+        &cfg.train,
+        &cfg.serving,
+        &cfg.index,
+        &opts,
+        &mut phases,
+    )?;
+    let engine = Arc::new(Engine::new(model, cfg.serving.clone(), &cfg.index, None)?);
+    let mut summary = BTreeMap::new();
+    summary.insert("data".into(), serde_json::json!(data.display().to_string()));
+    summary.insert("users".into(), serde_json::json!(ds.n_users()));
+    summary.insert("items".into(), serde_json::json!(ds.n_items()));
+    summary.insert(
+        "interactions".into(),
+        serde_json::json!(ds.interactions.len()),
+    );
+    summary.insert(
+        "split".into(),
+        serde_json::json!(format!("{} (ratio {})", kind.as_str(), args.ratio)),
+    );
+    summary.insert(
+        "ranker_validation_ndcg".into(),
+        serde_json::json!(ranker_eval.ranker_ndcg),
+    );
+    let input = EvalInput {
+        engine,
+        train: &train,
+        test: &test,
+        k: args.k,
+        max_users: args.max_users,
+        seed: args.seed,
+        quiet: args.quiet,
+    };
+    let mut report = evaluate(&input, &ablation_rows(&Treatment::default()), summary)
+        .map_err(EvalError::Eval)?;
+    report.config = serde_json::json!({ "train": format!("{:?}", cfg.train), "serving": format!("{:?}", cfg.serving) });
+    Ok(report)
+}
+
+/// Evaluates an existing bundle against held-out interactions (ids the bundle does not know are skipped).
+pub fn evaluate_bundle(
+    bundle: &Path,
+    test_file: &Path,
+    args: &EvaluateArgs,
+    cfg: &Config,
+) -> Result<super::report::EvalReport, EvalError> {
+    let model = crate::bundle::Model::read(bundle)?;
+    let mut train = Vec::with_capacity(model.hist_items.len());
+    for u in 0..model.n_users() as u32 {
+        let (items, ts) = model.history(u);
+        train.extend(items.iter().zip(ts).map(|(&item, &ts)| Interaction {
+            user: u,
+            item,
+            ts,
+            weight: 1.0,
+            count: 1,
+        }));
+    }
+    let mut rdr = csv::Reader::from_path(test_file)
+        .map_err(|e| EvalError::Usage(format!("{}: {e}", test_file.display())))?;
+    let headers = rdr
+        .headers()
+        .map_err(|e| EvalError::Usage(format!("{}: {e}", test_file.display())))?
+        .clone();
+    let col = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| EvalError::Usage(format!("{}: no {name} column", test_file.display())))
+    };
+    let (cu, ci, ct) = (col("user_id")?, col("item_id")?, col("timestamp")?);
+    let mut test = Vec::new();
+    let mut skipped = 0u64;
+    for (line, rec) in rdr.records().enumerate() {
+        let rec = rec.map_err(|e| {
+            EvalError::Usage(format!("{} line {}: {e}", test_file.display(), line + 2))
+        })?;
+        let (Some(u), Some(i)) = (
+            rec.get(cu).and_then(|u| model.user_index.get(u)),
+            rec.get(ci).and_then(|i| model.item_index.get(i)),
+        ) else {
+            skipped += 1;
+            continue;
+        };
+        let ts = rec.get(ct).and_then(|t| t.parse().ok()).unwrap_or(0);
+        test.push(Interaction {
+            user: *u,
+            item: *i,
+            ts,
+            weight: 1.0,
+            count: 1,
+        });
+    }
+    let mut summary = BTreeMap::new();
+    summary.insert(
+        "bundle".into(),
+        serde_json::json!(bundle.display().to_string()),
+    );
+    summary.insert(
+        "test_file".into(),
+        serde_json::json!(test_file.display().to_string()),
+    );
+    summary.insert("users".into(), serde_json::json!(model.n_users()));
+    summary.insert("items".into(), serde_json::json!(model.n_items()));
+    summary.insert(
+        "test_rows_skipped_unknown_ids".into(),
+        serde_json::json!(skipped),
+    );
+    let engine = Arc::new(Engine::new(
+        model,
+        cfg.serving.clone(),
+        &cfg.index,
+        Some(bundle),
+    )?);
+    let input = EvalInput {
+        engine,
+        train: &train,
+        test: &test,
+        k: args.k,
+        max_users: args.max_users,
+        seed: args.seed,
+        quiet: args.quiet,
+    };
+    evaluate(&input, &ablation_rows(&Treatment::default()), summary).map_err(EvalError::Eval)
+}

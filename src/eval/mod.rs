@@ -1,0 +1,9 @@
+//! Offline evaluation: splits, metrics that match the common library definitions, the ablation
+//! runner over the real in-process pipeline, and the Markdown/JSON/SVG report.
+
+pub mod ablation;
+pub mod charts;
+pub mod cli;
+pub mod metrics;
+pub mod report;
+pub mod split;

@@ -1,0 +1,151 @@
+//! The records the event log holds (JSON payloads): feedback events and impressions.
+//! Stable on disk: fields are only ever added, with defaults.
+
+use serde::{Deserialize, Serialize};
+
+/// A client's feedback event as posted.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackIn {
+    pub request_id: String,
+    pub user_id: String,
+    pub item_id: String,
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ts: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ServedItem {
+    pub item_id: String,
+    pub position: u32,
+    pub score: f32,
+}
+
+/// Bandit decision recorded with an impression.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ArmRef {
+    pub context: usize,
+    pub arm: usize,
+    pub arm_name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Record {
+    Feedback {
+        #[serde(flatten)]
+        event: FeedbackIn,
+        /// Server receive time (unix seconds); `event.ts` defaults to it.
+        received_at: i64,
+    },
+    Impression {
+        request_id: String,
+        user_id: Option<String>,
+        variant: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        arm: Option<ArmRef>,
+        strategy: String,
+        model_version: String,
+        items: Vec<ServedItem>,
+        ts: i64,
+    },
+}
+
+/// Validates a posted event against the configured event types; returns a client-facing message.
+pub fn validate(e: &FeedbackIn, allowed: &[String]) -> Result<(), String> {
+    for (name, v, max) in [
+        ("request_id", &e.request_id, 128),
+        ("user_id", &e.user_id, 256),
+        ("item_id", &e.item_id, 256),
+    ] {
+        if v.trim().is_empty() {
+            return Err(format!("{name} must not be empty"));
+        }
+        if v.len() > max || v.chars().any(char::is_control) {
+            return Err(format!(
+                "{name} must be at most {max} bytes without control characters"
+            ));
+        }
+    }
+    if !allowed.iter().any(|a| a == &e.event) {
+        return Err(format!(
+            "unknown event type {:?}; accepted: {}",
+            e.event,
+            allowed.join(", ")
+        ));
+    }
+    if let Some(v) = e.value
+        && !v.is_finite()
+    {
+        return Err("value must be a finite number".into());
+    }
+    if let Some(ts) = e.ts
+        && !(0..=4_102_444_800).contains(&ts)
+    {
+        return Err("ts must be Unix seconds between 1970 and 2100".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev() -> FeedbackIn {
+        FeedbackIn {
+            request_id: "r".into(),
+            user_id: "u".into(),
+            item_id: "i".into(),
+            event: "click".into(),
+            value: None,
+            ts: None,
+        }
+    }
+
+    #[test]
+    fn validation_and_round_trip() {
+        let allowed = vec!["click".to_string()];
+        assert!(validate(&ev(), &allowed).is_ok());
+        assert!(
+            validate(
+                &FeedbackIn {
+                    event: "like".into(),
+                    ..ev()
+                },
+                &allowed
+            )
+            .unwrap_err()
+            .contains("unknown event")
+        );
+        assert!(
+            validate(
+                &FeedbackIn {
+                    user_id: " ".into(),
+                    ..ev()
+                },
+                &allowed
+            )
+            .is_err()
+        );
+        assert!(
+            validate(
+                &FeedbackIn {
+                    ts: Some(-5),
+                    ..ev()
+                },
+                &allowed
+            )
+            .is_err()
+        );
+        let r = Record::Feedback {
+            event: ev(),
+            received_at: 7,
+        };
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(text.contains("\"kind\":\"feedback\""));
+        assert_eq!(serde_json::from_str::<Record>(&text).unwrap(), r);
+    }
+}

@@ -1,0 +1,457 @@
+//! Durable, append-only event log behind `POST /feedback`: an acknowledgement (the 202)
+//! means the event is on disk, fsynced. Concurrent appends share one fsync (group commit),
+//! records are checksummed and segmented, and a crash can only ever cost records that
+//! were never acknowledged.
+//!
+//! Layout: `dir/` holds segment files named by their first sequence number
+//! (`00000000000000000001.log`, …) and a `LOCK` file that keeps a second process out.
+//! The frame format is documented in `log/record.rs`.
+//!
+//! Recovery policy ([`EventLog::open`]): the tail of the LAST segment after its last valid
+//! record (a short record, a bad checksum, garbage) is truncated and reported in
+//! [`RecoveryReport`]. Damage in a sealed segment, or a gap between segments, is an error
+//! ([`LogError::Corrupt`], [`LogError::SegmentGap`]): those segments were fsynced before the
+//! log moved past them, so skipping would silently drop acknowledged events. Move the
+//! damaged file aside to start anyway.
+
+mod pending;
+mod record;
+mod recovery;
+mod replay;
+mod segment;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::fs::{self, File, TryLockError};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
+use serde::Deserialize;
+use tokio::sync::oneshot;
+
+pub use pending::{PendingAppend, PendingBatch};
+pub use record::FrameError;
+pub use replay::Replay;
+use writer::{Ack, Payloads, Reply, Request, Shared, Writer};
+
+/// Largest `max_record_bytes` accepted by [`LogConfig::validate`].
+pub const MAX_RECORD_LIMIT: u32 = 256 * 1024 * 1024;
+
+/// Where and how the event log is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Directory of the segment files; created if missing.
+    pub dir: PathBuf,
+    /// A new segment is started when the next record would push the active one past this
+    /// size (a single record larger than this still gets a segment of its own).
+    pub segment_bytes: u64,
+    /// Delete the oldest whole segments while the log is larger than this. `None` keeps
+    /// everything. The active segment is never deleted.
+    pub retention_bytes: Option<u64>,
+    /// Appends with a larger payload are rejected with [`LogError::RecordTooLarge`].
+    pub max_record_bytes: u32,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("data/feedback-log"),
+            segment_bytes: 64 * 1024 * 1024,
+            retention_bytes: None,
+            max_record_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl LogConfig {
+    pub fn validate(&self) -> Result<(), LogError> {
+        if self.dir.as_os_str().is_empty() {
+            return Err(LogError::InvalidConfig("dir must not be empty".into()));
+        }
+        if self.segment_bytes == 0 {
+            return Err(LogError::InvalidConfig("segment_bytes must be > 0".into()));
+        }
+        if self.max_record_bytes == 0 || self.max_record_bytes > MAX_RECORD_LIMIT {
+            return Err(LogError::InvalidConfig(format!(
+                "max_record_bytes must be in 1..={MAX_RECORD_LIMIT}, got {}",
+                self.max_record_bytes
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Prometheus handles the log updates; the caller creates and registers them (or uses
+/// [`LogMetrics::register`]).
+#[derive(Debug, Clone)]
+pub struct LogMetrics {
+    /// Duration of each `fdatasync`.
+    pub fsync_seconds: Histogram,
+    /// Total bytes of all segment files.
+    pub bytes: IntGauge,
+    /// Records acknowledged since start.
+    pub records_total: IntCounter,
+    /// Opens that had to truncate a torn tail.
+    pub recovered_truncations_total: IntCounter,
+    /// Records per group commit.
+    pub group_size: Histogram,
+}
+
+impl LogMetrics {
+    /// Creates the metrics as `feedback_log_*` and registers them in `registry`.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let fsync_buckets = vec![
+            0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+        ];
+        let group_buckets = vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0];
+        let metrics = Self {
+            fsync_seconds: Histogram::with_opts(
+                HistogramOpts::new("feedback_log_fsync_seconds", "Duration of event log fsyncs")
+                    .buckets(fsync_buckets),
+            )?,
+            bytes: IntGauge::new("feedback_log_bytes", "Total bytes of event log segments")?,
+            records_total: IntCounter::new(
+                "feedback_log_records_total",
+                "Events durably appended to the event log",
+            )?,
+            recovered_truncations_total: IntCounter::new(
+                "feedback_log_recovered_truncations_total",
+                "Event log opens that truncated a torn tail",
+            )?,
+            group_size: Histogram::with_opts(
+                HistogramOpts::new(
+                    "feedback_log_group_size",
+                    "Records per event log group commit",
+                )
+                .buckets(group_buckets),
+            )?,
+        };
+        registry.register(Box::new(metrics.fsync_seconds.clone()))?;
+        registry.register(Box::new(metrics.bytes.clone()))?;
+        registry.register(Box::new(metrics.records_total.clone()))?;
+        registry.register(Box::new(metrics.recovered_truncations_total.clone()))?;
+        registry.register(Box::new(metrics.group_size.clone()))?;
+        Ok(metrics)
+    }
+}
+
+/// What [`EventLog::open`] found and repaired.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Segment files in the log.
+    pub segments: usize,
+    /// Valid records kept.
+    pub records: u64,
+    pub first_seq: Option<u64>,
+    pub last_seq: Option<u64>,
+    /// Total segment bytes after truncation.
+    pub bytes: u64,
+    /// Bytes cut off the end of the last segment (0 after a clean shutdown).
+    pub truncated_bytes: u64,
+    /// Why the tail was cut, if it was.
+    pub truncation_reason: Option<FrameError>,
+    /// Intact records found inside (the first 64 MiB of) the cut tail. Non-zero means the
+    /// damage was not just a torn final write (those records may have been acknowledged);
+    /// it is logged as a warning.
+    pub discarded_intact_records: u64,
+}
+
+/// Counters since [`EventLog::open`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogStats {
+    /// `fdatasync` calls on segment files (one per group commit, two when it rotates).
+    pub fsyncs: u64,
+    pub group_commits: u64,
+    /// Records acknowledged since open.
+    pub records: u64,
+    /// Total bytes of all segments.
+    pub bytes: u64,
+    /// Highest acknowledged sequence number (including records recovered at open).
+    pub durable_seq: Option<u64>,
+    /// The writer hit an I/O error and accepts nothing until the log is reopened.
+    pub failed: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("invalid event log config: {0}")]
+    InvalidConfig(String),
+    #[error("cannot {op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("corrupt record in sealed segment {} at byte {offset}: {reason}", path.display())]
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        reason: FrameError,
+    },
+    #[error("segment {} starts at sequence {found}, expected {expected} (missing or overlapping segment)", path.display())]
+    SegmentGap {
+        path: PathBuf,
+        expected: u64,
+        found: u64,
+    },
+    #[error("event log {} is locked by another process", path.display())]
+    Locked { path: PathBuf },
+    #[error("record of {len} bytes exceeds max_record_bytes ({max})")]
+    RecordTooLarge { len: usize, max: u32 },
+    #[error("event log write failed, nothing in this group was acknowledged: {source}")]
+    WriteFailed {
+        #[source]
+        source: Arc<io::Error>,
+    },
+    #[error("event log stopped after an earlier write failure (reopen to recover): {source}")]
+    Stopped {
+        #[source]
+        source: Arc<io::Error>,
+    },
+    #[error("event log writer is not running")]
+    Closed,
+}
+
+/// Handle to an open log. Share it behind an `Arc`; dropping it completes every pending
+/// append, stops the writer thread and releases the directory lock.
+pub struct EventLog {
+    tx: Option<mpsc::Sender<Request>>,
+    writer: Option<JoinHandle<()>>,
+    shared: Arc<Shared>,
+    dir: PathBuf,
+    max_record_bytes: u32,
+    _lock: File,
+}
+
+impl EventLog {
+    /// Locks `cfg.dir` (creating it), recovers the log and starts the writer thread.
+    pub fn open(
+        cfg: LogConfig,
+        metrics: Option<LogMetrics>,
+    ) -> Result<(Self, RecoveryReport), LogError> {
+        cfg.validate()?;
+        let dir = cfg.dir;
+        fs::create_dir_all(&dir).map_err(|source| LogError::Io {
+            op: "create",
+            path: dir.clone(),
+            source,
+        })?;
+        let lock = lock_dir(&dir)?;
+        let recovered = recovery::recover(&dir)?;
+        let report = recovered.report.clone();
+        if let Some(metrics) = &metrics
+            && report.truncated_bytes > 0
+        {
+            metrics.recovered_truncations_total.inc();
+        }
+        let shared = Arc::new(Shared::default());
+        let writer = Writer::new(
+            dir.clone(),
+            cfg.segment_bytes,
+            cfg.retention_bytes,
+            recovered,
+            Arc::clone(&shared),
+            metrics,
+        );
+        let (tx, rx) = mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("event-log-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|source| LogError::Io {
+                op: "start writer thread for",
+                path: dir.clone(),
+                source,
+            })?;
+        tracing::info!(
+            dir = %dir.display(),
+            segments = report.segments,
+            records = report.records,
+            last_seq = ?report.last_seq,
+            truncated_bytes = report.truncated_bytes,
+            "event log opened"
+        );
+        let log = Self {
+            tx: Some(tx),
+            writer: Some(handle),
+            shared,
+            dir,
+            max_record_bytes: cfg.max_record_bytes,
+            _lock: lock,
+        };
+        Ok((log, report))
+    }
+
+    /// Queues one record and returns a `'static` future that resolves to its sequence
+    /// number once it is durable. Sequence numbers follow submission order: a record
+    /// submitted before another (from any thread) gets the lower one.
+    pub fn submit(&self, payload: Vec<u8>) -> Result<PendingAppend, LogError> {
+        let rx = self.submit_async(Payloads::One(payload))?;
+        Ok(PendingAppend::new(rx))
+    }
+
+    /// Queues records with consecutive sequence numbers, acknowledged together. After a
+    /// crash before the acknowledgement, a prefix of them may survive. An empty batch is
+    /// a barrier: it resolves once everything submitted before it is durable.
+    pub fn submit_batch(&self, payloads: Vec<Vec<u8>>) -> Result<PendingBatch, LogError> {
+        let count = payloads.len() as u64;
+        let rx = self.submit_async(Payloads::Many(payloads))?;
+        Ok(PendingBatch::new(rx, count))
+    }
+
+    /// Appends one record; resolves to its sequence number once it is durable. Dropping
+    /// the future before its first poll writes nothing; after that the record may still
+    /// become durable.
+    pub async fn append(&self, payload: Vec<u8>) -> Result<u64, LogError> {
+        self.submit(payload)?.await
+    }
+
+    /// [`Self::submit_batch`] and wait.
+    pub async fn append_batch(&self, payloads: Vec<Vec<u8>>) -> Result<Vec<u64>, LogError> {
+        self.submit_batch(payloads)?.await
+    }
+
+    /// Resolves once every record submitted before the call is durable, or fails if the
+    /// writer has stopped. Costs no fsync of its own.
+    pub async fn flush(&self) -> Result<(), LogError> {
+        self.submit_batch(Vec::new())?.await.map(drop)
+    }
+
+    /// [`Self::append`] for synchronous callers; blocks the calling thread (do not call
+    /// it on an async runtime's worker thread).
+    pub fn append_blocking(&self, payload: Vec<u8>) -> Result<u64, LogError> {
+        self.submit_blocking(Payloads::One(payload))
+    }
+
+    /// [`Self::append_batch`] for synchronous callers; blocks the calling thread.
+    pub fn append_batch_blocking(&self, payloads: Vec<Vec<u8>>) -> Result<Vec<u64>, LogError> {
+        let count = payloads.len() as u64;
+        let first = self.submit_blocking(Payloads::Many(payloads))?;
+        Ok((first..first + count).collect())
+    }
+
+    /// Replays acknowledged records with `seq >= from_seq`, up to the last one
+    /// acknowledged when this is called (later appends are not included).
+    pub fn replay(&self, from_seq: u64) -> Result<Replay, LogError> {
+        let upto = self.shared.stats().durable_seq.unwrap_or(0);
+        Replay::new(&self.dir, from_seq, Some(upto))
+    }
+
+    /// Replays the log in `dir` without opening it (no lock, no repair), e.g. for
+    /// `export-events`. A torn tail in the last segment ends the iteration.
+    pub fn replay_dir(dir: &Path, from_seq: u64) -> Result<Replay, LogError> {
+        Replay::new(dir, from_seq, None)
+    }
+
+    /// Every record of the log in `dir`, see [`Self::replay_dir`].
+    pub fn read_all(dir: &Path) -> Result<Vec<(u64, Vec<u8>)>, LogError> {
+        Self::replay_dir(dir, 0)?.collect()
+    }
+
+    pub fn stats(&self) -> LogStats {
+        self.shared.stats()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Completes pending appends and stops the writer, reporting whether it had failed.
+    pub fn close(mut self) -> Result<(), LogError> {
+        self.shutdown();
+        match self.shared.failure() {
+            Some(source) => Err(LogError::Stopped { source }),
+            None => Ok(()),
+        }
+    }
+
+    fn check_sizes(&self, payloads: &Payloads) -> Result<(), LogError> {
+        let max = self.max_record_bytes;
+        match payloads.as_slice().iter().find(|p| p.len() > max as usize) {
+            Some(payload) => Err(LogError::RecordTooLarge {
+                len: payload.len(),
+                max,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn send(&self, payloads: Payloads, ack: Ack) -> Result<(), LogError> {
+        if let Some(source) = self.shared.failure() {
+            return Err(LogError::Stopped { source });
+        }
+        let tx = self.tx.as_ref().ok_or(LogError::Closed)?;
+        tx.send(Request { payloads, ack })
+            .map_err(|_| LogError::Closed)
+    }
+
+    fn submit_async(&self, payloads: Payloads) -> Result<oneshot::Receiver<Reply>, LogError> {
+        self.check_sizes(&payloads)?;
+        let (ack, rx) = oneshot::channel();
+        self.send(payloads, Ack::Async(ack))?;
+        Ok(rx)
+    }
+
+    fn submit_blocking(&self, payloads: Payloads) -> Result<u64, LogError> {
+        self.check_sizes(&payloads)?;
+        let (ack, rx) = mpsc::sync_channel(1);
+        self.send(payloads, Ack::Blocking(ack))?;
+        Ok(rx.recv().map_err(|_| LogError::Closed)??)
+    }
+
+    fn shutdown(&mut self) {
+        // Closing the channel lets the writer drain and commit what is queued, then exit.
+        self.tx.take();
+        if let Some(handle) = self.writer.take()
+            && handle.join().is_err()
+        {
+            tracing::error!(dir = %self.dir.display(), "event log writer thread panicked");
+        }
+    }
+}
+
+impl Drop for EventLog {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl std::fmt::Debug for EventLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLog")
+            .field("dir", &self.dir)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock_dir(dir: &Path) -> Result<File, LogError> {
+    let path = dir.join("LOCK");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| LogError::Io {
+            op: "open lock file",
+            path: path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(LogError::Locked {
+            path: dir.to_path_buf(),
+        }),
+        Err(TryLockError::Error(source)) => Err(LogError::Io {
+            op: "lock",
+            path,
+            source,
+        }),
+    }
+}

@@ -1,0 +1,25 @@
+//! The feedback loop: the durable event log behind `POST /feedback`, the impression log that
+//! attributes feedback to what was served (and to the bandit arm that chose it), the online user
+//! history, and the export of the log as training data.
+
+pub mod events;
+pub mod export;
+pub mod history;
+pub mod log;
+pub mod service;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackConfig {
+    /// Accepted event types.
+    pub events: Vec<String>,
+    /// Items kept per user in the online history.
+    pub history_per_user: usize,
+    /// Served lists remembered for attribution (oldest forgotten first).
+    pub impressions_capacity: usize,
+    /// Largest `/feedback/batch`.
+    pub max_batch: usize,
+    pub log: log::LogConfig,
+}

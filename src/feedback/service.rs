@@ -1,0 +1,377 @@
+//! The feedback service: appends events to the durable log (acknowledged only after fsync),
+//! attributes them to served lists, credits the bandit arm that chose the list and updates the
+//! online history. On start it rebuilds all of that from a bandit snapshot plus the log.
+
+use super::events::{ArmRef, FeedbackIn, Record, ServedItem, validate};
+use super::history::{InMemoryHistory, UserHistoryStore};
+use super::log::{EventLog, LogMetrics};
+use crate::bandit::{ArmStats, Bandit, BanditSnapshot, BlendWeights, Context};
+use crate::config::Config;
+use crate::pipeline::Strategy;
+use crate::server::metrics::Metrics;
+use crate::server::recommend::ItemOut;
+use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What the service needs to remember of a served list.
+#[derive(Debug, Clone)]
+struct Served {
+    arm: Option<ArmRef>,
+    items: Vec<String>,
+}
+
+/// Bounded request_id → served list map; the oldest entries are forgotten first.
+#[derive(Default)]
+struct Impressions {
+    map: FxHashMap<String, Served>,
+    order: VecDeque<String>,
+}
+
+impl Impressions {
+    fn insert(&mut self, rid: String, s: Served, cap: usize) {
+        if self.map.insert(rid.clone(), s).is_none() {
+            self.order.push_back(rid);
+        }
+        while self.order.len() > cap.max(1) {
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+    }
+}
+
+/// The bandit's pick for one request.
+#[derive(Debug, Clone)]
+pub struct ArmPick {
+    pub context: usize,
+    pub context_label: String,
+    pub arm: usize,
+    pub arm_name: String,
+    pub weights: BlendWeights,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Ack {
+    pub accepted: usize,
+    pub attributed: usize,
+    pub last_seq: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FeedbackError {
+    /// The client's fault: nothing was written.
+    #[error("{0}")]
+    Invalid(String),
+    /// The log could not make the event durable: nothing was acknowledged.
+    #[error("event log: {0}")]
+    Storage(String),
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotFile {
+    /// Every log record with seq <= this is reflected in `bandit`.
+    last_seq: u64,
+    bandit: BanditSnapshot,
+}
+
+pub struct FeedbackService {
+    log: EventLog,
+    pub bandit: Bandit,
+    pub history: Arc<dyn UserHistoryStore>,
+    impressions: Mutex<Impressions>,
+    events: Vec<String>,
+    rewards: std::collections::BTreeMap<String, f64>,
+    capacity: usize,
+    snapshot_path: PathBuf,
+    metrics: Arc<Metrics>,
+    dir: PathBuf,
+}
+
+impl FeedbackService {
+    /// Opens (and recovers) the log, restores the bandit from its snapshot and replays the rest.
+    pub async fn open(cfg: &Config, metrics: Arc<Metrics>) -> Result<Self, String> {
+        let cfg = cfg.clone();
+        tokio::task::spawn_blocking(move || Self::open_blocking(&cfg, metrics))
+            .await
+            .map_err(|e| format!("opening the feedback service failed: {e}"))?
+    }
+
+    pub fn open_blocking(cfg: &Config, metrics: Arc<Metrics>) -> Result<Self, String> {
+        let fcfg = &cfg.feedback;
+        let log_metrics = LogMetrics::register(&metrics.registry).ok();
+        let (log, report) =
+            EventLog::open(fcfg.log.clone(), log_metrics).map_err(|e| e.to_string())?;
+        if report.truncated_bytes > 0 {
+            tracing::warn!(
+                truncated_bytes = report.truncated_bytes,
+                reason = ?report.truncation_reason,
+                records_kept = report.records,
+                "event log: torn or corrupt tail truncated to the last good record"
+            );
+        }
+        let snapshot_path = fcfg.log.dir.join("bandit.snapshot.json");
+        let (bandit, snap_seq) = match std::fs::read(&snapshot_path) {
+            Ok(bytes) => match serde_json::from_slice::<SnapshotFile>(&bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|s| {
+                    Bandit::restore(cfg.bandit.clone(), &s.bandit)
+                        .map(|b| (b, s.last_seq))
+                        .map_err(|e| e.to_string())
+                }) {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "bandit snapshot unusable; rebuilding from the whole log");
+                    (
+                        Bandit::new(cfg.bandit.clone()).map_err(|e| e.to_string())?,
+                        0,
+                    )
+                }
+            },
+            Err(_) => (
+                Bandit::new(cfg.bandit.clone()).map_err(|e| e.to_string())?,
+                0,
+            ),
+        };
+        let svc = Self {
+            log,
+            bandit,
+            history: Arc::new(InMemoryHistory::new(fcfg.history_per_user)),
+            impressions: Mutex::new(Impressions::default()),
+            events: fcfg.events.clone(),
+            rewards: cfg.bandit.rewards.clone(),
+            capacity: fcfg.impressions_capacity,
+            snapshot_path,
+            metrics,
+            dir: fcfg.log.dir.clone(),
+        };
+        let replayed = svc.replay(snap_seq)?;
+        tracing::info!(
+            records = replayed,
+            snapshot_seq = snap_seq,
+            "feedback state rebuilt from the event log"
+        );
+        Ok(svc)
+    }
+
+    /// Applies every log record: impressions and history always, bandit updates only after `snap_seq`.
+    fn replay(&self, snap_seq: u64) -> Result<u64, String> {
+        let mut n = 0;
+        for rec in self.log.replay(0).map_err(|e| e.to_string())? {
+            let (seq, payload) = rec.map_err(|e| e.to_string())?;
+            let Ok(record) = serde_json::from_slice::<Record>(&payload) else {
+                tracing::warn!(seq, "event log record is not a known record; skipped");
+                continue;
+            };
+            self.apply(&record, seq > snap_seq);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// The one place a record changes in-memory state (live and during replay).
+    fn apply(&self, record: &Record, bandit: bool) -> bool {
+        match record {
+            Record::Impression {
+                request_id,
+                arm,
+                items,
+                ..
+            } => {
+                if bandit
+                    && let Some(a) = arm
+                    && let Some(ctx) = Context::from_index(a.context)
+                {
+                    let _ = self.bandit.record_pull(&ctx, a.arm);
+                }
+                let served = Served {
+                    arm: arm.clone(),
+                    items: items.iter().map(|i| i.item_id.clone()).collect(),
+                };
+                self.impressions
+                    .lock()
+                    .insert(request_id.clone(), served, self.capacity);
+                false
+            }
+            Record::Feedback { event, received_at } => {
+                let ts = event.ts.unwrap_or(*received_at);
+                if event.event != "dismiss" {
+                    self.history.record(&event.user_id, &event.item_id, ts);
+                }
+                let served = self.impressions.lock().map.get(&event.request_id).cloned();
+                let Some(served) = served else { return false };
+                let shown = served.items.iter().any(|i| i == &event.item_id);
+                if bandit
+                    && shown
+                    && let Some(a) = &served.arm
+                    && let Some(ctx) = Context::from_index(a.context)
+                {
+                    let reward = self.rewards.get(&event.event).copied().unwrap_or(0.0);
+                    if reward > 0.0 {
+                        let _ = self.bandit.record_reward(&ctx, a.arm, reward);
+                        self.metrics
+                            .bandit_reward
+                            .with_label_values(&[ctx.label().as_str(), a.arm_name.as_str()])
+                            .inc_by(reward);
+                    }
+                }
+                shown
+            }
+        }
+    }
+
+    /// The bandit's arm for a request context (and the pull is counted).
+    pub fn choose_arm(&self, history_len: usize, device: Option<&str>, ts: i64) -> ArmPick {
+        let ctx = Context::new(history_len, device, ts, self.bandit.config());
+        let arm = self.bandit.choose_next(&ctx);
+        let cfg = &self.bandit.arms()[arm.min(self.bandit.arms().len().saturating_sub(1))];
+        ArmPick {
+            context: ctx.index(),
+            context_label: ctx.label(),
+            arm,
+            arm_name: cfg.name.clone(),
+            weights: cfg.weights.clone(),
+        }
+    }
+
+    /// Records a served list. The impression is queued for the log's next group commit without
+    /// waiting: nothing was acknowledged to anyone, and the request must not wait on the disk.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_impression(
+        &self,
+        request_id: &str,
+        user_id: Option<&str>,
+        variant: &str,
+        arm: Option<&ArmPick>,
+        strategy: Strategy,
+        model_version: &str,
+        items: &[ItemOut],
+    ) {
+        let record = Record::Impression {
+            request_id: request_id.to_string(),
+            user_id: user_id.map(str::to_string),
+            variant: variant.to_string(),
+            arm: arm.map(|a| ArmRef {
+                context: a.context,
+                arm: a.arm,
+                arm_name: a.arm_name.clone(),
+            }),
+            strategy: strategy.as_str().to_string(),
+            model_version: model_version.to_string(),
+            items: items
+                .iter()
+                .enumerate()
+                .map(|(p, i)| ServedItem {
+                    item_id: i.item_id.clone(),
+                    position: p as u32,
+                    score: i.score,
+                })
+                .collect(),
+            ts: crate::train::now_unix(),
+        };
+        self.apply(&record, true);
+        match serde_json::to_vec(&record) {
+            // `submit` enqueues now (log order = call order); the request does not wait for the
+            // fsync. A crash before it only loses attribution for this list, never an ack.
+            Ok(payload) => match self.log.submit(payload) {
+                Ok(fut) => {
+                    tokio::spawn(async move {
+                        if let Err(e) = fut.await {
+                            tracing::warn!(error = %e, "impression not logged");
+                        }
+                    });
+                }
+                Err(e) => tracing::warn!(error = %e, "impression not logged"),
+            },
+            Err(e) => tracing::warn!(error = %e, "impression not serialisable"),
+        }
+    }
+
+    /// Validates, makes durable (one group-committed fsync), then applies. All or nothing.
+    pub async fn ingest(&self, events: Vec<FeedbackIn>) -> Result<Ack, FeedbackError> {
+        for (i, e) in events.iter().enumerate() {
+            validate(e, &self.events).map_err(|m| {
+                FeedbackError::Invalid(if events.len() > 1 {
+                    format!("events[{i}]: {m}")
+                } else {
+                    m
+                })
+            })?;
+        }
+        let received_at = crate::train::now_unix();
+        let records: Vec<Record> = events
+            .into_iter()
+            .map(|event| Record::Feedback { event, received_at })
+            .collect();
+        let payloads: Vec<Vec<u8>> = records
+            .iter()
+            .map(serde_json::to_vec)
+            .collect::<Result<_, _>>()
+            .map_err(|e| FeedbackError::Storage(e.to_string()))?;
+        let seqs = self
+            .log
+            .append_batch(payloads)
+            .await
+            .map_err(|e| FeedbackError::Storage(e.to_string()))?;
+        let mut attributed = 0;
+        for r in &records {
+            if let Record::Feedback { event, .. } = r {
+                self.metrics
+                    .feedback_events
+                    .with_label_values(&[event.event.as_str()])
+                    .inc();
+            }
+            let hit = self.apply(r, true);
+            attributed += usize::from(hit);
+            self.metrics
+                .feedback_attribution
+                .with_label_values(&[if hit { "attributed" } else { "unattributed" }])
+                .inc();
+        }
+        Ok(Ack {
+            accepted: records.len(),
+            attributed,
+            last_seq: seqs.last().copied().unwrap_or(0),
+        })
+    }
+
+    /// Writes the bandit state with the log position it reflects (atomically, via rename).
+    /// Called at clean shutdown, after every queued write is durable, so the in-memory state is
+    /// exactly the log's; after a crash the log is replayed from the last snapshot instead.
+    pub fn write_snapshot(&self) -> Result<(), String> {
+        let Some(last_seq) = self.log.stats().durable_seq else {
+            return Ok(());
+        };
+        let file = SnapshotFile {
+            last_seq,
+            bandit: self.bandit.snapshot(),
+        };
+        let tmp = self.snapshot_path.with_extension("tmp");
+        let bytes = serde_json::to_vec(&file).map_err(|e| e.to_string())?;
+        std::fs::write(&tmp, bytes).map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp, &self.snapshot_path).map_err(|e| e.to_string())
+    }
+
+    pub fn bandit_stats(&self) -> Vec<ArmStats> {
+        self.bandit.stats()
+    }
+
+    pub fn refresh_gauges(&self) {
+        self.metrics.log_bytes.set(self.log.stats().bytes as i64);
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// Flushes pending writes and snapshots the bandit. Called on shutdown.
+    pub async fn close(&self) {
+        let _ = self.log.flush().await;
+        if let Err(e) = self.write_snapshot() {
+            tracing::warn!(error = %e, "bandit snapshot failed; the next start replays the log");
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Stage 2: the feature definition and the ranker. The native flat-tree scorer serves by default;
+//! the LightGBM C library (lightgbm3) is the reference and a config switch away.
+
+pub mod features;
+pub mod gbdt;
+pub mod lgbm;
+
+use crate::config::RankerBackend;
+use gbdt::{NativeModel, RankerError};
+use lgbm::LgbmBooster;
+
+/// A loaded lambdarank model, shared by every request (never copied per request).
+pub enum Ranker {
+    Native(NativeModel),
+    Lightgbm(LgbmBooster),
+}
+
+impl Ranker {
+    /// Parses the LightGBM text model and checks it expects `n_features` inputs.
+    pub fn load(
+        text: &str,
+        backend: RankerBackend,
+        n_features: usize,
+    ) -> Result<Self, RankerError> {
+        let native = NativeModel::parse(text)?;
+        if native.num_features() != n_features {
+            return Err(RankerError::FeatureMismatch {
+                expected: n_features,
+                got: native.num_features(),
+            });
+        }
+        Ok(match backend {
+            RankerBackend::Native => Ranker::Native(native),
+            RankerBackend::Lightgbm => Ranker::Lightgbm(LgbmBooster::from_string(text)?),
+        })
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Ranker::Native(_) => "native",
+            Ranker::Lightgbm(_) => "lightgbm",
+        }
+    }
+
+    /// Scores row-major `rows` (`n_features` per row) in one call.
+    pub fn score_batch(&self, rows: &[f32], n_features: usize) -> Result<Vec<f64>, RankerError> {
+        match self {
+            Ranker::Native(m) => {
+                let mut out = Vec::with_capacity(rows.len() / n_features.max(1));
+                m.score_batch(rows, n_features, &mut out)?;
+                Ok(out)
+            }
+            Ranker::Lightgbm(b) => b.predict_batch(rows, n_features),
+        }
+    }
+}

@@ -1,0 +1,584 @@
+//! Tests of the index against naive references: brute-force top-k, exact vs HNSW, MIPS vs
+//! nearest-neighbour, bias, dump/reload round trips, and inputs that must error instead of panicking.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use hnsw_rs::prelude::Distance;
+use proptest::prelude::*;
+use rand::{RngExt, SeedableRng, rngs::StdRng};
+
+use super::exact::TopK;
+use super::mips::{AugmentedL2, augment_query, augmentation_norm};
+use super::*;
+
+/// HNSW for any size; one build thread, so the graph (hnsw_rs seeds its level generator) is reproducible.
+fn hnsw_cfg() -> IndexConfig {
+    IndexConfig {
+        exact_below: 0,
+        threads: 1,
+        ..IndexConfig::default()
+    }
+}
+
+/// Reference: every item scored in f64, sorted by score descending then id ascending, filtered.
+fn brute_force(
+    vectors: &[f32],
+    bias: Option<&[f32]>,
+    dim: usize,
+    q: &[f32],
+    k: usize,
+    allow: impl Fn(u32) -> bool,
+) -> Vec<(u32, f64)> {
+    let mut all: Vec<(u32, f64)> = vectors
+        .chunks_exact(dim)
+        .enumerate()
+        .map(|(i, row)| {
+            let dot: f64 = row
+                .iter()
+                .zip(q)
+                .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                .sum();
+            (i as u32, dot + bias.map_or(0.0, |b| f64::from(b[i])))
+        })
+        .filter(|&(i, _)| allow(i))
+        .collect();
+    all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    all.truncate(k);
+    all
+}
+
+/// `n` items and `queries` queries drawn around the same `clusters` centres on the unit sphere:
+/// each point is a centre × norm in [0.5, 2] plus ±0.15 noise (queries: user vectors in the item space).
+fn clustered_with_queries(
+    n: usize,
+    queries: usize,
+    dim: usize,
+    clusters: usize,
+    seed: u64,
+) -> (Vec<f32>, Vec<f32>) {
+    let mut all = clustered(n + queries, dim, clusters, seed);
+    let queries = all.split_off(n * dim);
+    (all, queries)
+}
+
+/// `n` points around `clusters` centres on the unit sphere: centre × norm in [0.5, 2] plus ±0.15 noise.
+fn clustered(n: usize, dim: usize, clusters: usize, seed: u64) -> Vec<f32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let centres: Vec<Vec<f32>> = (0..clusters)
+        .map(|_| {
+            let c: Vec<f32> = (0..dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+            let norm = c.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-3);
+            c.into_iter().map(|x| x / norm).collect()
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n * dim);
+    for _ in 0..n {
+        let c = &centres[rng.random_range(0..clusters)];
+        let scale = rng.random_range(0.5f32..2.0);
+        out.extend(
+            c.iter()
+                .map(|x| x * scale + rng.random_range(-0.15f32..0.15)),
+        );
+    }
+    out
+}
+
+fn search(index: &VectorIndex, q: &[f32], k: usize) -> Vec<(u32, f32)> {
+    let mut out = Vec::new();
+    index
+        .search(q, k, &mut SearchScratch::new(), &mut out)
+        .unwrap();
+    out
+}
+
+fn recall(found: &[(u32, f32)], truth: &[(u32, f32)]) -> f64 {
+    let truth: HashSet<u32> = truth.iter().map(|p| p.0).collect();
+    let hits = found.iter().filter(|p| truth.contains(&p.0)).count();
+    hits as f64 / truth.len().max(1) as f64
+}
+
+/// Integer-valued items, bias and query: every f32 dot product is exact, so ties are real ties.
+fn int_case() -> impl Strategy<Value = (usize, Vec<f32>, Option<Vec<f32>>, Vec<f32>, usize)> {
+    (1usize..12, 0usize..200, 0usize..40).prop_flat_map(|(dim, n, k)| {
+        let val = (-4i8..=4).prop_map(f32::from);
+        (
+            Just(dim),
+            proptest::collection::vec(val.clone(), n * dim),
+            proptest::option::of(proptest::collection::vec(val.clone(), n)),
+            proptest::collection::vec(val, dim),
+            Just(k),
+        )
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn exact_scan_equals_brute_force_with_ties((dim, v, b, q, k) in int_case()) {
+        let index = VectorIndex::build(v.clone(), b.clone(), dim, &IndexConfig::default()).unwrap();
+        prop_assert_eq!(index.kind(), "exact");
+        let got = search(&index, &q, k);
+        let want = brute_force(&v, b.as_deref(), dim, &q, k, |_| true);
+        let got_scores: Vec<f64> = got.iter().map(|p| f64::from(p.1)).collect();
+        let want_scores: Vec<f64> = want.iter().map(|p| p.1).collect();
+        prop_assert_eq!(got_scores, want_scores);
+        let all = brute_force(&v, b.as_deref(), dim, &q, usize::MAX, |_| true);
+        let exact: std::collections::HashMap<u32, f64> = all.into_iter().collect();
+        let mut seen = HashSet::new();
+        for (id, score) in &got {
+            prop_assert!(seen.insert(*id), "duplicate id {}", id);
+            prop_assert_eq!(exact.get(id).copied(), Some(f64::from(*score)));
+        }
+    }
+
+    #[test]
+    fn exact_scan_equals_brute_force_continuous(
+        seed in any::<u64>(), n in 1usize..700, dim in 1usize..40, k in 1usize..60, with_bias: bool,
+    ) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let v: Vec<f32> = (0..n * dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        let b: Option<Vec<f32>> = with_bias.then(|| (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect());
+        let q: Vec<f32> = (0..dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        let index = VectorIndex::build(v.clone(), b.clone(), dim, &IndexConfig::default()).unwrap();
+        let got = search(&index, &q, k);
+        let want = brute_force(&v, b.as_deref(), dim, &q, k, |_| true);
+        prop_assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            prop_assert!((f64::from(g.1) - w.1).abs() < 1e-4, "{:?} vs {:?}", g, w);
+        }
+        prop_assert!(got.windows(2).all(|w| w[0].1 >= w[1].1));
+    }
+
+    #[test]
+    fn filtered_exact_scan_equals_filtered_brute_force((dim, v, b, q, k) in int_case(), modulus in 1u32..5) {
+        let index = VectorIndex::build(v.clone(), b.clone(), dim, &IndexConfig::default()).unwrap();
+        let allow = |id: u32| !id.is_multiple_of(modulus);
+        let mut got = Vec::new();
+        index.search_filtered(&q, k, 0, allow, &mut SearchScratch::new(), &mut got).unwrap();
+        let want = brute_force(&v, b.as_deref(), dim, &q, k, allow);
+        prop_assert!(got.iter().all(|p| allow(p.0)));
+        let got_scores: Vec<f64> = got.iter().map(|p| f64::from(p.1)).collect();
+        let want_scores: Vec<f64> = want.iter().map(|p| p.1).collect();
+        prop_assert_eq!(got_scores, want_scores);
+    }
+
+    #[test]
+    fn top_k_heap_equals_sort(entries in proptest::collection::vec((-5i8..5, 0u32..1000), 0..300), k in 0usize..50) {
+        let mut top = TopK::default();
+        top.reset(k);
+        for &(s, id) in &entries {
+            top.push(f32::from(s), id);
+        }
+        let mut got = Vec::new();
+        top.drain_sorted_into(&mut got);
+        let mut want: Vec<(u32, f32)> = entries.iter().map(|&(s, id)| (id, f32::from(s))).collect();
+        want.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        want.truncate(k);
+        prop_assert_eq!(got, want);
+    }
+
+    #[test]
+    fn augmented_distance_is_decreasing_in_score(seed in any::<u64>(), n in 1usize..50, dim in 1usize..20) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let v: Vec<f32> = (0..n * dim).map(|_| rng.random_range(-3.0f32..3.0)).collect();
+        let b: Vec<f32> = (0..n).map(|_| rng.random_range(-2.0f32..2.0)).collect();
+        let q: Vec<f32> = (0..dim).map(|_| rng.random_range(-3.0f32..3.0)).collect();
+        let m = f64::from(augmentation_norm(&v, Some(&b), dim));
+        let qn = (1.0 + q.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>()).sqrt();
+        let mut q_aug = Vec::new();
+        augment_query(&q, &mut q_aug);
+        for (i, row) in v.chunks_exact(dim).enumerate() {
+            let mut x_aug: Vec<f32> = row.iter().chain([&b[i]]).map(|x| (f64::from(*x) / m) as f32).collect();
+            let sq: f64 = x_aug.iter().map(|x| f64::from(*x).powi(2)).sum();
+            x_aug.push((1.0 - sq).max(0.0).sqrt() as f32);
+            let score: f64 = row.iter().zip(&q).map(|(a, c)| f64::from(*a) * f64::from(*c)).sum::<f64>() + f64::from(b[i]);
+            let dist = f64::from(AugmentedL2.eval(&q_aug, &x_aug));
+            prop_assert!((dist - (2.0 - 2.0 * score / (m * qn))).abs() < 1e-4, "{} vs {}", dist, score);
+        }
+    }
+}
+
+#[test]
+fn hnsw_equals_exact_on_small_clustered_data() {
+    let (n, dim) = (600, 8);
+    let (v, queries) = clustered_with_queries(n, 30, dim, 6, 1);
+    let exact = VectorIndex::build(v.clone(), None, dim, &IndexConfig::default()).unwrap();
+    let hnsw = VectorIndex::build(v.clone(), None, dim, &hnsw_cfg()).unwrap();
+    assert_eq!((exact.kind(), hnsw.kind()), ("exact", "hnsw"));
+    for q in queries.chunks_exact(dim) {
+        for k in [1, 10, 50] {
+            assert_eq!(search(&hnsw, q, k), search(&exact, q, k), "k={k}");
+        }
+    }
+}
+
+#[test]
+fn hnsw_recall_on_5000_clustered() {
+    let (n, dim, k) = (5000, 16, 50);
+    let (v, queries) = clustered_with_queries(n, 40, dim, 20, 3);
+    let exact = VectorIndex::build(v.clone(), None, dim, &IndexConfig::default()).unwrap();
+    let hnsw = VectorIndex::build(v, None, dim, &hnsw_cfg()).unwrap();
+    let total: f64 = queries
+        .chunks_exact(dim)
+        .map(|q| recall(&search(&hnsw, q, k), &search(&exact, q, k)))
+        .sum();
+    let mean = total / 40.0;
+    assert!(mean >= 0.98, "recall@{k} = {mean}");
+}
+
+/// One long vector at 60° from the query beats many short vectors pointing straight at it:
+/// the inner-product winner is not the Euclidean nearest neighbour.
+#[test]
+fn hnsw_retrieves_max_inner_product_not_nearest() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let dim = 4;
+    let mut v = Vec::new();
+    for _ in 0..300 {
+        let norm = rng.random_range(0.5f32..1.0);
+        v.extend(
+            [norm, 0.0, 0.0, 0.0]
+                .iter()
+                .map(|x| x + rng.random_range(-0.05f32..0.05)),
+        );
+    }
+    v.extend([10.0 * 0.5, 10.0 * 0.866, 0.0, 0.0]); // id 300: norm 10, dot 5 with q
+    let q = [1.0, 0.0, 0.0, 0.0];
+    let nearest = v
+        .chunks_exact(dim)
+        .enumerate()
+        .min_by(|a, b| {
+            let d = |r: &[f32]| r.iter().zip(&q).map(|(x, y)| (x - y).powi(2)).sum::<f32>();
+            d(a.1).total_cmp(&d(b.1))
+        })
+        .map(|p| p.0);
+    assert_ne!(
+        nearest,
+        Some(300),
+        "the test needs the MIPS winner not to be the nearest"
+    );
+    for cfg in [IndexConfig::default(), hnsw_cfg()] {
+        let index = VectorIndex::build(v.clone(), None, dim, &cfg).unwrap();
+        let top = search(&index, &q, 3);
+        assert_eq!(top[0].0, 300, "{}", index.kind());
+        assert!((top[0].1 - 5.0).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn bias_is_added_to_every_score() {
+    let (n, dim) = (800, 8);
+    let v = clustered(n, dim, 5, 6);
+    let mut b: Vec<f32> = (0..n).map(|i| (i % 7) as f32 * 0.01).collect();
+    b[123] = 100.0;
+    let q = &clustered(1, dim, 5, 7)[..];
+    for cfg in [IndexConfig::default(), hnsw_cfg()] {
+        let index = VectorIndex::build(v.clone(), Some(b.clone()), dim, &cfg).unwrap();
+        let top = search(&index, q, 20);
+        assert_eq!(top[0].0, 123, "{}", index.kind());
+        let want = brute_force(&v, Some(&b), dim, q, 20, |_| true);
+        assert_eq!(
+            top.iter().map(|p| p.0).collect::<Vec<_>>(),
+            want.iter().map(|p| p.0).collect::<Vec<_>>(),
+            "{}",
+            index.kind()
+        );
+        for (id, score) in top {
+            let row = index.vector(id).unwrap();
+            let dot: f32 = row.iter().zip(q).map(|(x, y)| x * y).sum();
+            assert!((score - (dot + b[id as usize])).abs() < 1e-4);
+            assert_eq!(index.bias(id), Some(b[id as usize]));
+        }
+    }
+}
+
+#[test]
+fn filtered_hnsw_search_skips_excluded_items() {
+    let (n, dim) = (1500, 8);
+    let v = clustered(n, dim, 5, 8);
+    let hnsw = VectorIndex::build(v.clone(), None, dim, &hnsw_cfg()).unwrap();
+    let q = &clustered(1, dim, 5, 9)[..];
+    let unfiltered = search(&hnsw, q, 30);
+    let excluded: HashSet<u32> = unfiltered.iter().take(20).map(|p| p.0).collect();
+    let mut got = Vec::new();
+    hnsw.search_filtered(
+        q,
+        30,
+        excluded.len(),
+        |id| !excluded.contains(&id),
+        &mut SearchScratch::new(),
+        &mut got,
+    )
+    .unwrap();
+    let want = brute_force(&v, None, dim, q, 30, |id| !excluded.contains(&id));
+    assert_eq!(got.len(), 30);
+    assert!(got.iter().all(|p| !excluded.contains(&p.0)));
+    let want_ids: HashSet<u32> = want.iter().map(|p| p.0).collect();
+    let hits = got.iter().filter(|p| want_ids.contains(&p.0)).count();
+    assert!(hits >= 29, "filtered recall {hits}/30");
+}
+
+#[test]
+fn k_larger_than_catalogue_returns_everything() {
+    let v = clustered(40, 4, 3, 10);
+    for cfg in [IndexConfig::default(), hnsw_cfg()] {
+        let index = VectorIndex::build(v.clone(), None, 4, &cfg).unwrap();
+        let top = search(&index, &[0.1, 0.2, 0.3, 0.4], 1000);
+        let ids: HashSet<u32> = top.iter().map(|p| p.0).collect();
+        assert_eq!(ids.len(), 40, "{}", index.kind());
+        assert!(top.windows(2).all(|w| w[0].1 >= w[1].1));
+        assert!(search(&index, &[0.1, 0.2, 0.3, 0.4], 0).is_empty());
+    }
+}
+
+#[test]
+fn empty_and_single_item_indexes() {
+    let empty = VectorIndex::build(Vec::new(), None, 3, &hnsw_cfg()).unwrap();
+    assert_eq!(
+        (empty.kind(), empty.len(), empty.is_empty()),
+        ("exact", 0, true)
+    );
+    assert!(search(&empty, &[1.0, 2.0, 3.0], 10).is_empty());
+    assert!(empty.vector(0).is_none());
+    let one = VectorIndex::build(vec![1.0, 2.0, 3.0], Some(vec![0.5]), 3, &hnsw_cfg()).unwrap();
+    assert_eq!(one.kind(), "hnsw");
+    assert_eq!(search(&one, &[1.0, 1.0, 1.0], 5), vec![(0, 6.5)]);
+}
+
+#[test]
+fn bad_inputs_are_errors_not_panics() {
+    let index = VectorIndex::build(vec![1.0; 12], None, 4, &IndexConfig::default()).unwrap();
+    let mut out = vec![(9, 9.0)];
+    let mut scratch = SearchScratch::new();
+    let err = index.search(&[1.0; 3], 5, &mut scratch, &mut out);
+    assert!(matches!(
+        err,
+        Err(IndexError::QueryDimension {
+            expected: 4,
+            actual: 3
+        })
+    ));
+    assert!(out.is_empty(), "out is cleared even on error");
+    let err = index.search(&[1.0, f32::NAN, 0.0, 0.0], 5, &mut scratch, &mut out);
+    assert!(matches!(err, Err(IndexError::NonFiniteQuery)));
+    assert_eq!(index.score(&[1.0; 3], 0), None);
+    assert_eq!(index.score(&[1.0; 4], 3), None);
+    assert_eq!(index.score(&[1.0; 4], 2), Some(4.0));
+
+    let cfg = IndexConfig::default();
+    let build = |v: Vec<f32>, b: Option<Vec<f32>>, dim| VectorIndex::build(v, b, dim, &cfg);
+    assert!(matches!(
+        build(vec![1.0; 7], None, 4),
+        Err(IndexError::Shape { .. })
+    ));
+    assert!(matches!(
+        build(vec![1.0; 8], None, 0),
+        Err(IndexError::Shape { .. })
+    ));
+    assert!(matches!(
+        build(vec![1.0; 8], Some(vec![0.0]), 4),
+        Err(IndexError::BiasLength {
+            expected: 2,
+            actual: 1
+        })
+    ));
+    let mut nan = vec![1.0; 8];
+    nan[5] = f32::INFINITY;
+    assert!(matches!(
+        build(nan, None, 4),
+        Err(IndexError::NonFiniteItem { item: 1 })
+    ));
+    assert!(matches!(
+        build(vec![1.0; 8], Some(vec![0.0, f32::NAN]), 4),
+        Err(IndexError::NonFiniteItem { item: 1 })
+    ));
+    let bad = IndexConfig {
+        m: 256,
+        ..IndexConfig::default()
+    };
+    assert!(matches!(
+        VectorIndex::build(vec![1.0; 8], None, 4, &bad),
+        Err(IndexError::InvalidConfig { field: "m", .. })
+    ));
+}
+
+#[test]
+fn concurrent_searches_agree_with_sequential_ones() {
+    let dim = 8;
+    let v = clustered(1000, dim, 5, 11);
+    let queries = clustered(16, dim, 5, 12);
+    for cfg in [IndexConfig::default(), hnsw_cfg()] {
+        let index = VectorIndex::build(v.clone(), None, dim, &cfg).unwrap();
+        let sequential: Vec<_> = queries
+            .chunks_exact(dim)
+            .map(|q| search(&index, q, 25))
+            .collect();
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        queries
+                            .chunks_exact(dim)
+                            .map(|q| search(&index, q, 25))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for h in handles {
+                assert_eq!(h.join().unwrap(), sequential);
+            }
+        });
+    }
+}
+
+fn dump_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn dump_then_load_gives_identical_results() {
+    let (n, dim) = (1200, 8);
+    let v = clustered(n, dim, 5, 13);
+    let b: Vec<f32> = (0..n).map(|i| (i % 5) as f32 * 0.1).collect();
+    let cfg = hnsw_cfg();
+    let built = VectorIndex::build(v.clone(), Some(b.clone()), dim, &cfg).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("indexes");
+    built.dump(&dir, "cf").unwrap();
+    built.dump(&dir, "cf").unwrap(); // replaces, never leaves a second copy
+    assert_eq!(
+        dump_files(&dir),
+        ["cf.hnsw.data", "cf.hnsw.graph", "cf.index.json"]
+    );
+
+    let loaded = VectorIndex::load(&dir, "cf", v.clone(), Some(b.clone()), dim, &cfg).unwrap();
+    assert!(loaded.is_loaded_from_dump() && !built.is_loaded_from_dump());
+    let again =
+        VectorIndex::load_or_build(&dir, "cf", v.clone(), Some(b.clone()), dim, &cfg).unwrap();
+    assert!(again.is_loaded_from_dump());
+    // A reloaded graph dumps and reloads too (hnsw_rs marks it as memory-mapped, which changes file naming).
+    let dir2 = tmp.path().join("second");
+    loaded.dump(&dir2, "cf").unwrap();
+    let reloaded = VectorIndex::load(&dir2, "cf", v.clone(), Some(b.clone()), dim, &cfg).unwrap();
+    let queries = clustered(20, dim, 5, 14);
+    for q in queries.chunks_exact(dim) {
+        let want = search(&built, q, 40);
+        assert_eq!(search(&loaded, q, 40), want);
+        assert_eq!(search(&again, q, 40), want);
+        assert_eq!(search(&reloaded, q, 40), want);
+    }
+}
+
+#[test]
+fn stale_corrupt_or_missing_dumps_are_rejected_and_rebuilt() {
+    let (n, dim) = (500, 6);
+    let v = clustered(n, dim, 4, 15);
+    let cfg = hnsw_cfg();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let load = |v: Vec<f32>, cfg: &IndexConfig| VectorIndex::load(dir, "cf", v, None, dim, cfg);
+
+    assert!(matches!(
+        load(v.clone(), &cfg),
+        Err(IndexError::MissingDump(_))
+    ));
+    VectorIndex::build(v.clone(), None, dim, &cfg)
+        .unwrap()
+        .dump(dir, "cf")
+        .unwrap();
+    assert!(load(v.clone(), &cfg).is_ok());
+
+    let mut changed = v.clone();
+    changed[17] += 0.5;
+    assert!(matches!(
+        load(changed.clone(), &cfg),
+        Err(IndexError::StaleDump(_))
+    ));
+    let rebuilt = VectorIndex::load_or_build(dir, "cf", changed, None, dim, &cfg).unwrap();
+    assert_eq!(
+        (rebuilt.kind(), rebuilt.is_loaded_from_dump()),
+        ("hnsw", false)
+    );
+    assert!(matches!(
+        load(v[..v.len() - dim].to_vec(), &cfg),
+        Err(IndexError::StaleDump(_))
+    ));
+    let other_m = IndexConfig {
+        m: 8,
+        ..cfg.clone()
+    };
+    assert!(matches!(
+        load(v.clone(), &other_m),
+        Err(IndexError::StaleDump(_))
+    ));
+    assert!(matches!(
+        VectorIndex::load(dir, "cf", v.clone(), Some(vec![0.0; n]), dim, &cfg),
+        Err(IndexError::StaleDump(_))
+    ));
+    assert!(
+        load(v.clone(), &cfg).is_ok(),
+        "rejections must not damage the dump"
+    );
+
+    let graph = dir.join("cf.hnsw.graph");
+    let mut bytes = std::fs::read(&graph).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&graph, &bytes).unwrap();
+    assert!(matches!(
+        load(v.clone(), &cfg),
+        Err(IndexError::CorruptDump(_))
+    ));
+    bytes.truncate(mid);
+    std::fs::write(&graph, &bytes).unwrap();
+    assert!(matches!(
+        load(v.clone(), &cfg),
+        Err(IndexError::CorruptDump(_))
+    ));
+    let rebuilt = VectorIndex::load_or_build(dir, "cf", v.clone(), None, dim, &cfg).unwrap();
+    assert_eq!(
+        (rebuilt.kind(), rebuilt.is_loaded_from_dump()),
+        ("hnsw", false)
+    );
+
+    std::fs::write(dir.join("cf.index.json"), b"{ not json").unwrap();
+    assert!(matches!(
+        load(v.clone(), &cfg),
+        Err(IndexError::Sidecar { .. })
+    ));
+    assert!(matches!(
+        VectorIndex::load(dir, "../cf", v.clone(), None, dim, &cfg),
+        Err(IndexError::DumpName(_))
+    ));
+}
+
+#[test]
+fn exact_indexes_neither_write_nor_read_dumps() {
+    let v = clustered(100, 4, 2, 16);
+    let tmp = tempfile::tempdir().unwrap();
+    let exact = VectorIndex::build(v.clone(), None, 4, &IndexConfig::default()).unwrap();
+    exact.dump(tmp.path(), "cf").unwrap();
+    assert!(dump_files(tmp.path()).is_empty());
+    let index =
+        VectorIndex::load_or_build(tmp.path(), "cf", v, None, 4, &IndexConfig::default()).unwrap();
+    assert_eq!(index.kind(), "exact");
+}
+
+#[test]
+fn config_deserialises_with_defaults() {
+    let cfg: IndexConfig = serde_json::from_str(r#"{"m": 32}"#).unwrap();
+    assert_eq!(
+        cfg,
+        IndexConfig {
+            m: 32,
+            ..IndexConfig::default()
+        }
+    );
+    assert!(serde_json::from_str::<IndexConfig>(r#"{"mm": 32}"#).is_err());
+}

@@ -1,0 +1,76 @@
+//! Popularity source (cold start, always available): half from the most popular items of the
+//! user's favourite categories (their segment), the rest globally; score = popularity percentile.
+
+use super::{Eligibility, SourceList};
+use crate::bundle::Model;
+use crate::ranking::features::UserProfile;
+use rustc_hash::FxHashSet;
+
+/// Favourite categories consulted for the per-segment half.
+const TOP_CATEGORIES: usize = 2;
+
+pub fn candidates(
+    model: &Model,
+    profile: &UserProfile,
+    elig: &Eligibility,
+    k: usize,
+) -> SourceList {
+    let mut out: SourceList = Vec::with_capacity(k);
+    if k == 0 {
+        return out;
+    }
+    let mut taken: FxHashSet<u32> = FxHashSet::default();
+    let mut push = |out: &mut SourceList, i: u32| {
+        if elig.allows(model, i) && taken.insert(i) {
+            out.push((i, model.popularity_pct[i as usize]));
+        }
+    };
+    let mut cats: Vec<(u32, f32)> = profile.cat_share.iter().map(|(&c, &s)| (c, s)).collect();
+    cats.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let per_cat = (k / 2).div_ceil(TOP_CATEGORIES.max(1));
+    for &(c, _) in cats.iter().take(TOP_CATEGORIES) {
+        let before = out.len();
+        for &i in model
+            .popular_by_category
+            .get(c as usize)
+            .map_or(&[][..], |v| v.as_slice())
+        {
+            if out.len() - before >= per_cat {
+                break;
+            }
+            push(&mut out, i);
+        }
+    }
+    let global: &[u32] = match elig.category {
+        Some(c) => model
+            .popular_by_category
+            .get(c as usize)
+            .map_or(&[][..], |v| v.as_slice()),
+        None => &model.popular_order,
+    };
+    for &i in global {
+        if out.len() >= k {
+            break;
+        }
+        push(&mut out, i);
+    }
+    out.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    out
+}
+
+/// The last resort of the fallback chain: eligible items by global popularity, skipping `taken`.
+pub fn fill(model: &Model, elig: &Eligibility, taken: &FxHashSet<u32>, n: usize) -> SourceList {
+    let global: &[u32] = match elig.category {
+        Some(c) => model
+            .popular_by_category
+            .get(c as usize)
+            .map_or(&[][..], |v| v.as_slice()),
+        None => &model.popular_order,
+    };
+    global
+        .iter()
+        .filter(|&&i| !taken.contains(&i) && elig.allows(model, i))
+        .take(n)
+        .map(|&i| (i, model.popularity_pct[i as usize]))
+        .collect()
+}

@@ -1,0 +1,214 @@
+//! Prometheus metrics: base units (`_seconds`, `_bytes`), `_total` counters, help text on every
+//! family, and labels with bounded values only (route templates, stages, sources, variants,
+//! strategies, reasons — never a user id, an item id or a raw URI).
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder, exponential_buckets,
+};
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub requests: IntCounterVec,
+    pub request_seconds: HistogramVec,
+    pub in_flight: IntGauge,
+    pub stage_seconds: HistogramVec,
+    pub source_seconds: HistogramVec,
+    pub source_candidates: HistogramVec,
+    pub fallbacks: IntCounterVec,
+    pub budget_overruns: IntCounterVec,
+    pub variant_resolution: IntCounterVec,
+    pub shed: IntCounter,
+    pub reloads: IntCounterVec,
+    pub model_info: IntGaugeVec,
+    pub bandit_pulls: IntCounterVec,
+    pub feedback_events: IntCounterVec,
+    pub feedback_attribution: IntCounterVec,
+    pub bandit_reward: prometheus::CounterVec,
+    pub log_fsync_seconds: Histogram,
+    pub log_bytes: IntGauge,
+    pub log_records: IntCounter,
+    pub log_recoveries: IntCounter,
+    pub log_group_size: Histogram,
+}
+
+fn latency_buckets() -> Vec<f64> {
+    // 50 µs … ~1.6 s
+    exponential_buckets(0.00005, 2.0, 16).unwrap_or_default()
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let r = Registry::new_custom(Some("recserve".into()), None)?;
+        let counter_vec =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
+                let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+                r.register(Box::new(c.clone()))?;
+                Ok(c)
+            };
+        let hist_vec = |name: &str,
+                        help: &str,
+                        labels: &[&str],
+                        b: Vec<f64>|
+         -> Result<HistogramVec, prometheus::Error> {
+            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(b), labels)?;
+            r.register(Box::new(h.clone()))?;
+            Ok(h)
+        };
+        let requests = counter_vec(
+            "http_requests_total",
+            "HTTP requests by route template, status class, variant and strategy.",
+            &["route", "status", "variant", "strategy"],
+        )?;
+        let request_seconds = hist_vec(
+            "http_request_duration_seconds",
+            "HTTP request latency by route template, status class, variant and strategy.",
+            &["route", "status", "variant", "strategy"],
+            latency_buckets(),
+        )?;
+        let in_flight = IntGauge::new(
+            "http_requests_in_flight",
+            "HTTP requests being served right now.",
+        )?;
+        r.register(Box::new(in_flight.clone()))?;
+        let stage_seconds = hist_vec(
+            "pipeline_stage_duration_seconds",
+            "Wall time of each pipeline stage (profile, retrieval, merge, rank, total).",
+            &["stage"],
+            latency_buckets(),
+        )?;
+        let source_seconds = hist_vec(
+            "source_duration_seconds",
+            "Wall time of each candidate source.",
+            &["source"],
+            latency_buckets(),
+        )?;
+        let source_candidates = hist_vec(
+            "source_candidates",
+            "Candidates each source contributed to a request.",
+            &["source"],
+            vec![0.0, 1.0, 10.0, 25.0, 50.0, 100.0, 200.0, 400.0, 800.0],
+        )?;
+        let fallbacks = counter_vec(
+            "fallbacks_total",
+            "Requests served by a fallback, by the reason the better path was skipped.",
+            &["reason"],
+        )?;
+        let budget_overruns = counter_vec(
+            "budget_overruns_total",
+            "Stages or sources dropped for exceeding their latency budget.",
+            &["stage"],
+        )?;
+        let variant_resolution = counter_vec(
+            "variant_resolutions_total",
+            "How the A/B variant was chosen: requested, missing header (default) or unknown name (default).",
+            &["resolution"],
+        )?;
+        let shed = IntCounter::new(
+            "requests_shed_total",
+            "Requests rejected with 503 by the concurrency limit.",
+        )?;
+        r.register(Box::new(shed.clone()))?;
+        let reloads = counter_vec(
+            "reloads_total",
+            "Model bundle reloads by result (ok, refused).",
+            &["result"],
+        )?;
+        let model_info = IntGaugeVec::new(
+            Opts::new(
+                "model_info",
+                "The loaded bundle: 1 for the model version and ranker backend serving now.",
+            ),
+            &["model_version", "ranker"],
+        )?;
+        r.register(Box::new(model_info.clone()))?;
+        let bandit_pulls = counter_vec(
+            "bandit_pulls_total",
+            "Bandit arm selections by context and arm.",
+            &["context", "arm"],
+        )?;
+        let bandit_reward = prometheus::CounterVec::new(
+            Opts::new(
+                "bandit_reward_total",
+                "Sum of rewards credited to each bandit arm by context.",
+            ),
+            &["context", "arm"],
+        )?;
+        r.register(Box::new(bandit_reward.clone()))?;
+        let feedback_events = counter_vec(
+            "feedback_events_total",
+            "Accepted feedback events by event type.",
+            &["event"],
+        )?;
+        let feedback_attribution = counter_vec(
+            "feedback_attribution_total",
+            "Feedback events by attribution to a served list: attributed or unattributed.",
+            &["result"],
+        )?;
+        let log_fsync_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "event_log_fsync_duration_seconds",
+                "Duration of each event-log fsync (one per group commit).",
+            )
+            .buckets(latency_buckets()),
+        )?;
+        r.register(Box::new(log_fsync_seconds.clone()))?;
+        let log_bytes = IntGauge::new("event_log_bytes", "Bytes held by the event log on disk.")?;
+        r.register(Box::new(log_bytes.clone()))?;
+        let log_records = IntCounter::new(
+            "event_log_records_total",
+            "Records appended to the event log.",
+        )?;
+        r.register(Box::new(log_records.clone()))?;
+        let log_recoveries = IntCounter::new(
+            "event_log_recovered_truncations_total",
+            "Torn or corrupt log tails truncated at start.",
+        )?;
+        r.register(Box::new(log_recoveries.clone()))?;
+        let log_group_size = Histogram::with_opts(
+            HistogramOpts::new(
+                "event_log_group_commit_records",
+                "Records made durable by one fsync.",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+        )?;
+        r.register(Box::new(log_group_size.clone()))?;
+        Ok(Self {
+            registry: r,
+            requests,
+            request_seconds,
+            in_flight,
+            stage_seconds,
+            source_seconds,
+            source_candidates,
+            fallbacks,
+            budget_overruns,
+            variant_resolution,
+            shed,
+            reloads,
+            model_info,
+            bandit_pulls,
+            feedback_events,
+            feedback_attribution,
+            bandit_reward,
+            log_fsync_seconds,
+            log_bytes,
+            log_records,
+            log_recoveries,
+            log_group_size,
+        })
+    }
+
+    /// Prometheus text exposition of every family.
+    pub fn render(&self) -> Result<String, prometheus::Error> {
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf)?;
+        String::from_utf8(buf).map_err(|e| prometheus::Error::Msg(e.to_string()))
+    }
+
+    /// Marks `version` as the serving model (and clears the previous one).
+    pub fn set_model(&self, version: &str, ranker: &str) {
+        self.model_info.reset();
+        self.model_info.with_label_values(&[version, ranker]).set(1);
+    }
+}

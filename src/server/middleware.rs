@@ -1,0 +1,84 @@
+//! Cross-cutting request handling: request id (echoed or generated), query-length limit, the
+//! request span, in-flight gauge, request metrics by route template and one access-log line.
+
+use super::error::ApiError;
+use super::state::AppState;
+use super::{RequestId, RouteLabels};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::Instrument;
+
+fn valid_request_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    (!s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| s.to_string())
+}
+
+struct InFlight<'a>(&'a prometheus::IntGauge);
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+pub async fn observe(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let rid = req
+        .headers()
+        .get("x-request-id")
+        .and_then(valid_request_id)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_string();
+    let method = req.method().clone();
+    req.extensions_mut().insert(RequestId(rid.clone()));
+
+    st.metrics.in_flight.inc();
+    let _guard = InFlight(&st.metrics.in_flight);
+    let too_long = req
+        .uri()
+        .query()
+        .is_some_and(|q| q.len() > st.cfg.server.max_query_bytes);
+    let span = tracing::info_span!("request", request_id = %rid, method = %method, route = %route);
+    let mut resp = if too_long {
+        ApiError::UriTooLong.into_response()
+    } else {
+        next.run(req).instrument(span.clone()).await
+    };
+
+    let status = resp.status();
+    let class = match status.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    let (variant, strategy) = resp
+        .extensions()
+        .get::<RouteLabels>()
+        .map_or(("none".to_string(), "none"), |l| {
+            (l.variant.clone(), l.strategy)
+        });
+    let elapsed = start.elapsed();
+    let labels = [route.as_str(), class, variant.as_str(), strategy];
+    st.metrics.requests.with_label_values(&labels).inc();
+    st.metrics
+        .request_seconds
+        .with_label_values(&labels)
+        .observe(elapsed.as_secs_f64());
+    if let Ok(v) = HeaderValue::from_str(&rid) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    span.in_scope(|| {
+        tracing::info!(status = status.as_u16(), latency_us = elapsed.as_micros() as u64, variant = %variant, strategy, "request")
+    });
+    resp
+}

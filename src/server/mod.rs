@@ -1,0 +1,232 @@
+//! The HTTP edge: router, layers (request id, metrics, load shedding, body limit, panic guard),
+//! start-up (listen first, load and warm the engine, then report ready), SIGHUP reload and
+//! graceful shutdown. Handlers stay thin; the pipeline lives in `crate::pipeline`.
+
+pub mod error;
+pub mod feedback;
+pub mod metrics;
+pub mod middleware;
+pub mod openapi;
+pub mod ops;
+pub mod params;
+pub mod recommend;
+pub mod state;
+pub mod variants;
+
+use crate::config::Config;
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use error::ApiError;
+use state::AppState;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceBuilder;
+
+/// The request id of the current request (echoed from `X-Request-Id` or generated).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Bounded labels a handler reports for the request metrics.
+#[derive(Debug, Clone)]
+pub struct RouteLabels {
+    pub variant: String,
+    pub strategy: &'static str,
+}
+
+async fn shed(st: Arc<AppState>, err: tower::BoxError) -> axum::response::Response {
+    if err.is::<tower::load_shed::error::Overloaded>() {
+        st.metrics.shed.inc();
+        ApiError::Overloaded.into_response()
+    } else {
+        ApiError::Internal(err.to_string()).into_response()
+    }
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    ApiError::Internal("handler panicked".into()).into_response()
+}
+
+/// The full router over `state`. Business routes sit behind the concurrency limit; operations
+/// routes (health, readiness, metrics) do not, so ops can still see an overloaded server.
+pub fn router(state: Arc<AppState>) -> Router {
+    let st = Arc::clone(&state);
+    let limit = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(move |err| shed(Arc::clone(&st), err)))
+        .load_shed()
+        .concurrency_limit(state.cfg.server.max_concurrency);
+    let api = Router::new()
+        .route("/recommendations", get(recommend::recommend))
+        .route("/feedback", post(feedback::post_one))
+        .route("/feedback/batch", post(feedback::post_batch))
+        .route("/admin/reload", post(ops::reload))
+        .route("/admin/bandit", get(feedback::bandit_stats))
+        .layer(limit);
+    let ops_routes = Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi));
+    api.merge(ops_routes)
+        .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.cfg.server.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            middleware::observe,
+        ))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
+        .with_state(state)
+}
+
+/// Installs the JSON (or pretty) tracing subscriber; `RUST_LOG` filters (default `info`).
+pub fn init_logging(format: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    let _ = if format == "pretty" {
+        builder.try_init()
+    } else {
+        builder.json().with_current_span(true).try_init()
+    };
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("variants: {0}")]
+    Variants(String),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("feedback: {0}")]
+    Feedback(String),
+}
+
+/// A bound, not yet running server (zero-to-production's `Application`): tests build it on port 0.
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+}
+
+impl Application {
+    /// Binds the listener and prepares the state; the engine loads in `run_until_stopped`.
+    pub async fn build(cfg: Config) -> Result<Self, StartError> {
+        let variants =
+            variants::Variants::load(&cfg.variants_file).map_err(StartError::Variants)?;
+        let metrics = Arc::new(metrics::Metrics::new()?);
+        let addr = cfg.server.addr.clone();
+        let bundle: PathBuf = cfg.server.bundle.clone();
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let mut st = AppState::new(cfg, variants, Arc::clone(&metrics), bundle);
+        let fb = crate::feedback::service::FeedbackService::open(&st.cfg, Arc::clone(&metrics))
+            .await
+            .map_err(StartError::Feedback)?;
+        st.feedback = Some(Arc::new(fb));
+        Ok(Self {
+            listener,
+            state: Arc::new(st),
+        })
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().map_or(0, |a| a.port())
+    }
+
+    pub fn state(&self) -> Arc<AppState> {
+        Arc::clone(&self.state)
+    }
+
+    /// Serves until `shutdown` resolves, then drains in-flight requests for at most
+    /// `server.shutdown_timeout_ms`. The engine loads in the background; `/readyz` says when.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let state = Arc::clone(&self.state);
+        let loader = Arc::clone(&state);
+        tokio::spawn(async move {
+            let t = std::time::Instant::now();
+            match loader.reload(None).await {
+                Ok(v) => {
+                    tracing::info!(model_version = %v, seconds = t.elapsed().as_secs_f64(), "engine ready")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "initial bundle load failed; /readyz stays 503 until a reload succeeds")
+                }
+            }
+        });
+        #[cfg(unix)]
+        {
+            let hup = Arc::clone(&state);
+            tokio::spawn(async move {
+                use tokio::signal::unix::{SignalKind, signal};
+                let Ok(mut s) = signal(SignalKind::hangup()) else {
+                    return;
+                };
+                while s.recv().await.is_some() {
+                    tracing::info!("SIGHUP: reloading the bundle");
+                    let _ = hup.reload(None).await;
+                }
+            });
+        }
+        let grace = Duration::from_millis(state.cfg.server.shutdown_timeout_ms);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let app = router(Arc::clone(&state));
+        let server = axum::serve(self.listener, app.into_make_service()).with_graceful_shutdown(
+            async move {
+                shutdown.await;
+                tracing::info!("shutdown requested; draining in-flight requests");
+                let _ = tx.send(());
+            },
+        );
+        let mut server = std::pin::pin!(server.into_future());
+        tokio::select! {
+            r = &mut server => r?,
+            _ = async { let _ = rx.await; tokio::time::sleep(grace).await } => {
+                tracing::warn!("drain timeout reached; exiting with requests still in flight");
+            }
+        }
+        if let Some(fb) = &state.feedback {
+            fb.close().await;
+        }
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or ctrl-c.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -1,0 +1,110 @@
+//! Operations routes: liveness, readiness, metrics, the OpenAPI document and the admin reload
+//! (bearer token, constant-time comparison).
+
+use super::error::ApiError;
+use super::state::AppState;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "alive" }))
+}
+
+pub async fn readyz(State(st): State<Arc<AppState>>) -> Response {
+    match st.engine.load_full() {
+        Some(e) => Json(json!({
+            "status": "ready",
+            "model_version": e.version(),
+            "items": e.model.n_items(),
+            "users": e.model.n_users(),
+            "ranker": e.ranker.as_ref().map(|r| r.backend()),
+            "ranker_error": e.ranker_error,
+            "index": { "cf": e.cf_index.kind(), "content": e.content_index.kind() },
+        }))
+        .into_response(),
+        None => ApiError::NotReady.into_response(),
+    }
+}
+
+pub async fn metrics(State(st): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    if let Some(fb) = &st.feedback {
+        fb.refresh_gauges();
+    }
+    let text = st
+        .metrics
+        .render()
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+pub async fn openapi() -> Json<serde_json::Value> {
+    Json(super::openapi::spec())
+}
+
+/// True when `headers` carry `Authorization: Bearer <token>` equal to the configured token.
+pub fn authorized(headers: &HeaderMap, token: &str) -> bool {
+    if token.is_empty() {
+        return false;
+    }
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let Some(given) = given.strip_prefix("Bearer ") else {
+        return false;
+    };
+    bool::from(given.trim().as_bytes().ct_eq(token.as_bytes()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReloadBody {
+    bundle: Option<std::path::PathBuf>,
+}
+
+pub async fn reload(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    if !authorized(&headers, &st.cfg.server.admin_token) {
+        return Err(ApiError::Unauthorized);
+    }
+    let dir = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let b: ReloadBody = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad("invalid_json", format!("reload body: {e}")))?;
+        b.bundle
+    };
+    let version = st.reload(dir).await?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "status": "reloaded", "model_version": version })),
+    )
+        .into_response())
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

@@ -1,0 +1,210 @@
+//! `GET /recommendations`: validate, pick the variant (and the bandit's arm), run the pipeline on
+//! a blocking thread under the request budget, fall back to popularity if the budget runs out,
+//! record the impression, answer. Never a 5xx because a stage failed.
+
+use super::error::ApiError;
+use super::params;
+use super::state::AppState;
+use super::{RequestId, RouteLabels};
+use crate::pipeline::{Engine, Query, Recommendation, Strategy, Treatment, source_names};
+use crate::ranking::features::Source;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Serialize)]
+pub struct ItemOut {
+    pub item_id: String,
+    pub score: f32,
+    pub sources: Vec<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RecResponse {
+    pub request_id: String,
+    pub user_id: Option<String>,
+    pub variant: String,
+    pub model_version: String,
+    pub strategy: &'static str,
+    pub degraded: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arm: Option<String>,
+    pub items: Vec<ItemOut>,
+}
+
+pub async fn recommend(
+    State(st): State<Arc<AppState>>,
+    Extension(rid): Extension<RequestId>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let scfg = &st.cfg.serving;
+    let p = params::parse(raw.as_deref(), scfg.max_n, scfg.max_list_len)?;
+    let engine = st.current()?;
+
+    let header = headers
+        .get("x-variant")
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let (variant, choice) = st.variants.select(header);
+    st.metrics
+        .variant_resolution
+        .with_label_values(&[choice.as_str()])
+        .inc();
+    let mut treatment = Treatment {
+        counts: variant.counts,
+        weights: variant.weights.clone(),
+        use_ranker: variant.ranker,
+    };
+
+    let online: Vec<(String, i64)> = match (&st.feedback, &p.user_id) {
+        (Some(fb), Some(u)) => fb.history.recent(u),
+        _ => Vec::new(),
+    };
+    let online_idx: Vec<(u32, i64)> = online
+        .iter()
+        .filter_map(|(i, t)| engine.model.item_index.get(i.as_str()).map(|&ix| (ix, *t)))
+        .collect();
+    let known_len = p
+        .user_id
+        .as_deref()
+        .and_then(|u| engine.model.user_index.get(u))
+        .map_or(0, |&u| engine.model.history(u).0.len());
+
+    // The bandit picks the blend when the variant asks for it.
+    let arm = match (&st.feedback, variant.bandit) {
+        (Some(fb), true) => {
+            let ts = p.ts.unwrap_or_else(crate::train::now_unix);
+            let pick = fb.choose_arm(known_len + online_idx.len(), p.device.as_deref(), ts);
+            treatment.weights = pick.weights.clone();
+            st.metrics
+                .bandit_pulls
+                .with_label_values(&[pick.context_label.as_str(), pick.arm_name.as_str()])
+                .inc();
+            Some(pick)
+        }
+        _ => None,
+    };
+
+    let q = Query {
+        user_id: p.user_id.clone(),
+        n: p.n.unwrap_or(scfg.default_n),
+        recent: p.recent,
+        exclude: p.exclude,
+        exclude_seen: p.exclude_seen,
+        category: p.category,
+        ts: p.ts,
+        online: online_idx,
+    };
+    let rec = run_budgeted(
+        &engine,
+        q.clone(),
+        treatment,
+        Duration::from_millis(scfg.total_budget_ms),
+    )
+    .await;
+    observe(&st, &rec);
+
+    let items: Vec<ItemOut> = rec
+        .items
+        .iter()
+        .map(|r| ItemOut {
+            item_id: engine.model.item_ids[r.item as usize].clone(),
+            score: r.score,
+            sources: source_names(r.sources),
+        })
+        .collect();
+    if let Some(fb) = &st.feedback {
+        fb.record_impression(
+            &rid.0,
+            q.user_id.as_deref(),
+            &variant.name,
+            arm.as_ref(),
+            rec.strategy,
+            engine.version(),
+            &items,
+        );
+    }
+    let body = RecResponse {
+        request_id: rid.0.clone(),
+        user_id: q.user_id,
+        variant: variant.name.clone(),
+        model_version: engine.version().to_string(),
+        strategy: rec.strategy.as_str(),
+        degraded: rec.degraded,
+        arm: arm.map(|a| a.arm_name),
+        items,
+    };
+    let mut resp = Json(body).into_response();
+    if let Ok(v) = HeaderValue::from_str(&variant.name) {
+        resp.headers_mut().insert("x-variant", v);
+    }
+    resp.extensions_mut().insert(RouteLabels {
+        variant: variant.name.clone(),
+        strategy: rec.strategy.as_str(),
+    });
+    Ok(resp)
+}
+
+/// Runs the pipeline off the async threads; past `budget` (or if the pipeline task dies) the
+/// request is answered from popularity and says why.
+pub async fn run_budgeted(
+    engine: &Arc<Engine>,
+    q: Query,
+    t: Treatment,
+    budget: Duration,
+) -> Recommendation {
+    let e = Arc::clone(engine);
+    let q2 = q.clone();
+    let task = tokio::task::spawn_blocking(move || e.recommend(&q2, &t));
+    let reason = match tokio::time::timeout(budget, task).await {
+        Ok(Ok(rec)) => return rec,
+        Ok(Err(join)) => {
+            tracing::error!(error = %join, "pipeline task failed; serving popularity");
+            "pipeline:error"
+        }
+        Err(_) => "request:over_budget",
+    };
+    let mut rec = engine.popular_only(&q);
+    rec.degraded.push(reason.to_string());
+    rec
+}
+
+fn observe(st: &AppState, rec: &Recommendation) {
+    let m = &st.metrics;
+    let t = &rec.timings;
+    for (stage, d) in [
+        ("profile", t.profile),
+        ("retrieval", t.retrieval),
+        ("merge", t.merge),
+        ("rank", t.rank),
+        ("total", t.total),
+    ] {
+        m.stage_seconds
+            .with_label_values(&[stage])
+            .observe(d.as_secs_f64());
+    }
+    for s in Source::ALL {
+        if let Some(d) = t.sources[s as usize] {
+            m.source_seconds
+                .with_label_values(&[s.as_str()])
+                .observe(d.as_secs_f64());
+            m.source_candidates
+                .with_label_values(&[s.as_str()])
+                .observe(rec.candidates[s as usize] as f64);
+        }
+    }
+    for reason in &rec.degraded {
+        // Reasons are `<stage>:<why>` from a closed set, so they are bounded label values.
+        let label = reason.replace(':', "_");
+        if let Some(stage) = reason.strip_suffix(":over_budget") {
+            m.budget_overruns.with_label_values(&[stage]).inc();
+        }
+        if rec.strategy != Strategy::Ranked || reason.starts_with("ranker") {
+            m.fallbacks.with_label_values(&[label.as_str()]).inc();
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! A/B treatments from `config/variants.toml`: candidate counts, blend weights, ranker on/off and
+//! the bandit switch per variant. `X-Variant` picks one; missing or unknown → the default.
+
+use crate::bandit::BlendWeights;
+use crate::pipeline::SourceCounts;
+use serde::Deserialize;
+use std::path::Path;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    pub name: String,
+    #[serde(default)]
+    pub counts: SourceCounts,
+    #[serde(default)]
+    pub weights: BlendWeights,
+    #[serde(default = "yes")]
+    pub ranker: bool,
+    /// When true the contextual bandit picks the blend weights per request.
+    #[serde(default)]
+    pub bandit: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variants {
+    pub default: String,
+    #[serde(rename = "variant")]
+    pub variants: Vec<Variant>,
+}
+
+/// How a request's variant was decided (a bounded label for metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VariantChoice {
+    Requested,
+    Missing,
+    Unknown,
+}
+
+impl VariantChoice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VariantChoice::Requested => "requested",
+            VariantChoice::Missing => "missing",
+            VariantChoice::Unknown => "unknown",
+        }
+    }
+}
+
+impl Variants {
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let v: Variants = toml::from_str(text).map_err(|e| e.to_string())?;
+        if v.variants.is_empty() {
+            return Err("no [[variant]] defined".into());
+        }
+        if !v.variants.iter().any(|x| x.name == v.default) {
+            return Err(format!("default variant {:?} is not defined", v.default));
+        }
+        let mut names = std::collections::HashSet::new();
+        for x in &v.variants {
+            if !names.insert(x.name.as_str()) {
+                return Err(format!("variant {:?} is defined twice", x.name));
+            }
+            if x.name.is_empty()
+                || x.name.len() > 64
+                || !x
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return Err(format!(
+                    "variant name {:?} must be 1-64 chars of [A-Za-z0-9_-]",
+                    x.name
+                ));
+            }
+        }
+        Ok(v)
+    }
+
+    /// The variant for a header value.
+    pub fn select(&self, header: Option<&str>) -> (&Variant, VariantChoice) {
+        let default = self
+            .variants
+            .iter()
+            .find(|v| v.name == self.default)
+            .unwrap_or(&self.variants[0]);
+        match header {
+            None => (default, VariantChoice::Missing),
+            Some(h) => match self.variants.iter().find(|v| v.name == h.trim()) {
+                Some(v) => (v, VariantChoice::Requested),
+                None => (default, VariantChoice::Unknown),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_variants_parse_and_select() {
+        let v = Variants::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config/variants.toml"))
+            .unwrap();
+        let (d, c) = v.select(None);
+        assert_eq!(
+            (d.name.as_str(), c),
+            (v.default.as_str(), VariantChoice::Missing)
+        );
+        let (u, c) = v.select(Some("no-such-variant"));
+        assert_eq!(
+            (u.name.as_str(), c),
+            (v.default.as_str(), VariantChoice::Unknown)
+        );
+        for x in &v.variants {
+            assert_eq!(v.select(Some(&x.name)).0.name, x.name);
+        }
+    }
+
+    #[test]
+    fn bad_variant_files_are_refused() {
+        assert!(
+            Variants::parse("default = \"a\"\n[[variant]]\nname = \"b\"\n")
+                .unwrap_err()
+                .contains("default")
+        );
+        assert!(
+            Variants::parse(
+                "default = \"a\"\n[[variant]]\nname = \"a\"\n[[variant]]\nname = \"a\"\n"
+            )
+            .is_err()
+        );
+        assert!(Variants::parse("default = \"a\"\n").is_err());
+    }
+}

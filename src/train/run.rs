@@ -1,0 +1,300 @@
+//! `recserve train`: the whole offline run with progress bars and a summary — read, fit the
+//! sources without the held-out interactions, build labelled candidate lists, train and validate
+//! the ranker, refit the sources on everything, write the bundle.
+
+use super::ranker::{self, Group};
+use super::{Holdout, TrainConfig, TrainError, fit_sources, prepare};
+use crate::config::ServingConfig;
+use crate::data::dataset::Dataset;
+use crate::pipeline::Engine;
+use crate::ranking::lgbm::LabeledRows;
+use crate::retrieval::index::IndexConfig;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    pub data: PathBuf,
+    pub out: PathBuf,
+    pub holdout: Option<Holdout>,
+    pub seed: Option<u64>,
+    pub skip_bad_lines: bool,
+    /// Hide progress bars (tests, CI logs).
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainSummary {
+    pub bundle: PathBuf,
+    pub model_version: String,
+    pub users: usize,
+    pub items: usize,
+    pub interactions: usize,
+    pub phases: Vec<(String, f64)>,
+    pub ranker: ranker::RankerEval,
+    pub ranker_best_iteration: usize,
+    pub factorization_valid_recall: Option<f64>,
+}
+
+fn spinner(quiet: bool, msg: &str) -> ProgressBar {
+    let pb = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new_spinner()
+    };
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    pb.set_message(msg.to_string());
+    pb.enable_steady_tick(std::time::Duration::from_millis(120));
+    pb
+}
+
+/// Trains a bundle from the data directory in `opts` and writes it to `opts.out`.
+pub fn train_dir(
+    opts: &TrainOptions,
+    cfg: &TrainConfig,
+    serving: &ServingConfig,
+    index: &IndexConfig,
+) -> Result<TrainSummary, TrainError> {
+    let mut phases: Vec<(String, f64)> = Vec::new();
+    let mut phase =
+        |name: &str, t: Instant| phases.push((name.to_string(), t.elapsed().as_secs_f64()));
+
+    let t = Instant::now();
+    let pb = spinner(opts.quiet, &format!("reading {}", opts.data.display()));
+    let ds = crate::data::load_dir(
+        &opts.data,
+        &crate::data::LoadOptions {
+            skip_bad_lines: opts.skip_bad_lines,
+        },
+    )?;
+    pb.finish_with_message(format!(
+        "read {} users, {} items, {} interactions",
+        ds.n_users(),
+        ds.n_items(),
+        ds.interactions.len()
+    ));
+    phase("read", t);
+    let summary = train_dataset(&ds, &opts.out, cfg, serving, index, opts, &mut phases)?;
+    Ok(summary)
+}
+
+/// Trains from an in-memory data set (used by `train_dir` and by the evaluator).
+pub fn train_dataset(
+    ds: &Dataset,
+    out: &Path,
+    cfg: &TrainConfig,
+    serving: &ServingConfig,
+    index: &IndexConfig,
+    opts: &TrainOptions,
+    phases: &mut Vec<(String, f64)>,
+) -> Result<TrainSummary, TrainError> {
+    let model = train_model(ds, cfg, serving, index, opts, phases)?;
+    let t = Instant::now();
+    crate::bundle::write_bundle(&model.0, out)?;
+    phases.push(("write bundle".into(), t.elapsed().as_secs_f64()));
+    Ok(TrainSummary {
+        bundle: out.to_path_buf(),
+        model_version: model.0.manifest.model_version.clone(),
+        users: ds.n_users(),
+        items: ds.n_items(),
+        interactions: ds.interactions.len(),
+        phases: phases.clone(),
+        ranker: model.1,
+        ranker_best_iteration: model.2,
+        factorization_valid_recall: model.3,
+    })
+}
+
+/// The training run without writing: returns the final model (with ranker), the ranker's
+/// validation, its best iteration and the factorization's validation recall.
+pub fn train_model(
+    ds: &Dataset,
+    cfg: &TrainConfig,
+    serving: &ServingConfig,
+    index: &IndexConfig,
+    opts: &TrainOptions,
+    phases: &mut Vec<(String, f64)>,
+) -> Result<(crate::bundle::Model, ranker::RankerEval, usize, Option<f64>), TrainError> {
+    if ds.interactions.is_empty() {
+        return Err(TrainError::Invalid("no interactions to train on".into()));
+    }
+    let seed = opts.seed.unwrap_or(cfg.seed);
+    let mut rcfg = cfg.ranker.clone();
+    if let Some(h) = opts.holdout {
+        rcfg.holdout = h;
+    }
+    let mut fcfg = cfg.factorization.clone();
+    fcfg.seed = seed;
+
+    let t = Instant::now();
+    let pb = spinner(
+        opts.quiet,
+        "featurizing users and items; content embeddings",
+    );
+    let prep = prepare(ds, cfg);
+    pb.finish_with_message(format!(
+        "features: {} user, {} item; content dim {}",
+        prep.user_feature_names.len(),
+        prep.item_feature_names.len(),
+        cfg.content_dim
+    ));
+    phases.push(("features + content".into(), t.elapsed().as_secs_f64()));
+
+    // 1. Fit the sources without the held-out interactions.
+    let t = Instant::now();
+    let (fit, targets) = ranker::holdout_split(&ds.interactions, &rcfg, seed);
+    let epochs_bar = if opts.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(fcfg.max_epochs as u64)
+    };
+    epochs_bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} epochs {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let progress = |r: super::factorization::EpochReport| {
+        epochs_bar.inc(1);
+        epochs_bar.set_message(format!("{r:?}"));
+    };
+    let (holdout_model, fit_report) =
+        fit_sources(ds, &prep, &fit, Some(&targets), cfg, &fcfg, &progress)?;
+    epochs_bar.finish_with_message(format!(
+        "factorization: best epoch {} (recall {:?})",
+        fit_report.best_epoch, fit_report.valid_metric
+    ));
+    phases.push((
+        "factorization (holdout fit)".into(),
+        t.elapsed().as_secs_f64(),
+    ));
+
+    // 2. Candidate lists from the real stage-1 sources, labelled by the held-out items.
+    let t = Instant::now();
+    let pb = spinner(opts.quiet, "generating labelled candidate lists");
+    let engine = Arc::new(Engine::new(holdout_model, serving.clone(), index, None)?);
+    let mut users: Vec<u32> = targets.iter().map(|x| x.user).collect();
+    users.dedup();
+    users.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x5EED));
+    users.truncate(rcfg.max_users);
+    let groups = ranker::build_groups(&engine, &targets, &users, &rcfg.counts);
+    let n_valid = ((groups.len() as f64) * rcfg.valid_share).round() as usize;
+    let (valid, train): (Vec<&Group>, Vec<&Group>) = {
+        let (v, t) = groups.split_at(n_valid.min(groups.len()));
+        (
+            v.iter().collect(),
+            t.iter()
+                .filter(|g| g.labels.iter().any(|&l| l > 0.0))
+                .collect(),
+        )
+    };
+    pb.finish_with_message(format!(
+        "candidate lists: {} train groups, {} validation users",
+        train.len(),
+        valid.len()
+    ));
+    phases.push(("candidate lists".into(), t.elapsed().as_secs_f64()));
+    if train.is_empty() || valid.is_empty() {
+        return Err(TrainError::Invalid(format!(
+            "too little data for the ranker: {} training groups with a positive, {} validation users",
+            train.len(),
+            valid.len()
+        )));
+    }
+
+    // 3. LightGBM lambdarank with early stopping on the held-out users.
+    let t = Instant::now();
+    let pb = spinner(opts.quiet, "training the LightGBM lambdarank ranker");
+    let (x, y, g) = ranker::flatten(&train, rcfg.max_group, seed);
+    let valid_pos: Vec<&Group> = valid
+        .iter()
+        .copied()
+        .filter(|g| g.labels.iter().any(|&l| l > 0.0))
+        .collect();
+    let (vx, vy, vg) = ranker::flatten(&valid_pos, 0, seed);
+    let mut params = ranker::lgbm_params(&rcfg, seed);
+    params["early_stopping_round"] = serde_json::json!(rcfg.early_stopping_rounds);
+    let n_features = crate::ranking::features::N_FEATURES;
+    let trained = crate::ranking::lgbm::train_lambdarank(
+        &LabeledRows {
+            features: &x,
+            n_features,
+            labels: &y,
+            groups: Some(&g),
+        },
+        Some(&LabeledRows {
+            features: &vx,
+            n_features,
+            labels: &vy,
+            groups: Some(&vg),
+        }),
+        &params,
+        Some(&crate::ranking::features::FEATURE_NAMES[..]),
+    )?;
+    let ranker_text = trained.model_text;
+    let best_iteration = trained.log.best_iteration;
+    let ranker = crate::ranking::Ranker::load(
+        &ranker_text,
+        crate::config::RankerBackend::Native,
+        crate::ranking::features::N_FEATURES,
+    )?;
+    let eval = ranker::evaluate(&ranker, &valid, rcfg.ndcg_at)?;
+    pb.finish_with_message(format!(
+        "ranker: {} trees; NDCG@{} ranker {:.4} vs best source {} {:.4} (blend {:.4})",
+        best_iteration,
+        rcfg.ndcg_at,
+        eval.ranker_ndcg,
+        eval.best_source,
+        eval.best_source_ndcg,
+        eval.blend_ndcg
+    ));
+    phases.push(("ranker".into(), t.elapsed().as_secs_f64()));
+    drop(engine);
+
+    // 4. Refit the sources on all data for serving, with the epochs early stopping chose.
+    let t = Instant::now();
+    let mut final_cfg = fcfg.clone();
+    final_cfg.max_epochs = fit_report.best_epoch.max(1);
+    let epochs_bar2 = if opts.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(final_cfg.max_epochs as u64)
+    };
+    let progress2 = |_r: super::factorization::EpochReport| epochs_bar2.inc(1);
+    let (mut model, final_fit) = fit_sources(
+        ds,
+        &prep,
+        &ds.interactions,
+        None,
+        cfg,
+        &final_cfg,
+        &progress2,
+    )?;
+    epochs_bar2.finish_with_message("refit on all data");
+    phases.push((
+        "factorization (final refit)".into(),
+        t.elapsed().as_secs_f64(),
+    ));
+
+    model.ranker_text = Some(ranker_text);
+    model.manifest.has_ranker = true;
+    model.manifest.training = serde_json::json!({
+        "seed": seed,
+        "ranker_holdout": rcfg.holdout,
+        "factorization": { "holdout_fit": fit_report, "final_fit": final_fit, "config": fcfg },
+        "ranker": {
+            "best_iteration": best_iteration,
+            "validation": eval,
+            "config": rcfg,
+            "train_groups": train.len(),
+            "train_rows": y.len(),
+        },
+        "phases_seconds": phases,
+    });
+    Ok((model, eval, best_iteration, fit_report.valid_metric))
+}

@@ -1,0 +1,8 @@
+//! HTTP-level tests against the real application on a random port (one test binary keeps link
+//! time down). Each test spawns its own server with its own event-log directory.
+
+mod errors;
+mod feedback;
+mod helpers;
+mod ops;
+mod recommend;

@@ -1,0 +1,207 @@
+//! Operations: health, readiness, metrics format, OpenAPI against the real routes, admin reload.
+
+use crate::helpers::*;
+use crate::recommend::copy_dir;
+
+#[tokio::test]
+async fn health_ready_and_openapi_cover_real_routes() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    let (status, ready) = app.get_json("/readyz").await;
+    assert_eq!(status, 200);
+    assert_eq!(ready["status"], "ready");
+    let (_, spec) = app.get_json("/openapi.json").await;
+    let paths = spec["paths"].as_object().unwrap();
+    for (path, ops) in paths {
+        for method in ops.as_object().unwrap().keys() {
+            let req = app.client.request(
+                method.to_uppercase().parse().unwrap(),
+                format!("{}{}", app.base, path),
+            );
+            let r = req.send().await.unwrap();
+            assert_ne!(
+                r.status().as_u16(),
+                404,
+                "{method} {path} is documented but not routed"
+            );
+            assert_ne!(
+                r.status().as_u16(),
+                405,
+                "{method} {path} is documented with the wrong method"
+            );
+        }
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn metrics_carry_the_families_with_help_and_bounded_labels() {
+    let app = TestApp::spawn().await;
+    let user = app.user_with_history(5);
+    for _ in 0..3 {
+        app.get(&format!("/recommendations?user_id={user}&n=10"))
+            .await;
+    }
+    app.get("/recommendations?n=0").await;
+    let r = app.get("/metrics").await;
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = r.text().await.unwrap();
+    for family in [
+        "recserve_http_requests_total",
+        "recserve_http_request_duration_seconds",
+        "recserve_http_requests_in_flight",
+        "recserve_pipeline_stage_duration_seconds",
+        "recserve_source_duration_seconds",
+        "recserve_source_candidates",
+        "recserve_model_info",
+        "recserve_variant_resolutions_total",
+    ] {
+        assert!(
+            text.contains(&format!("# HELP {family} ")),
+            "missing HELP for {family}"
+        );
+        assert!(
+            text.contains(&format!("# TYPE {family} ")),
+            "missing TYPE for {family}"
+        );
+    }
+    assert!(
+        text.contains(
+            r#"route="/recommendations",status="2xx",variant="control",strategy="ranked""#
+        ),
+        "{text}"
+    );
+    assert!(text.contains(r#"route="/recommendations",status="4xx""#));
+    assert!(!text.contains(&user), "no user ids in labels");
+    // Every sample line parses as `name{labels} value`.
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let value = line.rsplit(' ').next().unwrap();
+        assert!(
+            value.parse::<f64>().is_ok() || value == "+Inf" || value == "NaN",
+            "bad sample line {line}"
+        );
+    }
+    // promtool (Debian's prometheus package) is the reference checker when installed.
+    if let Ok(out) = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(text.as_bytes())?;
+            child.wait_with_output()
+        })
+    {
+        let msg = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "promtool check metrics failed: {msg}");
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn reload_needs_the_token_refuses_corrupt_bundles_and_swaps_good_ones() {
+    let app = TestApp::spawn().await;
+    let url = format!("{}/admin/reload", app.base);
+    let r = app.client.post(&url).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = app
+        .client
+        .post(&url)
+        .bearer_auth("wrong-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+
+    let before = app.state.current().unwrap().version().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let corrupt = dir.path().join("corrupt");
+    copy_dir(&demo_bundle(), &corrupt);
+    std::fs::write(corrupt.join("item_cf.npy"), b"garbage").unwrap();
+
+    // Keep traffic flowing during the refused reload: no request may fail.
+    let user = app.user_with_history(5);
+    let rec_url = format!("{}/recommendations?user_id={user}&n=10", app.base);
+    let client = app.client.clone();
+    let traffic = tokio::spawn(async move {
+        let mut statuses = Vec::new();
+        for _ in 0..30 {
+            statuses.push(
+                client
+                    .get(&rec_url)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0),
+            );
+        }
+        statuses
+    });
+    let r = app
+        .client
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"bundle": corrupt}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(error_code(&body), "bundle_refused");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("item_cf.npy"),
+        "{body}"
+    );
+    assert_eq!(
+        app.state.current().unwrap().version(),
+        before,
+        "the old engine keeps serving"
+    );
+
+    let good = dir.path().join("good");
+    copy_dir(&demo_bundle(), &good);
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(good.join("manifest.json")).unwrap())
+            .unwrap();
+    manifest["model_version"] = serde_json::json!("reloaded-test-version");
+    std::fs::write(good.join("manifest.json"), manifest.to_string()).unwrap();
+    let r = app
+        .client
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"bundle": good}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let statuses = traffic.await.unwrap();
+    assert!(
+        statuses.iter().all(|&s| s == 200),
+        "no failed request during reloads: {statuses:?}"
+    );
+    let (_, body) = app
+        .get_json(&format!("/recommendations?user_id={user}&n=3"))
+        .await;
+    assert_eq!(body["model_version"], "reloaded-test-version");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains(r#"recserve_model_info{model_version="reloaded-test-version""#));
+    assert!(metrics.contains(r#"recserve_reloads_total{result="refused"} 1"#));
+    app.shutdown().await;
+}
