@@ -55,10 +55,10 @@ fn trained_model() -> String {
                         "min_data_in_leaf": 5, "seed": 7, "deterministic": true});
     let trained = train_lambdarank(&train, None, &params, None).expect("training the bench model");
     assert_eq!(
-        log.best_iteration, N_TREES,
+        trained.log.best_iteration, N_TREES,
         "bench model must have {N_TREES} trees"
     );
-    text
+    trained.model_text
 }
 
 fn bench_ranker(c: &mut Criterion) {

@@ -144,17 +144,29 @@ fn bench_hnsw(c: &mut Criterion) {
         let started = Instant::now();
         let mut index = VectorIndex::build(items.clone(), None, DIM, &cfg).unwrap();
         let build_s = started.elapsed().as_secs_f64();
-        for ef in [128, 256, 400] {
-            index.set_ef_search(ef);
+        for (ef_search, seed_pool) in [
+            (128, 256),
+            (128, 1024),
+            (256, 1024),
+            (128, 4096),
+            (400, 4096),
+        ] {
+            let search_cfg = IndexConfig {
+                ef_search,
+                seed_pool,
+                ..cfg.clone()
+            };
+            index.set_search_config(&search_cfg).unwrap();
             let (r, ms) = measure(&index, &queries, &truth);
             let (rr, rms) = measure(&index, &random_queries, &random_truth);
             eprintln!(
-                "hnsw n={n} dim={DIM} M={m} ef_construction=200 (build {build_s:.1} s) ef_search={ef}: \
-                 in-dist recall@{K}={r:.4} {ms:.2} ms/query; random recall@{K}={rr:.4} {rms:.2} ms/query"
+                "graph n={n} dim={DIM} M={m} ef_construction=200 (build {build_s:.1} s) \
+                 ef_search={ef_search} seed_pool={seed_pool} seeds=32: in-dist recall@{K}={r:.4} \
+                 {ms:.3} ms/query; random recall@{K}={rr:.4} {rms:.3} ms/query"
             );
         }
         if m == 16 {
-            index.set_ef_search(IndexConfig::default().ef_search);
+            index.set_search_config(&cfg).unwrap();
             default_index = Some(index);
         }
     }

@@ -20,7 +20,5 @@ pub fn candidates(
     let query = engine.model.user_cf(u);
     engine
         .cf_index
-        .search_eligible(query, k, elig.excluded.len(), |i| {
-            elig.allows(&engine.model, i)
-        })
+        .search_eligible(query, k, |i| elig.allows(&engine.model, i))
 }

@@ -17,7 +17,7 @@ pub fn candidates(
     }
     engine
         .content_index
-        .search_eligible(&profile.content_profile, k, elig.excluded.len(), |i| {
+        .search_eligible(&profile.content_profile, k, |i| {
             elig.allows(&engine.model, i)
         })
 }

@@ -1,15 +1,16 @@
 //! Maximum-inner-product top-k retrieval over item vectors: an exact vectorised scan for small
-//! catalogues, an HNSW graph (hnsw_rs, L2 over MIPS-augmented vectors) for large ones.
+//! catalogues, an HNSW proximity graph (built by hnsw_rs over MIPS-augmented vectors) for large ones.
 //!
-//! Every score this module returns is the exact `dot(query, item) + bias[item]`: HNSW only proposes
-//! candidates, which are rescored against the original vectors. Searches never allocate memory
-//! proportional to the catalogue (buffers live in a caller-owned [`SearchScratch`]) and never
-//! panic on caller input: a query of the wrong dimension or with non-finite values is an error.
+//! Every score this module returns is the exact `dot(query, item) + bias[item]`. Searches never
+//! allocate memory proportional to the catalogue per query (buffers live in a caller-owned
+//! [`SearchScratch`]) and never panic on caller input: a query of the wrong dimension or with
+//! non-finite values is an error.
 //!
-//! Submodules: [`exact`] (dot kernel, bounded top-k, scan), [`mips`] (augmentation and the graph),
-//! [`persist`] (dump/reload of the graph with a JSON sidecar that proves it matches the vectors).
+//! Submodules: [`exact`] (dot kernel, bounded top-k, scan), [`mips`] (augmentation, graph build),
+//! [`graph`] (inner-product beam search over the graph), [`persist`] (checksummed graph dumps).
 
 mod exact;
+mod graph;
 mod mips;
 mod persist;
 #[cfg(test)]
@@ -20,12 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use self::exact::TopK;
-use self::mips::MipsGraph;
-
-/// Extra candidates fetched per round by a filtered HNSW search, on top of `k` and the caller's hint.
-const FILTER_SLACK: usize = 32;
-/// Rounds of an HNSW search that found fewer than `k` allowed items: each doubles the candidates fetched.
-const SEARCH_ROUNDS: usize = 3;
+use self::graph::{GraphScratch, Items, ProximityGraph, SearchParams};
 
 /// Tuning of [`VectorIndex`]; deserialisable from the service configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,13 +29,17 @@ const SEARCH_ROUNDS: usize = 3;
 pub struct IndexConfig {
     /// Catalogues with fewer items than this are searched by an exact scan (no graph is built).
     pub exact_below: usize,
-    /// HNSW: maximum links per node and layer (hnsw_rs `max_nb_connection`), 2..=255
-    /// (hnsw_rs stores it in a byte in dumps, so 256 would not survive a reload).
+    /// Graph build: maximum links per node and upper layer (hnsw_rs `max_nb_connection`; the bottom
+    /// layer, the one searched, keeps up to `2m`), 2..=255.
     pub m: usize,
-    /// HNSW: candidate-list width while inserting.
+    /// Graph build: candidate-list width while inserting.
     pub ef_construction: usize,
-    /// HNSW: candidate-list width while searching; a value below `k` behaves like `k`.
+    /// Search: beam width; a value below `k` behaves like `k`.
     pub ef_search: usize,
+    /// Search: items scored exhaustively (an even stride over the ids) to find starting points.
+    pub seed_pool: usize,
+    /// Search: how many of the best pool items the beam starts from.
+    pub seeds: usize,
     /// Threads used to build the graph; 0 means one per CPU.
     pub threads: usize,
 }
@@ -51,14 +51,15 @@ impl Default for IndexConfig {
             m: 16,
             ef_construction: 200,
             ef_search: 128,
+            seed_pool: 1024,
+            seeds: 32,
             threads: 0,
         }
     }
 }
 
 impl IndexConfig {
-    /// Rejects values hnsw_rs would abort the process on (`m > 256`), could not reload (`m = 256`)
-    /// or that make no sense.
+    /// Rejects values hnsw_rs would abort the process on (`m > 256`) or that make no sense.
     pub fn validate(&self) -> Result<(), IndexError> {
         let invalid = |field: &'static str, reason: &str| {
             Err(IndexError::InvalidConfig {
@@ -69,11 +70,15 @@ impl IndexConfig {
         if !(2..=255).contains(&self.m) {
             return invalid("m", "must be within 2..=255");
         }
-        if self.ef_construction == 0 {
-            return invalid("ef_construction", "must be at least 1");
-        }
-        if self.ef_search == 0 {
-            return invalid("ef_search", "must be at least 1");
+        for (field, value) in [
+            ("ef_construction", self.ef_construction),
+            ("ef_search", self.ef_search),
+            ("seed_pool", self.seed_pool),
+            ("seeds", self.seeds),
+        ] {
+            if value == 0 {
+                return invalid(field, "must be at least 1");
+            }
         }
         Ok(())
     }
@@ -109,25 +114,19 @@ pub enum IndexError {
     },
     #[error("no index dump at {0}")]
     MissingDump(PathBuf),
-    #[error("index dump sidecar {path} is unreadable: {source}")]
-    Sidecar {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
-    #[error("index dump does not match these vectors: {0}")]
+    #[error("index dump does not match these vectors or settings: {0}")]
     StaleDump(String),
     #[error("index dump is corrupt: {0}")]
     CorruptDump(String),
-    #[error("hnsw_rs failed: {0}")]
-    Hnsw(String),
 }
 
 /// Reusable per-thread buffers for searches; create one per worker and pass it to every search.
+/// After a graph search it holds 4 bytes per item of the largest graph index searched with it.
 #[derive(Debug, Default)]
 pub struct SearchScratch {
     top: TopK,
     block: Vec<f32>,
-    query_aug: Vec<f32>,
+    graph: GraphScratch,
 }
 
 impl SearchScratch {
@@ -148,7 +147,7 @@ pub struct VectorIndex {
 
 enum Backend {
     Exact,
-    Hnsw(MipsGraph),
+    Graph { graph: ProximityGraph, loaded: bool },
 }
 
 impl std::fmt::Debug for VectorIndex {
@@ -158,13 +157,15 @@ impl std::fmt::Debug for VectorIndex {
             .field("len", &self.n)
             .field("dim", &self.dim)
             .field("bias", &self.bias.is_some())
+            .field("loaded_from_dump", &self.is_loaded_from_dump())
             .finish()
     }
 }
 
 impl VectorIndex {
     /// Builds the index over `vectors` (`n × dim`, row-major). Scores are `dot + bias[i]`.
-    /// Uses an exact scan when `n < cfg.exact_below` (or `n == 0`), else builds an HNSW graph.
+    /// Uses an exact scan when `n < cfg.exact_below` (or `n == 0`), else builds an HNSW graph
+    /// (minutes for 100k items: build in `train`, [`dump`](Self::dump), and load in `serve`).
     pub fn build(
         vectors: Vec<f32>,
         bias: Option<Vec<f32>>,
@@ -173,15 +174,19 @@ impl VectorIndex {
     ) -> Result<Self, IndexError> {
         let mut index = Self::exact(vectors, bias, dim, cfg)?;
         if index.n > 0 && index.n >= cfg.exact_below {
-            let graph = MipsGraph::build(&index.vectors, index.bias.as_deref(), dim, cfg)?;
-            index.backend = Backend::Hnsw(graph);
+            let graph = mips::build_graph(&index.vectors, index.bias.as_deref(), dim, cfg)?;
+            index.backend = Backend::Graph {
+                graph,
+                loaded: false,
+            };
         }
         Ok(index)
     }
 
-    /// Loads the graph dumped by [`dump`](Self::dump) as `name` in `dir`, if its sidecar proves it
-    /// was built from exactly these vectors and bias; otherwise builds. Never writes files: call
-    /// `dump` after a build to persist it. Below `cfg.exact_below` no file is read.
+    /// Loads the graph dumped by [`dump`](Self::dump) as `name` in `dir` if it was built from
+    /// exactly these vectors and bias with the same `m` and `ef_construction`; otherwise builds
+    /// (logging why). Never writes files: call `dump` after a build to persist it.
+    /// Below `cfg.exact_below` no file is read.
     pub fn load_or_build(
         dir: &Path,
         name: &str,
@@ -194,19 +199,25 @@ impl VectorIndex {
         if index.n == 0 || index.n < cfg.exact_below {
             return Ok(index);
         }
-        let loaded = persist::load(dir, name, &index.vectors, index.bias.as_deref(), dim, cfg);
-        let graph = match loaded {
-            Ok(graph) => graph,
-            Err(IndexError::MissingDump(path)) => {
-                tracing::info!(path = %path.display(), "no index dump, building HNSW");
-                MipsGraph::build(&index.vectors, index.bias.as_deref(), dim, cfg)?
-            }
+        let (vectors, bias) = (&index.vectors, index.bias.as_deref());
+        let backend = match persist::load(dir, name, vectors, bias, dim, cfg) {
+            Ok(graph) => Backend::Graph {
+                graph,
+                loaded: true,
+            },
             Err(error) => {
-                tracing::warn!(%error, dir = %dir.display(), name, "unusable index dump, rebuilding HNSW");
-                MipsGraph::build(&index.vectors, index.bias.as_deref(), dim, cfg)?
+                if matches!(error, IndexError::MissingDump(_)) {
+                    tracing::info!(%error, "building HNSW graph");
+                } else {
+                    tracing::warn!(%error, "unusable index dump, rebuilding HNSW graph");
+                }
+                Backend::Graph {
+                    graph: mips::build_graph(vectors, bias, dim, cfg)?,
+                    loaded: false,
+                }
             }
         };
-        index.backend = Backend::Hnsw(graph);
+        index.backend = backend;
         Ok(index)
     }
 
@@ -221,16 +232,19 @@ impl VectorIndex {
     ) -> Result<Self, IndexError> {
         let mut index = Self::exact(vectors, bias, dim, cfg)?;
         let graph = persist::load(dir, name, &index.vectors, index.bias.as_deref(), dim, cfg)?;
-        index.backend = Backend::Hnsw(graph);
+        index.backend = Backend::Graph {
+            graph,
+            loaded: true,
+        };
         Ok(index)
     }
 
-    /// Writes `name.hnsw.graph`, `name.hnsw.data` and `name.index.json` into `dir` (created if
-    /// needed), replacing a previous dump of that name. An exact index has no graph: nothing is written.
+    /// Atomically writes (or replaces) `dir/name.graph`, creating `dir` if needed.
+    /// An exact index has no graph: nothing is written.
     pub fn dump(&self, dir: &Path, name: &str) -> Result<(), IndexError> {
         match &self.backend {
             Backend::Exact => Ok(()),
-            Backend::Hnsw(graph) => persist::dump(
+            Backend::Graph { graph, .. } => persist::dump(
                 graph,
                 dir,
                 name,
@@ -242,8 +256,8 @@ impl VectorIndex {
     }
 
     /// Top-`k` items by `dot(query, item) + bias`, best first, written to `out` (cleared first).
-    /// Returns fewer than `k` only when the catalogue is smaller, or when an HNSW graph yields fewer
-    /// even after widening its search (at most 3 rounds, doubling the candidates each time).
+    /// Returns fewer than `k` only when the catalogue (or the part of the graph reachable from the
+    /// seeds) is smaller.
     pub fn search(
         &self,
         query: &[f32],
@@ -251,33 +265,17 @@ impl VectorIndex {
         scratch: &mut SearchScratch,
         out: &mut Vec<(u32, f32)>,
     ) -> Result<(), IndexError> {
-        self.search_impl(query, k, 0, &|_| true, scratch, out)
+        self.search_filtered(query, k, |_| true, scratch, out)
     }
 
-    /// Like [`search`](Self::search) but only items with `allow(id)` are returned.
-    /// The exact scan filters inline (and calls `allow` only for items good enough to enter the top-k).
-    /// HNSW over-fetches `k + expected_excluded + 32` candidates, filters, and doubles the fetch
-    /// (at most 3 rounds) while fewer than `k` survive; pass the size of the exclusion set
-    /// (e.g. the user's seen items) as `expected_excluded`.
+    /// Like [`search`](Self::search) but only items with `allow(id)` are returned (e.g. to skip the
+    /// user's seen items). `allow` is only called for items good enough to enter the top-k; the
+    /// graph search walks through excluded items without returning them, widening by itself.
     pub fn search_filtered(
         &self,
         query: &[f32],
         k: usize,
-        expected_excluded: usize,
         allow: impl Fn(u32) -> bool,
-        scratch: &mut SearchScratch,
-        out: &mut Vec<(u32, f32)>,
-    ) -> Result<(), IndexError> {
-        let extra = expected_excluded.saturating_add(FILTER_SLACK);
-        self.search_impl(query, k, extra, &allow, scratch, out)
-    }
-
-    fn search_impl(
-        &self,
-        query: &[f32],
-        k: usize,
-        extra: usize,
-        allow: &impl Fn(u32) -> bool,
         scratch: &mut SearchScratch,
         out: &mut Vec<(u32, f32)>,
     ) -> Result<(), IndexError> {
@@ -286,59 +284,28 @@ impl VectorIndex {
         if k == 0 || self.n == 0 {
             return Ok(());
         }
+        let SearchScratch { top, block, graph } = scratch;
+        let (vectors, bias, dim) = (&self.vectors, self.bias.as_deref(), self.dim);
         match &self.backend {
-            Backend::Exact => {
-                let SearchScratch { top, block, .. } = scratch;
-                let (vectors, bias) = (&self.vectors, self.bias.as_deref());
-                exact::scan(vectors, bias, self.dim, query, k, allow, top, block);
-                top.drain_sorted_into(out);
-            }
-            Backend::Hnsw(graph) => {
-                let mut fetch = k.saturating_add(extra).min(self.n);
-                for _ in 0..SEARCH_ROUNDS {
-                    self.hnsw_round(graph, query, k, fetch, allow, scratch, out);
-                    if out.len() >= k || fetch >= self.n {
-                        break;
-                    }
-                    fetch = fetch.saturating_mul(2).min(self.n);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// One HNSW search of `fetch` candidates, rescored exactly and filtered, into `out`.
-    #[allow(clippy::too_many_arguments)]
-    fn hnsw_round(
-        &self,
-        graph: &MipsGraph,
-        query: &[f32],
-        k: usize,
-        fetch: usize,
-        allow: &impl Fn(u32) -> bool,
-        scratch: &mut SearchScratch,
-        out: &mut Vec<(u32, f32)>,
-    ) {
-        let SearchScratch { top, query_aug, .. } = scratch;
-        top.reset(k);
-        for id in graph.candidates(query, fetch, query_aug) {
-            // Ids come from our own inserts (0..n); the bound check guards a foreign dump anyway.
-            let Ok(id) = u32::try_from(id) else { continue };
-            if let Some(score) = self.score(query, id)
-                && top.would_accept(score, id)
-                && allow(id)
-            {
-                top.push(score, id);
+            Backend::Exact => exact::scan(vectors, bias, dim, query, k, &allow, top, block),
+            Backend::Graph { graph: g, .. } => {
+                let items = Items { vectors, bias, dim };
+                g.search(items, query, k, &allow, top, graph);
             }
         }
         top.drain_sorted_into(out);
+        out.truncate(k);
+        Ok(())
     }
 
-    /// Changes the HNSW search width (a value below `k` behaves like `k`); no effect on an exact index.
-    pub fn set_ef_search(&mut self, ef_search: usize) {
-        if let Backend::Hnsw(graph) = &mut self.backend {
-            graph.set_ef_search(ef_search.max(1));
+    /// Applies the search-time fields of `cfg` (`ef_search`, `seed_pool`, `seeds`) without
+    /// rebuilding; an exact index ignores them.
+    pub fn set_search_config(&mut self, cfg: &IndexConfig) -> Result<(), IndexError> {
+        cfg.validate()?;
+        if let Backend::Graph { graph, .. } = &mut self.backend {
+            graph.params = SearchParams::from_config(cfg);
         }
+        Ok(())
     }
 
     /// The exact score of one item, or `None` when `item` is out of range or the query has the wrong dimension.
@@ -346,9 +313,7 @@ impl VectorIndex {
         if query.len() != self.dim {
             return None;
         }
-        let v = self.vector(item)?;
-        let b = self.bias.as_ref().map_or(0.0, |b| b[item as usize]);
-        Some(exact::dot(query, v) + b)
+        Some(exact::dot(query, self.vector(item)?) + self.bias(item)?)
     }
 
     /// Number of items.
@@ -360,25 +325,25 @@ impl VectorIndex {
         self.n == 0
     }
 
-    /// Dimension of item and query vectors (without the augmentation).
+    /// Dimension of item and query vectors.
     pub fn dim(&self) -> usize {
         self.dim
     }
 
-    /// `"exact"` or `"hnsw"`, for logs and metrics labels.
+    /// `"exact"` or `"hnsw"`, for logs and metric labels.
     pub fn kind(&self) -> &'static str {
         match self.backend {
             Backend::Exact => "exact",
-            Backend::Hnsw(_) => "hnsw",
+            Backend::Graph { .. } => "hnsw",
         }
     }
 
-    /// Whether the HNSW graph was reloaded from a dump rather than built in this process.
+    /// Whether the graph was reloaded from a dump rather than built in this process.
     pub fn is_loaded_from_dump(&self) -> bool {
-        matches!(&self.backend, Backend::Hnsw(graph) if graph.is_loaded())
+        matches!(self.backend, Backend::Graph { loaded: true, .. })
     }
 
-    /// The original (non-augmented) vector of `item`, or `None` when out of range.
+    /// The vector of `item`, or `None` when out of range.
     pub fn vector(&self, item: u32) -> Option<&[f32]> {
         let i = item as usize;
         if i >= self.n {
@@ -393,7 +358,10 @@ impl VectorIndex {
         if i >= self.n {
             return None;
         }
-        Some(self.bias.as_ref().map_or(0.0, |b| b[i]))
+        match &self.bias {
+            Some(b) => b.get(i).copied(),
+            None => Some(0.0),
+        }
     }
 
     /// Validates the inputs and returns an exact-scan index over them.

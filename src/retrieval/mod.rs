@@ -49,16 +49,10 @@ pub fn index_for(
     .map_err(|e| e.to_string())
 }
 
-/// Top-`k` eligible items by the index's score, best first. `expected_excluded` (the size of the
-/// exclusion set) lets HNSW over-fetch enough; the exact scan filters inline.
+/// Top-`k` eligible items by the index's score, best first (the exact scan filters inline; the
+/// graph search walks past excluded items).
 pub trait SearchEligible {
-    fn search_eligible(
-        &self,
-        query: &[f32],
-        k: usize,
-        expected_excluded: usize,
-        allow: impl Fn(u32) -> bool,
-    ) -> SourceList;
+    fn search_eligible(&self, query: &[f32], k: usize, allow: impl Fn(u32) -> bool) -> SourceList;
 }
 
 thread_local! {
@@ -67,26 +61,13 @@ thread_local! {
 }
 
 impl SearchEligible for VectorIndex {
-    fn search_eligible(
-        &self,
-        query: &[f32],
-        k: usize,
-        expected_excluded: usize,
-        allow: impl Fn(u32) -> bool,
-    ) -> SourceList {
+    fn search_eligible(&self, query: &[f32], k: usize, allow: impl Fn(u32) -> bool) -> SourceList {
         let mut out = Vec::with_capacity(k);
         let res = SCRATCH.with(|s| match s.try_borrow_mut() {
-            Ok(mut scratch) => {
-                self.search_filtered(query, k, expected_excluded, &allow, &mut scratch, &mut out)
+            Ok(mut scratch) => self.search_filtered(query, k, &allow, &mut scratch, &mut out),
+            Err(_) => {
+                self.search_filtered(query, k, &allow, &mut index::SearchScratch::new(), &mut out)
             }
-            Err(_) => self.search_filtered(
-                query,
-                k,
-                expected_excluded,
-                &allow,
-                &mut index::SearchScratch::new(),
-                &mut out,
-            ),
         });
         if let Err(e) = res {
             tracing::warn!(error = %e, "vector search failed; source returns nothing");

@@ -40,9 +40,7 @@ pub fn candidates(
         let qn: Vec<f32> = q.iter().map(|v| v / norm).collect();
         let found = engine
             .cf_index
-            .search_eligible(&qn, k, elig.excluded.len() + 1, |i| {
-                i != seed && elig.allows(model, i)
-            });
+            .search_eligible(&qn, k, |i| i != seed && elig.allows(model, i));
         for (item, score) in found {
             *acc.entry(item).or_default() += w * score;
         }

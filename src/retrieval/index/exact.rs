@@ -131,6 +131,23 @@ impl TopK {
         }
     }
 
+    /// Whether the heap holds its capacity of entries.
+    #[inline]
+    pub(crate) fn is_full(&self) -> bool {
+        self.heap.len() >= self.cap
+    }
+
+    /// The worst kept `(score, id)`, which a new entry must beat once the heap is full.
+    #[inline]
+    pub(crate) fn worst(&self) -> Option<(f32, u32)> {
+        self.heap.first().copied()
+    }
+
+    /// Removes all entries as `(score, id)` in no particular order.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = (f32, u32)> + '_ {
+        self.heap.drain(..)
+    }
+
     /// Moves the entries, best first, into `out` (appending) and empties the heap.
     pub(crate) fn drain_sorted_into(&mut self, out: &mut Vec<(u32, f32)>) {
         self.heap

@@ -1,4 +1,4 @@
-//! Maximum inner product search through an L2 HNSW graph (hnsw_rs) over augmented vectors.
+//! Builds the proximity graph for maximum inner product search with hnsw_rs, over augmented vectors.
 //!
 //! hnsw_rs's `DistDot` panics on inputs that are not exactly unit-norm, so inner product is reduced to
 //! Euclidean nearest neighbour (Bachrach et al. 2014). With the bias folded in as a coordinate,
@@ -10,24 +10,24 @@
 //! `||q̃ − x̃||² = 2 − 2·q̃·x̃ = 2 − 2·(q·x + b)/(M·||q'||)`, a decreasing function of `q·x + b`,
 //! so the nearest augmented item is the maximum-inner-product item. Scaling by `1/M` and `1/||q'||`
 //! changes no ranking and keeps distances within [0, 4], where f32 keeps its precision.
-//! The graph only proposes candidates: callers rescore them with the exact `dot + bias`.
+//!
+//! hnsw_rs links each augmented item to its L2 neighbours; only the bottom layer's links are kept
+//! (see [`super::graph`], which searches them with the exact `q·x + b`, the same order as the L2
+//! distance to `q̃`), and the hnsw_rs structure is dropped once they are copied out.
 
-use hnsw_rs::prelude::{Distance, Hnsw, Neighbour};
+use hnsw_rs::prelude::{Distance, Hnsw};
 
-use super::persist::LoadedGraph;
+use super::graph::{ProximityGraph, SearchParams};
 use super::{IndexConfig, IndexError};
 
-/// Layers of the graph; hnsw_rs caps it at 16.
-pub(crate) const MAX_LAYERS: usize = 16;
+/// Layers of the hnsw_rs graph; hnsw_rs caps it at 16.
+const MAX_LAYERS: usize = 16;
 /// Extra coordinates of an augmented vector: the bias (or 0) and the norm-completing one.
-pub(crate) const EXTRA_DIMS: usize = 2;
-
-/// The graph type stored in memory and in dumps.
-pub(crate) type Graph = Hnsw<'static, f32, AugmentedL2>;
+const EXTRA_DIMS: usize = 2;
 
 /// Squared Euclidean distance with independent accumulators (hnsw_rs's `DistL2` sums serially).
-/// Squaring preserves every comparison the graph makes, and the result is never negative,
-/// which hnsw_rs asserts. Its type name is recorded in dumps and checked on reload.
+/// Squaring preserves every comparison the graph construction makes, and the result is never
+/// negative, which hnsw_rs asserts.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct AugmentedL2;
 
@@ -56,11 +56,11 @@ impl Distance<f32> for AugmentedL2 {
     }
 }
 
-/// Largest norm of `[x, b]` over the catalogue (f64 accumulation), or 1 when every item is zero.
+/// `M`: the largest norm of `[x, b]` over the catalogue (f64 accumulation), or 1 when every item is zero.
 pub(crate) fn augmentation_norm(vectors: &[f32], bias: Option<&[f32]>, dim: usize) -> f32 {
     let mut max_sq = 0.0f64;
     for (i, row) in vectors.chunks_exact(dim).enumerate() {
-        let b = bias.map_or(0.0, |b| f64::from(b[i]));
+        let b = bias.and_then(|b| b.get(i)).map_or(0.0, |&b| f64::from(b));
         let sq = row
             .iter()
             .map(|&x| f64::from(x) * f64::from(x))
@@ -88,7 +88,9 @@ fn augment_item(row: &[f32], bias: f32, norm: f32, out: &mut Vec<f32>) {
     out.push((1.0 - sq).max(0.0).sqrt() as f32);
 }
 
-/// Writes the augmented query `[q, 1]/||[q, 1]||, 0` into `out`.
+/// Writes the augmented query `[q, 1]/||[q, 1]||, 0` into `out` (the search itself scores the
+/// original vectors; this is the other half of the reduction, used to test it).
+#[cfg(test)]
 pub(crate) fn augment_query(query: &[f32], out: &mut Vec<f32>) {
     out.clear();
     let sq: f64 = 1.0
@@ -102,98 +104,67 @@ pub(crate) fn augment_query(query: &[f32], out: &mut Vec<f32>) {
     out.push(0.0);
 }
 
-/// The HNSW graph over augmented item vectors, built here or reloaded from a dump.
-pub(crate) struct MipsGraph {
-    store: GraphStore,
-    /// `M`, the augmentation norm (recorded in the dump sidecar).
-    norm: f32,
-    ef_search: usize,
-}
-
-enum GraphStore {
-    Built(Graph),
-    Loaded(LoadedGraph),
-}
-
-impl MipsGraph {
-    /// Builds the graph with `cfg.threads` rayon threads (0 = one per CPU).
-    pub(crate) fn build(
-        vectors: &[f32],
-        bias: Option<&[f32]>,
-        dim: usize,
-        cfg: &IndexConfig,
-    ) -> Result<Self, IndexError> {
-        let n = vectors.len() / dim;
-        let norm = augmentation_norm(vectors, bias, dim);
-        let aug_dim = dim + EXTRA_DIMS;
-        let mut augmented = Vec::with_capacity(n * aug_dim);
-        for (i, row) in vectors.chunks_exact(dim).enumerate() {
-            augment_item(row, bias.map_or(0.0, |b| b[i]), norm, &mut augmented);
-        }
-        let started = std::time::Instant::now();
-        let mut graph: Graph = Hnsw::new(cfg.m, n, MAX_LAYERS, cfg.ef_construction, AugmentedL2);
-        let items: Vec<(&[f32], usize)> = augmented.chunks_exact(aug_dim).zip(0..n).collect();
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(cfg.threads)
-            .thread_name(|i| format!("hnsw-build-{i}"))
-            .build()?;
-        pool.install(|| graph.parallel_insert_slice(&items));
-        graph.set_searching_mode(true);
-        tracing::info!(
-            items = n,
-            dim,
-            m = cfg.m,
-            ef_construction = cfg.ef_construction,
-            seconds = started.elapsed().as_secs_f64(),
-            "built HNSW index"
-        );
-        Ok(Self {
-            store: GraphStore::Built(graph),
-            norm,
-            ef_search: cfg.ef_search,
-        })
+/// Builds the hnsw_rs graph over the augmented items with `cfg.threads` rayon threads
+/// (0 = one per CPU) and keeps its bottom layer.
+pub(crate) fn build_graph(
+    vectors: &[f32],
+    bias: Option<&[f32]>,
+    dim: usize,
+    cfg: &IndexConfig,
+) -> Result<ProximityGraph, IndexError> {
+    let n = vectors.len() / dim;
+    let norm = augmentation_norm(vectors, bias, dim);
+    let aug_dim = dim + EXTRA_DIMS;
+    let mut augmented = Vec::with_capacity(n * aug_dim);
+    for (i, row) in vectors.chunks_exact(dim).enumerate() {
+        let b = bias.and_then(|b| b.get(i)).copied().unwrap_or(0.0);
+        augment_item(row, b, norm, &mut augmented);
     }
+    let started = std::time::Instant::now();
+    let hnsw: Hnsw<'_, f32, AugmentedL2> =
+        Hnsw::new(cfg.m, n, MAX_LAYERS, cfg.ef_construction, AugmentedL2);
+    let inserts: Vec<(&[f32], usize)> = augmented.chunks_exact(aug_dim).zip(0..n).collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(cfg.threads)
+        .thread_name(|i| format!("hnsw-build-{i}"))
+        .build()?;
+    pool.install(|| hnsw.parallel_insert_slice(&inserts));
 
-    pub(crate) fn from_loaded(loaded: LoadedGraph, norm: f32, cfg: &IndexConfig) -> Self {
-        Self {
-            store: GraphStore::Loaded(loaded),
-            norm,
-            ef_search: cfg.ef_search,
+    let mut lists: Vec<Vec<u32>> = vec![Vec::new(); n];
+    for point in hnsw.get_point_indexation() {
+        let id = point.get_origin_id();
+        let layer0 = point.get_neighborhood_id().into_iter().next();
+        if let (Some(slot), Some(layer0)) = (lists.get_mut(id), layer0) {
+            slot.extend(
+                layer0
+                    .iter()
+                    .map(|nb| nb.d_id)
+                    .filter(|&j| j < n && j != id)
+                    .map(|j| j as u32),
+            );
         }
     }
-
-    pub(crate) fn graph(&self) -> &Graph {
-        match &self.store {
-            GraphStore::Built(graph) => graph,
-            GraphStore::Loaded(loaded) => loaded.graph(),
-        }
+    let mut offsets = Vec::with_capacity(n + 1);
+    offsets.push(0);
+    let mut neighbours = Vec::with_capacity(lists.iter().map(Vec::len).sum());
+    for list in &lists {
+        neighbours.extend_from_slice(list);
+        offsets.push(neighbours.len());
     }
-
-    pub(crate) fn set_ef_search(&mut self, ef_search: usize) {
-        self.ef_search = ef_search;
-    }
-
-    pub(crate) fn norm(&self) -> f32 {
-        self.norm
-    }
-
-    pub(crate) fn is_loaded(&self) -> bool {
-        matches!(self.store, GraphStore::Loaded(_))
-    }
-
-    /// Ids of approximate maximum-inner-product items: the whole search list of width
-    /// `max(ef_search, fetch)`, at least `fetch` when the graph has that many. The search visits
-    /// those candidates anyway, so returning all of them for exact rescoring costs a few hundred
-    /// dot products and recovers items the L2 ordering misplaces near the top-k boundary.
-    pub(crate) fn candidates(
-        &self,
-        query: &[f32],
-        fetch: usize,
-        query_aug: &mut Vec<f32>,
-    ) -> impl Iterator<Item = usize> + use<> {
-        augment_query(query, query_aug);
-        let ef = self.ef_search.max(fetch);
-        let found: Vec<Neighbour> = self.graph().search(query_aug, ef, ef);
-        found.into_iter().map(|n| n.d_id)
-    }
+    tracing::info!(
+        items = n,
+        dim,
+        m = cfg.m,
+        ef_construction = cfg.ef_construction,
+        mean_degree = neighbours.len() as f64 / n.max(1) as f64,
+        seconds = started.elapsed().as_secs_f64(),
+        "built HNSW graph"
+    );
+    Ok(ProximityGraph {
+        offsets,
+        neighbours,
+        m: cfg.m,
+        ef_construction: cfg.ef_construction,
+        params: SearchParams::from_config(cfg),
+    })
 }

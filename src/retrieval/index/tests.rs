@@ -12,10 +12,14 @@ use super::exact::TopK;
 use super::mips::{AugmentedL2, augment_query, augmentation_norm};
 use super::*;
 
-/// HNSW for any size; one build thread, so the graph (hnsw_rs seeds its level generator) is reproducible.
+/// Graph for any size, with a seed pool far smaller than the test catalogues so that results come
+/// from walking the graph; one build thread, so the graph (hnsw_rs seeds its level generator) is
+/// reproducible.
 fn hnsw_cfg() -> IndexConfig {
     IndexConfig {
         exact_below: 0,
+        seed_pool: 16,
+        seeds: 4,
         threads: 1,
         ..IndexConfig::default()
     }
@@ -156,7 +160,7 @@ proptest! {
         let index = VectorIndex::build(v.clone(), b.clone(), dim, &IndexConfig::default()).unwrap();
         let allow = |id: u32| !id.is_multiple_of(modulus);
         let mut got = Vec::new();
-        index.search_filtered(&q, k, 0, allow, &mut SearchScratch::new(), &mut got).unwrap();
+        index.search_filtered(&q, k, allow, &mut SearchScratch::new(), &mut got).unwrap();
         let want = brute_force(&v, b.as_deref(), dim, &q, k, allow);
         prop_assert!(got.iter().all(|p| allow(p.0)));
         let got_scores: Vec<f64> = got.iter().map(|p| f64::from(p.1)).collect();
@@ -294,29 +298,26 @@ fn bias_is_added_to_every_score() {
 }
 
 #[test]
-fn filtered_hnsw_search_skips_excluded_items() {
-    let (n, dim) = (1500, 8);
-    let v = clustered(n, dim, 5, 8);
+fn filtered_graph_search_skips_excluded_items() {
+    let (n, dim) = (3000, 8);
+    let (v, queries) = clustered_with_queries(n, 10, dim, 5, 8);
     let hnsw = VectorIndex::build(v.clone(), None, dim, &hnsw_cfg()).unwrap();
-    let q = &clustered(1, dim, 5, 9)[..];
-    let unfiltered = search(&hnsw, q, 30);
-    let excluded: HashSet<u32> = unfiltered.iter().take(20).map(|p| p.0).collect();
-    let mut got = Vec::new();
-    hnsw.search_filtered(
-        q,
-        30,
-        excluded.len(),
-        |id| !excluded.contains(&id),
-        &mut SearchScratch::new(),
-        &mut got,
-    )
-    .unwrap();
-    let want = brute_force(&v, None, dim, q, 30, |id| !excluded.contains(&id));
-    assert_eq!(got.len(), 30);
-    assert!(got.iter().all(|p| !excluded.contains(&p.0)));
-    let want_ids: HashSet<u32> = want.iter().map(|p| p.0).collect();
-    let hits = got.iter().filter(|p| want_ids.contains(&p.0)).count();
-    assert!(hits >= 29, "filtered recall {hits}/30");
+    for (i, q) in queries.chunks_exact(dim).enumerate() {
+        // Exclude the best 20 (a user's seen items), then 90% of the catalogue (a strict business rule).
+        let best: HashSet<u32> = search(&hnsw, q, 20).iter().map(|p| p.0).collect();
+        let filters: [&dyn Fn(u32) -> bool; 2] = [&|id| !best.contains(&id), &|id| {
+            (id as usize + i).is_multiple_of(10)
+        }];
+        for allow in filters {
+            let mut got = Vec::new();
+            hnsw.search_filtered(q, 30, allow, &mut SearchScratch::new(), &mut got)
+                .unwrap();
+            let want = brute_force(&v, None, dim, q, 30, allow);
+            assert_eq!(got.len(), 30);
+            assert!(got.iter().all(|p| allow(p.0)));
+            assert!(recall(&got, &want.iter().map(|p| (p.0, 0.0)).collect::<Vec<_>>()) >= 0.95);
+        }
+    }
 }
 
 #[test]
@@ -452,17 +453,14 @@ fn dump_then_load_gives_identical_results() {
     let dir = tmp.path().join("indexes");
     built.dump(&dir, "cf").unwrap();
     built.dump(&dir, "cf").unwrap(); // replaces, never leaves a second copy
-    assert_eq!(
-        dump_files(&dir),
-        ["cf.hnsw.data", "cf.hnsw.graph", "cf.index.json"]
-    );
+    assert_eq!(dump_files(&dir), ["cf.graph"]);
 
     let loaded = VectorIndex::load(&dir, "cf", v.clone(), Some(b.clone()), dim, &cfg).unwrap();
     assert!(loaded.is_loaded_from_dump() && !built.is_loaded_from_dump());
     let again =
         VectorIndex::load_or_build(&dir, "cf", v.clone(), Some(b.clone()), dim, &cfg).unwrap();
     assert!(again.is_loaded_from_dump());
-    // A reloaded graph dumps and reloads too (hnsw_rs marks it as memory-mapped, which changes file naming).
+    // A reloaded graph dumps and reloads too.
     let dir2 = tmp.path().join("second");
     loaded.dump(&dir2, "cf").unwrap();
     let reloaded = VectorIndex::load(&dir2, "cf", v.clone(), Some(b.clone()), dim, &cfg).unwrap();
@@ -526,17 +524,18 @@ fn stale_corrupt_or_missing_dumps_are_rejected_and_rebuilt() {
         "rejections must not damage the dump"
     );
 
-    let graph = dir.join("cf.hnsw.graph");
-    let mut bytes = std::fs::read(&graph).unwrap();
+    let path = dir.join("cf.graph");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let original = bytes.clone();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
-    std::fs::write(&graph, &bytes).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
     assert!(matches!(
         load(v.clone(), &cfg),
         Err(IndexError::CorruptDump(_))
     ));
     bytes.truncate(mid);
-    std::fs::write(&graph, &bytes).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
     assert!(matches!(
         load(v.clone(), &cfg),
         Err(IndexError::CorruptDump(_))
@@ -547,10 +546,23 @@ fn stale_corrupt_or_missing_dumps_are_rejected_and_rebuilt() {
         ("hnsw", false)
     );
 
-    std::fs::write(dir.join("cf.index.json"), b"{ not json").unwrap();
+    // A link outside the catalogue behind a valid checksum is caught by validation.
+    let header = 8 + 4 + 8 + 8 + 1 + 4 + 8 + 8 + 4 + 8;
+    let mut bytes = original;
+    let first_link = header + (n + 1) * 8;
+    bytes[first_link..first_link + 4].copy_from_slice(&(n as u32).to_le_bytes());
+    let body = bytes.len() - 4;
+    let crc = crc32fast::hash(&bytes[..body]);
+    bytes[body..].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
     assert!(matches!(
         load(v.clone(), &cfg),
-        Err(IndexError::Sidecar { .. })
+        Err(IndexError::CorruptDump(e)) if e.contains("outside")
+    ));
+    std::fs::write(&path, b"short").unwrap();
+    assert!(matches!(
+        load(v.clone(), &cfg),
+        Err(IndexError::CorruptDump(_))
     ));
     assert!(matches!(
         VectorIndex::load(dir, "../cf", v.clone(), None, dim, &cfg),
@@ -581,4 +593,29 @@ fn config_deserialises_with_defaults() {
         }
     );
     assert!(serde_json::from_str::<IndexConfig>(r#"{"mm": 32}"#).is_err());
+}
+
+#[test]
+fn search_config_changes_apply_without_rebuild() {
+    let (n, dim) = (2000, 8);
+    let (v, queries) = clustered_with_queries(n, 10, dim, 8, 17);
+    let exact = VectorIndex::build(v.clone(), None, dim, &IndexConfig::default()).unwrap();
+    let mut hnsw = VectorIndex::build(v, None, dim, &hnsw_cfg()).unwrap();
+    // A seed pool covering the catalogue scores every item: the graph search becomes exact.
+    let everything = IndexConfig {
+        seed_pool: n * 2,
+        ..hnsw_cfg()
+    };
+    hnsw.set_search_config(&everything).unwrap();
+    for q in queries.chunks_exact(dim) {
+        assert_eq!(search(&hnsw, q, 100), search(&exact, q, 100));
+    }
+    let invalid = IndexConfig {
+        seeds: 0,
+        ..hnsw_cfg()
+    };
+    assert!(matches!(
+        hnsw.set_search_config(&invalid),
+        Err(IndexError::InvalidConfig { field: "seeds", .. })
+    ));
 }
