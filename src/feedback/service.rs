@@ -359,10 +359,6 @@ impl FeedbackService {
         self.bandit.stats()
     }
 
-    pub fn refresh_gauges(&self) {
-        self.metrics.log_bytes.set(self.log.stats().bytes as i64);
-    }
-
     pub fn dir(&self) -> &std::path::Path {
         &self.dir
     }

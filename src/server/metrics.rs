@@ -3,8 +3,8 @@
 //! strategies, reasons — never a user id, an item id or a raw URI).
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder, exponential_buckets,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder, exponential_buckets,
 };
 
 pub struct Metrics {
@@ -25,11 +25,6 @@ pub struct Metrics {
     pub feedback_events: IntCounterVec,
     pub feedback_attribution: IntCounterVec,
     pub bandit_reward: prometheus::CounterVec,
-    pub log_fsync_seconds: Histogram,
-    pub log_bytes: IntGauge,
-    pub log_records: IntCounter,
-    pub log_recoveries: IntCounter,
-    pub log_group_size: Histogram,
 }
 
 fn latency_buckets() -> Vec<f64> {
@@ -145,34 +140,6 @@ impl Metrics {
             "Feedback events by attribution to a served list: attributed or unattributed.",
             &["result"],
         )?;
-        let log_fsync_seconds = Histogram::with_opts(
-            HistogramOpts::new(
-                "event_log_fsync_duration_seconds",
-                "Duration of each event-log fsync (one per group commit).",
-            )
-            .buckets(latency_buckets()),
-        )?;
-        r.register(Box::new(log_fsync_seconds.clone()))?;
-        let log_bytes = IntGauge::new("event_log_bytes", "Bytes held by the event log on disk.")?;
-        r.register(Box::new(log_bytes.clone()))?;
-        let log_records = IntCounter::new(
-            "event_log_records_total",
-            "Records appended to the event log.",
-        )?;
-        r.register(Box::new(log_records.clone()))?;
-        let log_recoveries = IntCounter::new(
-            "event_log_recovered_truncations_total",
-            "Torn or corrupt log tails truncated at start.",
-        )?;
-        r.register(Box::new(log_recoveries.clone()))?;
-        let log_group_size = Histogram::with_opts(
-            HistogramOpts::new(
-                "event_log_group_commit_records",
-                "Records made durable by one fsync.",
-            )
-            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
-        )?;
-        r.register(Box::new(log_group_size.clone()))?;
         Ok(Self {
             registry: r,
             requests,
@@ -191,11 +158,6 @@ impl Metrics {
             feedback_events,
             feedback_attribution,
             bandit_reward,
-            log_fsync_seconds,
-            log_bytes,
-            log_records,
-            log_recoveries,
-            log_group_size,
         })
     }
 

@@ -34,9 +34,6 @@ pub async fn readyz(State(st): State<Arc<AppState>>) -> Response {
 }
 
 pub async fn metrics(State(st): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    if let Some(fb) = &st.feedback {
-        fb.refresh_gauges();
-    }
     let text = st
         .metrics
         .render()

@@ -101,9 +101,8 @@ async fn click_is_durable_attributed_credits_the_arm_and_updates_exclude_seen() 
         "{metrics}"
     );
     assert!(metrics.contains(r#"recserve_feedback_attribution_total{result="unattributed"} 1"#));
-    let dir = app.events_dir.path().to_path_buf();
-    app.shutdown().await;
-    let records = recserve::feedback::log::EventLog::read_all(&dir).unwrap();
+    let dir = app.shutdown().await;
+    let records = recserve::feedback::log::EventLog::read_all(dir.path()).unwrap();
     let texts: Vec<String> = records
         .iter()
         .map(|(_, p)| String::from_utf8_lossy(p).to_string())
@@ -152,9 +151,8 @@ async fn batch_is_all_or_nothing() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 202);
-    let dir = app.events_dir.path().to_path_buf();
-    app.shutdown().await;
-    let records = recserve::feedback::log::EventLog::read_all(&dir).unwrap();
+    let dir = app.shutdown().await;
+    let records = recserve::feedback::log::EventLog::read_all(dir.path()).unwrap();
     let feedback = records
         .iter()
         .filter(|(_, p)| String::from_utf8_lossy(p).contains("\"kind\":\"feedback\""))

@@ -131,11 +131,13 @@ impl TestApp {
             .collect()
     }
 
-    pub async fn shutdown(mut self) {
+    /// Stops the server (graceful) and hands back its event-log directory for inspection.
+    pub async fn shutdown(mut self) -> tempfile::TempDir {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
         let _ = tokio::time::timeout(Duration::from_secs(20), self.handle).await;
+        self.events_dir
     }
 }
 

@@ -72,7 +72,7 @@ async fn metrics_carry_the_families_with_help_and_bounded_labels() {
     }
     assert!(
         text.contains(
-            r#"route="/recommendations",status="2xx",variant="control",strategy="ranked""#
+            r#"route="/recommendations",status="2xx",strategy="ranked",variant="control""#
         ),
         "{text}"
     );

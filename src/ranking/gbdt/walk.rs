@@ -123,3 +123,72 @@ impl NativeModel {
             .is_some_and(|bits| (bits >> (category % 32)) & 1 == 1)
     }
 }
+
+impl NativeModel {
+    /// EXPERIMENT: branchy batch
+    pub fn score_batch_branchy(&self, rows: &[f32], nf: usize, out: &mut Vec<f64>) {
+        out.clear();
+        out.resize(rows.len() / nf, 0.0);
+        let stride = nf + 1;
+        let mut block = Vec::new();
+        for (rows_in, acc) in rows.chunks(64 * nf).zip(out.chunks_mut(64)) {
+            block.clear();
+            for row in rows_in.chunks_exact(nf) {
+                convert_row(row, &mut block);
+            }
+            for t in &self.trees {
+                for (r, a) in acc.iter_mut().enumerate() {
+                    *a += self.eval_tree(t.root as usize, &block[r * stride..(r + 1) * stride]);
+                }
+            }
+        }
+    }
+
+    /// EXPERIMENT: streaming lanes with refill
+    pub fn score_batch_stream(&self, rows: &[f32], nf: usize, out: &mut Vec<f64>) {
+        out.clear();
+        out.resize(rows.len() / nf, 0.0);
+        let stride = nf + 1;
+        let mut block = Vec::new();
+        let mut tmp = vec![0.0f64; 64 + 1];
+        for (rows_in, acc) in rows.chunks(64 * nf).zip(out.chunks_mut(64)) {
+            block.clear();
+            for row in rows_in.chunks_exact(nf) {
+                convert_row(row, &mut block);
+            }
+            let nb = acc.len();
+            // dummy row nb: all NaN
+            block.extend(std::iter::repeat_n(f64::NAN, stride));
+            for t in &self.trees {
+                let root = t.root as usize;
+                let mut lane_row: [usize; LANES] = std::array::from_fn(|l| l.min(nb));
+                let mut idx = [root; LANES];
+                let mut next = LANES.min(nb);
+                let mut done = 0usize;
+                let nodes = &self.nodes[..];
+                while done < nb {
+                    for l in 0..LANES {
+                        let Some(&node) = nodes.get(idx[l]) else { continue };
+                        let flags = node.flags();
+                        let row = lane_row[l];
+                        let v = block.get(row * stride + node.feature()).copied().unwrap_or(f64::NAN);
+                        let left = (v <= f64::from_bits(node.payload))
+                            | (v.is_nan() & (flags & SPECIAL_LEFT != 0));
+                        let is_leaf = flags & LEAF != 0;
+                        if let Some(slot) = tmp.get_mut(row) { *slot = f64::from_bits(node.payload); }
+                        let real = row < nb;
+                        done += usize::from(is_leaf & real);
+                        let child = std::hint::select_unpredictable(left, idx[l] + 1, node.right as usize);
+                        idx[l] = std::hint::select_unpredictable(is_leaf, root, child);
+                        let new_row = std::hint::select_unpredictable(is_leaf, next, row);
+                        next += usize::from(is_leaf & (next < nb));
+                        lane_row[l] = new_row.min(nb);
+                    }
+                }
+                for (a, v) in acc.iter_mut().zip(&tmp) {
+                    *a += v;
+                }
+            }
+        }
+    }
+}
