@@ -60,6 +60,11 @@ pub fn ablation_rows(base: &Treatment) -> Vec<(String, Treatment)> {
     rows
 }
 
+/// One user's evaluation: (user, recommended items, stage latencies in ms, the obvious list).
+type UserResult = (u32, Vec<u32>, [f64; 6], Vec<u32>);
+/// Per source name, its candidate items best first.
+type SourceLists = Vec<(&'static str, Vec<u32>)>;
+
 pub struct EvalInput<'a> {
     pub engine: Arc<Engine>,
     /// The training part (for popularity statistics, cold slices).
@@ -121,7 +126,7 @@ pub fn evaluate(
     let mut latency: Vec<StageLatency> = Vec::new();
     for (name, t) in rows {
         pb.set_message(name.clone());
-        let results: Vec<(u32, Vec<u32>, [f64; 6], Vec<u32>)> = users
+        let results: Vec<UserResult> = users
             .par_iter()
             .map(|&u| {
                 let rec = engine.recommend_with(&query(u), t, false);
@@ -203,7 +208,7 @@ pub fn evaluate(
         session: 200,
         popular: 200,
     };
-    let per_user: Vec<(u32, Vec<(&'static str, Vec<u32>)>)> = users
+    let per_user: Vec<(u32, SourceLists)> = users
         .par_iter()
         .map(|&u| {
             let (profile, elig) = engine.prepare(&query(u));

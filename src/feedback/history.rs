@@ -14,8 +14,11 @@ pub trait UserHistoryStore: Send + Sync {
 }
 
 /// Embedded store: a bounded deque per user, sharded to keep lock hold times tiny.
+/// One shard: user id → their recent (item id, ts), oldest first.
+type Shard = RwLock<FxHashMap<String, VecDeque<(String, i64)>>>;
+
 pub struct InMemoryHistory {
-    shards: Vec<RwLock<FxHashMap<String, VecDeque<(String, i64)>>>>,
+    shards: Vec<Shard>,
     per_user: usize,
 }
 
@@ -31,11 +34,10 @@ impl InMemoryHistory {
         }
     }
 
-    fn shard(&self, user: &str) -> &RwLock<FxHashMap<String, VecDeque<(String, i64)>>> {
-        use std::hash::{BuildHasher, Hash, Hasher};
-        let mut h = rustc_hash::FxBuildHasher.build_hasher();
-        user.hash(&mut h);
-        &self.shards[(h.finish() as usize) % SHARDS]
+    fn shard(&self, user: &str) -> &Shard {
+        use std::hash::BuildHasher;
+        let h = rustc_hash::FxBuildHasher.hash_one(user);
+        &self.shards[(h as usize) % SHARDS]
     }
 }
 

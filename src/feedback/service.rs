@@ -233,7 +233,7 @@ impl FeedbackService {
             context_label: ctx.label(),
             arm,
             arm_name: cfg.name.clone(),
-            weights: cfg.weights.clone(),
+            weights: cfg.weights,
         }
     }
 

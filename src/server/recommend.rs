@@ -56,7 +56,7 @@ pub async fn recommend(
         .inc();
     let mut treatment = Treatment {
         counts: variant.counts,
-        weights: variant.weights.clone(),
+        weights: variant.weights,
         use_ranker: variant.ranker,
     };
 
@@ -79,7 +79,7 @@ pub async fn recommend(
         (Some(fb), true) => {
             let ts = p.ts.unwrap_or_else(crate::train::now_unix);
             let pick = fb.choose_arm(known_len + online_idx.len(), p.device.as_deref(), ts);
-            treatment.weights = pick.weights.clone();
+            treatment.weights = pick.weights;
             st.metrics
                 .bandit_pulls
                 .with_label_values(&[pick.context_label.as_str(), pick.arm_name.as_str()])

@@ -211,9 +211,9 @@ pub fn evaluate(
             .map(|r| r.item)
             .collect();
         blend_sum += ndcg_at_k(&ranked, &g.targets, k);
-        for s in 0..N_SOURCES {
-            let list: Vec<u32> = g.lists[s].iter().take(k).map(|&(i, _)| i).collect();
-            src_sum[s] += ndcg_at_k(&list, &g.targets, k);
+        for (sum, list) in src_sum.iter_mut().zip(&g.lists) {
+            let list: Vec<u32> = list.iter().take(k).map(|&(i, _)| i).collect();
+            *sum += ndcg_at_k(&list, &g.targets, k);
         }
         recall_sum +=
             g.labels.iter().filter(|&&l| l > 0.0).count() as f64 / g.targets.len().max(1) as f64;

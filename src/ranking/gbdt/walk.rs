@@ -168,17 +168,25 @@ impl NativeModel {
                 let nodes = &self.nodes[..];
                 while done < nb {
                     for l in 0..LANES {
-                        let Some(&node) = nodes.get(idx[l]) else { continue };
+                        let Some(&node) = nodes.get(idx[l]) else {
+                            continue;
+                        };
                         let flags = node.flags();
                         let row = lane_row[l];
-                        let v = block.get(row * stride + node.feature()).copied().unwrap_or(f64::NAN);
+                        let v = block
+                            .get(row * stride + node.feature())
+                            .copied()
+                            .unwrap_or(f64::NAN);
                         let left = (v <= f64::from_bits(node.payload))
                             | (v.is_nan() & (flags & SPECIAL_LEFT != 0));
                         let is_leaf = flags & LEAF != 0;
-                        if let Some(slot) = tmp.get_mut(row) { *slot = f64::from_bits(node.payload); }
+                        if let Some(slot) = tmp.get_mut(row) {
+                            *slot = f64::from_bits(node.payload);
+                        }
                         let real = row < nb;
                         done += usize::from(is_leaf & real);
-                        let child = std::hint::select_unpredictable(left, idx[l] + 1, node.right as usize);
+                        let child =
+                            std::hint::select_unpredictable(left, idx[l] + 1, node.right as usize);
                         idx[l] = std::hint::select_unpredictable(is_leaf, root, child);
                         let new_row = std::hint::select_unpredictable(is_leaf, next, row);
                         next += usize::from(is_leaf & (next < nb));
@@ -186,6 +194,124 @@ impl NativeModel {
                     }
                 }
                 for (a, v) in acc.iter_mut().zip(&tmp) {
+                    *a += v;
+                }
+            }
+        }
+    }
+}
+
+/// EXPERIMENT: mask trees
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MaskNode {
+    threshold: f64,
+    /// leaves that survive when the row goes right (left-subtree leaves cleared)
+    keep_right: u64,
+    feature: u32,
+    nan_right: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct MaskForest {
+    nodes: Vec<MaskNode>,
+    /// (first node, num nodes, first leaf) per tree
+    trees: Vec<(u32, u32, u32)>,
+    leaves: Vec<f64>,
+}
+
+impl NativeModel {
+    pub fn build_masks(&self) -> Option<MaskForest> {
+        let mut f = MaskForest::default();
+        for t in &self.trees {
+            if !t.simple {
+                return None;
+            }
+            let first_node = f.nodes.len() as u32;
+            let first_leaf = f.leaves.len() as u32;
+            // in-order traversal over pre-order layout
+            // recursive via stack: compute leaf ranges
+            fn walk(
+                m: &NativeModel,
+                i: usize,
+                f: &mut MaskForest,
+                first_leaf: usize,
+            ) -> Option<(usize, usize)> {
+                let n = m.nodes[i];
+                if n.flags() & LEAF != 0 {
+                    let k = f.leaves.len() - first_leaf;
+                    f.leaves.push(f64::from_bits(n.payload));
+                    return Some((k, k + 1));
+                }
+                let slot = f.nodes.len();
+                f.nodes.push(MaskNode::default());
+                let (lo, mid) = walk(m, i + 1, f, first_leaf)?;
+                let (mid2, hi) = walk(m, n.right as usize, f, first_leaf)?;
+                debug_assert_eq!(mid, mid2);
+                if hi > 64 {
+                    return None;
+                }
+                let left_bits = if mid - lo == 64 {
+                    u64::MAX
+                } else {
+                    ((1u64 << (mid - lo)) - 1) << lo
+                };
+                f.nodes[slot] = MaskNode {
+                    threshold: f64::from_bits(n.payload),
+                    keep_right: !left_bits,
+                    feature: n.feature() as u32,
+                    nan_right: n.flags() & SPECIAL_LEFT == 0,
+                };
+                Some((lo, hi))
+            }
+            walk(self, t.root as usize, &mut f, first_leaf as usize)?;
+            f.trees
+                .push((first_node, f.nodes.len() as u32 - first_node, first_leaf));
+        }
+        Some(f)
+    }
+
+    pub fn score_batch_masks<const B: usize>(
+        &self,
+        f: &MaskForest,
+        rows: &[f32],
+        nf: usize,
+        out: &mut Vec<f64>,
+    ) {
+        out.clear();
+        out.resize(rows.len() / nf, 0.0);
+        let mut cols = vec![0.0f64; (nf + 1) * B];
+        for (rows_in, acc) in rows.chunks(B * nf).zip(out.chunks_mut(B)) {
+            for (r, row) in rows_in.chunks_exact(nf).enumerate() {
+                for (j, &v) in row.iter().enumerate() {
+                    let v = f64::from(v);
+                    cols[j * B + r] = if v.abs() <= K_ZERO_THRESHOLD { 0.0 } else { v };
+                }
+            }
+            let mut res = [0.0f64; B];
+            for &(first, n, first_leaf) in &f.trees {
+                let mut lm = [u64::MAX; B];
+                for node in &f.nodes[first as usize..(first + n) as usize] {
+                    let base = node.feature as usize * B;
+                    let Some(xs) = cols.get(base..base + B) else {
+                        continue;
+                    };
+                    let t = node.threshold;
+                    let nr = node.nan_right;
+                    let keep = node.keep_right;
+                    for r in 0..B {
+                        let x = xs[r];
+                        let right = (x > t) | (x.is_nan() & nr);
+                        lm[r] &= if right { keep } else { u64::MAX };
+                    }
+                }
+                let leaves = &f.leaves[first_leaf as usize..];
+                for r in 0..B {
+                    res[r] = leaves
+                        .get(lm[r].trailing_zeros() as usize)
+                        .copied()
+                        .unwrap_or(0.0);
+                }
+                for (a, v) in acc.iter_mut().zip(&res) {
                     *a += v;
                 }
             }
