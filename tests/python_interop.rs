@@ -1,0 +1,87 @@
+//! The bundle is readable by the tools users already have: numpy loads every array with the right
+//! shape, and Python's lightgbm loads the ranker and predicts what recserve's native scorer does on
+//! real feature rows (within 1e-6). Needs RECSERVE_PYTHON (set by scripts/test.sh, which installs
+//! numpy and lightgbm from PyPI); without it the test says so and checks nothing.
+
+use ndarray::{Array1, Array2};
+use ndarray_npy::WriteNpyExt;
+use recserve::bundle::Model;
+use recserve::config::Config;
+use recserve::pipeline::{Engine, Query, merge};
+use recserve::ranking::features::{N_FEATURES, build_rows};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[test]
+fn numpy_and_lightgbm_read_the_bundle_and_agree_with_recserve() {
+    let Ok(python) = std::env::var("RECSERVE_PYTHON") else {
+        eprintln!(
+            "RECSERVE_PYTHON is not set: run through scripts/test.sh to check Python interop"
+        );
+        return;
+    };
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let bundle = root.join("models/demo");
+    let cfg = Config::load_with_env(None, Vec::new()).unwrap();
+    let model = Model::read(&bundle).unwrap();
+    let engine = Arc::new(Engine::new(model, cfg.serving.clone(), &cfg.index, None).unwrap());
+    let ranker = engine
+        .ranker
+        .as_ref()
+        .expect("the demo bundle has a ranker");
+    let m = &engine.model;
+
+    // Real candidate rows (NaNs included) from a few users' stage-1 candidates.
+    let mut rows: Vec<f32> = Vec::new();
+    for u in [1usize, 17, 123] {
+        let q = Query {
+            user_id: Some(m.user_ids[u % m.n_users()].clone()),
+            n: 10,
+            exclude_seen: true,
+            ..Default::default()
+        };
+        let (p, e) = engine.prepare(&q);
+        let (p, e) = (Arc::new(p), Arc::new(e));
+        let lists = engine.retrieve(
+            &p,
+            &e,
+            &Default::default(),
+            false,
+            &mut Vec::new(),
+            &mut Default::default(),
+        );
+        build_rows(m, &p, &merge(&lists), &mut rows);
+    }
+    let n = rows.len() / N_FEATURES;
+    assert!(n > 100, "enough rows ({n})");
+    assert!(
+        rows.iter().any(|v| v.is_nan()),
+        "rows exercise missing values"
+    );
+    let preds = ranker.score_batch(&rows, N_FEATURES).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let rows_path = dir.path().join("rows.npy");
+    let preds_path = dir.path().join("preds.npy");
+    Array2::from_shape_vec((n, N_FEATURES), rows)
+        .unwrap()
+        .write_npy(std::fs::File::create(&rows_path).unwrap())
+        .unwrap();
+    Array1::from(preds)
+        .write_npy(std::fs::File::create(&preds_path).unwrap())
+        .unwrap();
+    let out = std::process::Command::new(python)
+        .arg(root.join("scripts/check_bundle.py"))
+        .arg(&bundle)
+        .arg(&rows_path)
+        .arg(&preds_path)
+        .output()
+        .expect("run python");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(&format!("{n} predictions match")), "{text}");
+}
