@@ -144,16 +144,19 @@ fn bench_hnsw(c: &mut Criterion) {
         let started = Instant::now();
         let mut index = VectorIndex::build(items.clone(), None, DIM, &cfg).unwrap();
         let build_s = started.elapsed().as_secs_f64();
-        for (ef_search, seed_pool) in [
-            (128, 256),
-            (128, 1024),
-            (256, 1024),
-            (128, 4096),
-            (400, 4096),
-        ] {
+        let grid = [
+            (128, 1024, 32),
+            (128, 4096, 32),
+            (128, 4096, 128),
+            (256, 4096, 64),
+            (400, 4096, 128),
+            (400, 16384, 128),
+        ];
+        for (ef_search, seed_pool, seeds) in grid {
             let search_cfg = IndexConfig {
                 ef_search,
                 seed_pool,
+                seeds,
                 ..cfg.clone()
             };
             index.set_search_config(&search_cfg).unwrap();
@@ -161,12 +164,27 @@ fn bench_hnsw(c: &mut Criterion) {
             let (rr, rms) = measure(&index, &random_queries, &random_truth);
             eprintln!(
                 "graph n={n} dim={DIM} M={m} ef_construction=200 (build {build_s:.1} s) \
-                 ef_search={ef_search} seed_pool={seed_pool} seeds=32: in-dist recall@{K}={r:.4} \
+                 ef_search={ef_search} seed_pool={seed_pool} seeds={seeds}: in-dist recall@{K}={r:.4} \
                  {ms:.3} ms/query; random recall@{K}={rr:.4} {rms:.3} ms/query"
             );
         }
         if m == 16 {
             index.set_search_config(&cfg).unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let started = Instant::now();
+            index.dump(dir.path(), "bench").unwrap();
+            let dump_s = started.elapsed().as_secs_f64();
+            let bytes = std::fs::metadata(dir.path().join("bench.graph"))
+                .unwrap()
+                .len();
+            let started = Instant::now();
+            let loaded = VectorIndex::load(dir.path(), "bench", items.clone(), None, DIM, &cfg);
+            let load_s = started.elapsed().as_secs_f64();
+            assert!(loaded.unwrap().is_loaded_from_dump());
+            eprintln!(
+                "graph n={n} M={m}: dump {dump_s:.3} s, {:.1} MB, load {load_s:.3} s",
+                bytes as f64 / 1e6
+            );
             default_index = Some(index);
         }
     }

@@ -1,15 +1,18 @@
 //! Native scoring of LightGBM text models: the ranker's hot path without the C++ library.
 //!
-//! LightGBM's own prediction costs ~5 µs per row through its C API (per-row allocations,
-//! sparse pair vectors, a lock); a request scores hundreds of candidates against hundreds of
-//! trees. This module parses the text model format (`Tree=` blocks, see [`NativeModel::parse`])
-//! into one flat, pre-order node array and walks it with exactly the decision rules of
-//! LightGBM's `Tree::NumericalDecision` / `Tree::CategoricalDecision`, summing the leaf values
-//! in tree order, so the result equals LightGBM's raw score bit for bit.
+//! LightGBM's own prediction costs ~5 µs per row and 100 trees through its C API (per-row
+//! allocations, sparse pair vectors, a lock, one mispredicted branch every other tree level);
+//! a request scores hundreds of candidates against hundreds of trees. This module parses the
+//! text model format (see [`NativeModel::parse`]) and applies exactly LightGBM's decision rules
+//! (`Tree::NumericalDecision` / `Tree::CategoricalDecision`, `kZeroThreshold`, missing-value
+//! types), summing leaf values in tree order, so its scores equal LightGBM's raw scores bit for
+//! bit. Batches use branch-free bitmask evaluation over binned inputs ([`binned`]); trees that
+//! do not fit it, and single rows, walk a flat pre-order node array ([`walk`]).
 //!
 //! It must never panic or loop on a malformed file: the parser checks every index and that each
 //! tree is a proper binary tree before the scorer may walk it.
 
+mod binned;
 mod parse;
 #[cfg(test)]
 mod tests;
@@ -21,9 +24,6 @@ use std::path::{Path, PathBuf};
 /// this are treated as exactly zero, and "zero" missing-value splits use it too.
 pub const K_ZERO_THRESHOLD: f64 = 1e-35_f32 as f64;
 
-/// Rows converted and scored together in [`NativeModel::score_batch`]: small enough that the
-/// converted block (rows × features × 8 bytes) stays in L1 while every tree walks it.
-const ROW_BLOCK: usize = 64;
 /// Walks advanced in lock-step (see [`walk`]): enough independent work to hide the latency of
 /// each step's two dependent loads, few enough to keep every walk's position in a register.
 const LANES: usize = 8;
@@ -113,11 +113,15 @@ impl Node {
     }
 }
 
-/// Where one tree lives in [`NativeModel::nodes`] and how it can be walked.
+/// Where one tree lives in [`NativeModel::nodes`] and how it is scored.
 #[derive(Clone, Copy, Debug)]
 struct TreeInfo {
     /// Index of the root entry.
     root: u32,
+    /// Number of entries (nodes and leaves).
+    len: u32,
+    /// Index in [`NativeModel::binned`], for trees scored in batches by bitmasks.
+    binned: Option<u32>,
     /// Depth of the deepest leaf (0 for a single-leaf tree).
     depth: u32,
     /// Only numerical splits without zero-as-missing: eligible for the lock-step walk, whose
@@ -134,6 +138,8 @@ pub struct NativeModel {
     trees: Vec<TreeInfo>,
     /// Concatenated bitsets of all categorical splits.
     cat_bits: Vec<u32>,
+    /// Batch form of the trees that have one (see [`binned`]).
+    binned: Box<binned::BinnedForest>,
     feature_names: Vec<String>,
     objective: Option<String>,
 }
@@ -224,9 +230,9 @@ impl NativeModel {
     /// Raw scores of row-major `rows` (`n_features` values each), written to `out` (cleared
     /// first, so a caller can reuse the buffer). Scores equal [`NativeModel::score`] per row.
     ///
-    /// Rows are processed in blocks of 64: a block is converted to `f64` once, then each tree
-    /// walks every row of the block while its nodes are hot in cache (tree-outer order), eight
-    /// rows at a time in lock-step.
+    /// Rows are processed in blocks of 64, tree after tree (so each row's leaf values are
+    /// added in tree order): numerical trees of up to 32 leaves by branch-free bitmasks over
+    /// binned inputs (see [`binned`]), other trees by walks, eight rows in lock-step.
     pub fn score_batch(
         &self,
         rows: &[f32],
@@ -250,20 +256,35 @@ impl NativeModel {
         }
         out.clear();
         out.resize(rows.len() / nf, 0.0);
+        let walked = self.trees.iter().any(|t| t.binned.is_none());
         let stride = nf + 1;
-        let mut block = Vec::with_capacity(ROW_BLOCK * stride);
-        for (rows_in, acc) in rows.chunks(ROW_BLOCK * nf).zip(out.chunks_mut(ROW_BLOCK)) {
-            block.clear();
-            for row in rows_in.chunks_exact(nf) {
-                walk::convert_row(row, &mut block);
+        let mut bins = Vec::new();
+        let mut converted = Vec::new();
+        for (rows_in, acc) in rows
+            .chunks(binned::BLOCK * nf)
+            .zip(out.chunks_mut(binned::BLOCK))
+        {
+            if !self.binned.is_empty() {
+                self.binned.bin_rows(rows_in, nf, &mut bins);
+            }
+            if walked {
+                converted.clear();
+                for row in rows_in.chunks_exact(nf) {
+                    walk::convert_row(row, &mut converted);
+                }
             }
             let full = acc.len() / LANES * LANES;
             for tree in &self.trees {
+                if let Some(b) = tree.binned {
+                    self.binned.add_tree_scores(b, &bins, acc);
+                    continue;
+                }
                 let root = tree.root as usize;
                 let rest = if tree.simple {
                     for (r, lanes) in acc[..full].chunks_exact_mut(LANES).enumerate() {
                         let offsets = std::array::from_fn(|l| (r * LANES + l) * stride);
-                        let values = self.walk_lanes([root; LANES], offsets, &block, tree.depth);
+                        let values =
+                            self.walk_lanes([root; LANES], offsets, &converted, tree.depth);
                         for (a, v) in lanes.iter_mut().zip(values) {
                             *a += v;
                         }
@@ -273,7 +294,10 @@ impl NativeModel {
                     0
                 };
                 for (r, a) in acc.iter_mut().enumerate().skip(rest) {
-                    *a += self.eval_tree(root, &block[r * stride..(r + 1) * stride]);
+                    let x = converted
+                        .get(r * stride..(r + 1) * stride)
+                        .unwrap_or_default();
+                    *a += self.eval_tree(root, x);
                 }
             }
         }

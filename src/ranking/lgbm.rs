@@ -1,10 +1,11 @@
 //! LightGBM's own library behind a thread-safe handle: training, and reference predictions.
 //!
-//! Serving scores with [`NativeModel`](super::gbdt::NativeModel), which is ~10× faster; this
+//! Serving scores with [`NativeModel`](super::gbdt::NativeModel), >10× faster in batches; this
 //! wrapper trains rankers (see [`train_lambdarank`]) and provides LightGBM's predictions to check
-//! the native scorer against. It never changes LightGBM's process-wide state per call: every
-//! prediction uses the same parameter string and prediction type.
+//! the native scorer against. Every prediction passes the same parameter string and prediction
+//! type, so LightGBM's process-wide settings and cached predictor never change between calls.
 
+mod ffi;
 mod train;
 
 #[cfg(test)]

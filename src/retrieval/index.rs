@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use self::exact::TopK;
-use self::graph::{GraphScratch, Items, ProximityGraph, SearchParams};
+use self::graph::{GraphScratch, Items, ProximityGraph};
 
 /// Tuning of [`VectorIndex`]; deserialisable from the service configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,7 +51,7 @@ impl Default for IndexConfig {
             m: 16,
             ef_construction: 200,
             ef_search: 128,
-            seed_pool: 1024,
+            seed_pool: 4096,
             seeds: 32,
             threads: 0,
         }
@@ -303,7 +303,12 @@ impl VectorIndex {
     pub fn set_search_config(&mut self, cfg: &IndexConfig) -> Result<(), IndexError> {
         cfg.validate()?;
         if let Backend::Graph { graph, .. } = &mut self.backend {
-            graph.params = SearchParams::from_config(cfg);
+            let items = Items {
+                vectors: &self.vectors,
+                bias: self.bias.as_deref(),
+                dim: self.dim,
+            };
+            graph.configure(cfg, items);
         }
         Ok(())
     }

@@ -31,6 +31,8 @@ pub enum TrainError {
     Bundle(#[from] crate::bundle::BundleError),
     #[error(transparent)]
     Engine(#[from] crate::pipeline::EngineError),
+    #[error("vector index: {0}")]
+    Index(String),
     #[error("training data: {0}")]
     Invalid(String),
 }

@@ -8,7 +8,7 @@ use crate::config::ServingConfig;
 use crate::data::dataset::Dataset;
 use crate::pipeline::Engine;
 use crate::ranking::lgbm::LabeledRows;
-use crate::retrieval::index::IndexConfig;
+use crate::retrieval::index::{IndexConfig, VectorIndex};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
 use serde::Serialize;
@@ -99,6 +99,25 @@ pub fn train_dataset(
     let t = Instant::now();
     crate::bundle::write_bundle(&model.0, out)?;
     phases.push(("write bundle".into(), t.elapsed().as_secs_f64()));
+    if model.0.n_items() >= index.exact_below {
+        // Large catalogues are served by HNSW: build the graphs here, once, and store them in the
+        // bundle so `serve` loads them instead of building them at start-up.
+        let t = Instant::now();
+        let pb = spinner(opts.quiet, "building and storing the HNSW indexes");
+        let m = &model.0;
+        let dir = out.join("index");
+        for (name, vectors, bias, dim) in [
+            ("cf", m.item_cf.clone(), Some(m.item_bias.clone()), m.cf_dim),
+            ("content", m.item_content.clone(), None, m.content_dim),
+        ] {
+            let idx = VectorIndex::build(vectors, bias, dim, index)
+                .map_err(|e| TrainError::Index(e.to_string()))?;
+            idx.dump(&dir, name)
+                .map_err(|e| TrainError::Index(e.to_string()))?;
+        }
+        pb.finish_with_message("HNSW indexes stored");
+        phases.push(("hnsw indexes".into(), t.elapsed().as_secs_f64()));
+    }
     Ok(TrainSummary {
         bundle: out.to_path_buf(),
         model_version: model.0.manifest.model_version.clone(),
@@ -177,7 +196,12 @@ pub fn train_model(
     // 2. Candidate lists from the real stage-1 sources, labelled by the held-out items.
     let t = Instant::now();
     let pb = spinner(opts.quiet, "generating labelled candidate lists");
-    let engine = Arc::new(Engine::new(holdout_model, serving.clone(), index, None)?);
+    // Offline, exact search is affordable and spares building a graph that is thrown away.
+    let exact = IndexConfig {
+        exact_below: usize::MAX,
+        ..index.clone()
+    };
+    let engine = Arc::new(Engine::new(holdout_model, serving.clone(), &exact, None)?);
     let mut users: Vec<u32> = targets.iter().map(|x| x.user).collect();
     users.dedup();
     users.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x5EED));

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 
+use super::binned::BinnedForest;
 use super::{
     CATEGORICAL, FLAG_SHIFT, MAX_FEATURE_INDEX, NativeModel, Node, RankerError, SPECIAL_LEFT,
     TreeInfo, ZERO_SPECIAL,
@@ -199,6 +200,7 @@ pub(super) fn parse_model(text: &str) -> Result<NativeModel, RankerError> {
         nodes: Vec::new(),
         trees: Vec::new(),
         cat_bits: Vec::new(),
+        binned: Box::default(),
         feature_names,
         objective,
     };
@@ -273,6 +275,11 @@ pub(super) fn parse_model(text: &str) -> Result<NativeModel, RankerError> {
                 ));
             }
         }
+    }
+    let (forest, index) = BinnedForest::build(&model.nodes, &model.trees, num_features);
+    model.binned = Box::new(forest);
+    for (tree, binned) in model.trees.iter_mut().zip(index) {
+        tree.binned = binned;
     }
     Ok(model)
 }
@@ -353,6 +360,8 @@ fn append_tree(
             .push(Node::leaf(tree.leaf_value[0], root, num_features));
         return Ok(TreeInfo {
             root,
+            len: 1,
+            binned: None,
             depth: 0,
             simple: true,
         });
@@ -408,6 +417,8 @@ fn append_tree(
     }
     Ok(TreeInfo {
         root,
+        len: index(model.nodes.len())? - root,
+        binned: None,
         depth: u32::try_from(depth).map_err(|_| err(line, "tree too deep"))?,
         simple,
     })

@@ -373,8 +373,9 @@ fn render(trees: &[RawTree], num_features: usize) -> String {
 
 /// Thresholds that stress exact comparisons: f32-representable values that inputs can equal,
 /// kZeroThreshold itself, and doubles between f32 values.
-const THRESHOLDS: [f64; 8] = [
+const THRESHOLDS: [f64; 10] = [
     0.0,
+    -0.0,
     0.5,
     -1.25,
     K_ZERO_THRESHOLD,
@@ -382,15 +383,34 @@ const THRESHOLDS: [f64; 8] = [
     0.1,
     2.0,
     -0.3,
+    1e300,
 ];
-const INPUTS: [f32; 14] = [
-    0.0, -0.0, 0.5, -1.25, 0.1, 2.0, 1e-36, -1e-36, 1e-30, 3.0, 35.0, -2.0, 4e9, 0.7,
+const INPUTS: [f32; 16] = [
+    0.0,
+    -0.0,
+    0.5,
+    -1.25,
+    0.1,
+    2.0,
+    1e-36,
+    -1e-36,
+    1e-30,
+    3.0,
+    35.0,
+    -2.0,
+    4e9,
+    0.7,
+    f32::INFINITY,
+    f32::NEG_INFINITY,
 ];
 
 /// A random tree grown like LightGBM grows them: split leaf `l` into internal node `i`
 /// whose left child keeps leaf `l` and whose right child is the new leaf `i + 1`.
 fn arb_tree(num_features: usize) -> impl Strategy<Value = RawTree> {
-    (1usize..10, any::<bool>())
+    (
+        prop_oneof![4 => 1usize..10, 1 => 30usize..40],
+        any::<bool>(),
+    )
         .prop_flat_map(move |(num_leaves, special)| {
             let n = num_leaves - 1;
             (

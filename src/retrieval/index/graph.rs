@@ -16,7 +16,7 @@ use std::collections::BinaryHeap;
 use super::IndexConfig;
 use super::exact::{TopK, dot};
 
-/// Layer-0 adjacency in compressed-sparse-row form plus the search parameters.
+/// Layer-0 adjacency in compressed-sparse-row form plus the search set-up.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ProximityGraph {
     /// `neighbours[offsets[i]..offsets[i + 1]]` are the out-links of item `i`; `offsets.len() == n + 1`.
@@ -25,22 +25,27 @@ pub(crate) struct ProximityGraph {
     /// Build parameters, recorded in dumps so a reload with another configuration rebuilds.
     pub(crate) m: usize,
     pub(crate) ef_construction: usize,
-    pub(crate) params: SearchParams,
+    params: SearchParams,
+    /// The seed pool: ids at an even stride, with copies of their vectors and bias stored
+    /// contiguously so scoring the pool streams memory instead of missing the cache per item.
+    pool_ids: Vec<u32>,
+    pool_vectors: Vec<f32>,
+    pool_bias: Vec<f32>,
 }
 
 /// Knobs of [`ProximityGraph::search`]; changeable without rebuilding.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct SearchParams {
+struct SearchParams {
     /// Beam width; a value below `k` behaves like `k`.
-    pub(crate) ef: usize,
-    /// Items scored exhaustively to start the search (an even stride over the ids).
-    pub(crate) seed_pool: usize,
+    ef: usize,
+    /// Items scored exhaustively to start the search.
+    seed_pool: usize,
     /// Best pool items the beam starts from.
-    pub(crate) seeds: usize,
+    seeds: usize,
 }
 
 impl SearchParams {
-    pub(crate) fn from_config(cfg: &IndexConfig) -> Self {
+    fn from_config(cfg: &IndexConfig) -> Self {
         Self {
             ef: cfg.ef_search,
             seed_pool: cfg.seed_pool,
@@ -133,6 +138,49 @@ impl GraphScratch {
 }
 
 impl ProximityGraph {
+    /// A graph over `items` from its CSR adjacency (validated by the caller: `offsets` monotone
+    /// from 0 to `neighbours.len()`, every link `< n`), with the search set-up of `cfg`.
+    pub(crate) fn new(
+        offsets: Vec<usize>,
+        neighbours: Vec<u32>,
+        cfg: &IndexConfig,
+        items: Items<'_>,
+    ) -> Self {
+        let mut graph = Self {
+            offsets,
+            neighbours,
+            m: cfg.m,
+            ef_construction: cfg.ef_construction,
+            params: SearchParams::from_config(cfg),
+            pool_ids: Vec::new(),
+            pool_vectors: Vec::new(),
+            pool_bias: Vec::new(),
+        };
+        graph.configure(cfg, items);
+        graph
+    }
+
+    /// Applies the search-time fields of `cfg` and refreshes the seed pool copy.
+    pub(crate) fn configure(&mut self, cfg: &IndexConfig, items: Items<'_>) {
+        self.params = SearchParams::from_config(cfg);
+        let n = self.len();
+        let pool = self.params.seed_pool.clamp(1, n.max(1));
+        // i * n / pool is strictly increasing in i because pool <= n; u128 avoids overflow.
+        self.pool_ids = (0..pool)
+            .map(|i| (i as u128 * n as u128 / pool as u128) as u32)
+            .filter(|&id| (id as usize) < n)
+            .collect();
+        self.pool_vectors.clear();
+        self.pool_bias.clear();
+        for &id in &self.pool_ids {
+            let i = id as usize;
+            let row = items.vectors.get(i * items.dim..(i + 1) * items.dim);
+            self.pool_vectors.extend_from_slice(row.unwrap_or(&[]));
+            let b = items.bias.and_then(|b| b.get(i)).copied().unwrap_or(0.0);
+            self.pool_bias.push(b);
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.offsets.len().saturating_sub(1)
     }
@@ -143,14 +191,6 @@ impl ProximityGraph {
             (Some(&start), Some(&end)) => self.neighbours.get(start..end).unwrap_or(&[]),
             _ => &[],
         }
-    }
-
-    /// Ids of the seed pool: `seed_pool` ids at an even stride over `0..n` (all of them if fewer).
-    fn seed_pool(&self) -> impl Iterator<Item = u32> + use<> {
-        let n = self.len();
-        let pool = self.params.seed_pool.clamp(1, n.max(1));
-        // i * n / pool is strictly increasing in i because pool <= n; u128 avoids overflow.
-        (0..pool).map(move |i| (i as u128 * n as u128 / pool as u128) as u32)
     }
 
     /// Best-first search for the top-`width` allowed items, where `width = max(ef, k)`; the results
@@ -168,11 +208,12 @@ impl ProximityGraph {
         top.reset(width);
         scratch.begin(self.len());
         scratch.seeds.reset(self.params.seeds.max(1));
-        for id in self.seed_pool() {
+        let pool = self.pool_vectors.chunks_exact(items.dim);
+        for ((&id, row), &b) in self.pool_ids.iter().zip(pool).zip(&self.pool_bias) {
             if !scratch.visit(id) {
                 continue;
             }
-            let score = items.score(query, id);
+            let score = dot(query, row) + b;
             scratch.seeds.push(score, id);
             if top.would_accept(score, id) && allow(id) {
                 top.push(score, id);

@@ -17,7 +17,7 @@
 
 use hnsw_rs::prelude::{Distance, Hnsw};
 
-use super::graph::{ProximityGraph, SearchParams};
+use super::graph::{Items, ProximityGraph};
 use super::{IndexConfig, IndexError};
 
 /// Layers of the hnsw_rs graph; hnsw_rs caps it at 16.
@@ -160,11 +160,10 @@ pub(crate) fn build_graph(
         seconds = started.elapsed().as_secs_f64(),
         "built HNSW graph"
     );
-    Ok(ProximityGraph {
-        offsets,
-        neighbours,
-        m: cfg.m,
-        ef_construction: cfg.ef_construction,
-        params: SearchParams::from_config(cfg),
-    })
+    let items = Items {
+        vectors,
+        bias,
+        dim,
+    };
+    Ok(ProximityGraph::new(offsets, neighbours, cfg, items))
 }

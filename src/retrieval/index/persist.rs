@@ -13,7 +13,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use super::graph::{ProximityGraph, SearchParams};
+use super::graph::{Items, ProximityGraph};
 use super::mips::augmentation_norm;
 use super::{IndexConfig, IndexError};
 
@@ -274,11 +274,10 @@ pub(crate) fn load(
         augmentation_norm = header.augmentation_norm,
         "loaded graph dump"
     );
-    Ok(ProximityGraph {
-        offsets,
-        neighbours,
-        m: cfg.m,
-        ef_construction: cfg.ef_construction,
-        params: SearchParams::from_config(cfg),
-    })
+    let items = Items {
+        vectors,
+        bias,
+        dim,
+    };
+    Ok(ProximityGraph::new(offsets, neighbours, cfg, items))
 }
