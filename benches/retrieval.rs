@@ -1,9 +1,10 @@
-//! Retrieval benchmarks: exact scan vs HNSW top-200 over 64-d item vectors, and a recall@200
-//! table of HNSW (M, ef_search) settings against the exact scan on clustered vectors.
+//! Retrieval benchmarks: exact scan vs graph (HNSW) top-200 over 64-d item vectors, and a
+//! recall@200 table of (M, ef_search, seed_pool, seeds) settings against the exact scan, for
+//! queries drawn from the item clusters and for uniform random queries, plus dump/load times.
 //!
-//! `RECSERVE_BENCH_HNSW_N` sets the HNSW catalogue size (default 20 000; 100 000 takes ~2 min
+//! `RECSERVE_BENCH_HNSW_N` sets the graph catalogue size (default 20 000; 100 000 takes 1–2 min
 //! per graph on 2 cores) and `RECSERVE_BENCH_HNSW_M` the M values swept (default 8,16,32).
-//! Graphs are built outside the timed loops; the recall table is printed to stderr.
+//! Graphs are built outside the timed loops; the table is printed to stderr.
 
 use std::collections::HashSet;
 use std::hint::black_box;

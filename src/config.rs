@@ -1,5 +1,6 @@
 //! Typed configuration, layered: the embedded `config/default.toml` → an optional file →
-//! `RECSERVE_…` environment variables (`RECSERVE_SERVING__MAX_N=50` sets `serving.max_n`).
+//! `RECSERVE_…` environment variables (`RECSERVE_SERVING__MAX_N=50` sets `serving.max_n`; only
+//! variables whose first segment is a top-level config key count).
 //! Validated once at start; nothing here is consulted per request except through the typed structs.
 
 use crate::bandit::BanditConfig;
@@ -114,9 +115,15 @@ impl Config {
             let layer = parse_toml(&text, &path.display().to_string())?;
             merge(&mut root, layer);
         }
+        // Only variables naming a top-level key of the config are overrides; other RECSERVE_*
+        // variables (tool paths used by the scripts, …) are not configuration.
+        let sections: Vec<String> = root.keys().cloned().collect();
         for (key, value) in env {
             if let Some(rest) = key.strip_prefix(ENV_PREFIX) {
-                apply_env(&mut root, rest, &value)?;
+                let first = rest.split("__").next().unwrap_or("").to_ascii_lowercase();
+                if sections.contains(&first) {
+                    apply_env(&mut root, rest, &value)?;
+                }
             }
         }
         let cfg: Config = root
@@ -258,10 +265,18 @@ mod tests {
         assert!(err.contains("default_n"), "{err}");
         let env = vec![("RECSERVE_SERVING__MAX_N".to_string(), "lots".to_string())];
         assert!(Config::load_with_env(None, env).is_err());
-        let env = vec![("RECSERVE_NOPE__X".to_string(), "1".to_string())];
+        let env = vec![("RECSERVE_SERVING__NOPE".to_string(), "1".to_string())];
         assert!(
             Config::load_with_env(None, env).is_err(),
-            "unknown sections are refused"
+            "unknown keys in a section are refused"
+        );
+        let env = vec![(
+            "RECSERVE_PYTHON".to_string(),
+            "/usr/bin/python3".to_string(),
+        )];
+        assert!(
+            Config::load_with_env(None, env).is_ok(),
+            "non-config RECSERVE_ variables are ignored"
         );
     }
 }

@@ -6,8 +6,8 @@
 //! [`SearchScratch`]) and never panic on caller input: a query of the wrong dimension or with
 //! non-finite values is an error.
 //!
-//! Submodules: [`exact`] (dot kernel, bounded top-k, scan), [`mips`] (augmentation, graph build),
-//! [`graph`] (inner-product beam search over the graph), [`persist`] (checksummed graph dumps).
+//! Submodules: `exact` (dot kernel, bounded top-k, scan), `mips` (augmentation, graph build),
+//! `graph` (inner-product beam search over the graph), `persist` (checksummed graph dumps).
 
 mod exact;
 mod graph;

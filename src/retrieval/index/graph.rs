@@ -1,12 +1,13 @@
 //! Inner-product beam search over the bottom layer of an HNSW graph, in our own compact form.
 //!
-//! hnsw_rs builds the graph (see [`super::mips`]); its own search is not used: measured on 50k
-//! clustered 64-d items with k = 200, its greedy descent through the upper layers strands ~9% of
-//! queries in the wrong region (recall 0 for those), and it costs ~0.8 ms per query. Here the
-//! search starts from the best few of a fixed sample of items (scored exhaustively, which also
-//! seeds the results), then runs the usual best-first beam search on the layer-0 adjacency, scoring
-//! neighbours with the exact `dot + bias`. Over the augmented vectors that score orders items
-//! exactly like the L2 distance the graph was built with, so no rescoring is needed.
+//! hnsw_rs builds the graph (see `super::mips`); its own search is not used. On clustered 64-d
+//! items with k = 200 its greedy descent through the upper layers strands some queries in the
+//! wrong region with recall 0 (9 of 100 at 50k items), giving recall@200 0.72 at 100k items for
+//! ~1.4 ms per query. This search starts from the best few of a fixed pool of items (scored
+//! exhaustively from a contiguous copy; they also seed the results), then runs the usual best-first
+//! beam search on the layer-0 links, scoring neighbours with the exact `dot + bias`: recall@200
+//! 0.9999 at ~0.25 ms on the same graph. That score orders items exactly like the L2 distance
+//! between augmented vectors that the graph was built with, so nothing needs rescoring.
 //!
 //! Filtering happens during the walk: excluded items are traversed (they connect regions) but
 //! never enter the results, so the search widens by itself when many items are excluded.
@@ -17,7 +18,7 @@ use super::IndexConfig;
 use super::exact::{TopK, dot};
 
 /// Layer-0 adjacency in compressed-sparse-row form plus the search set-up.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub(crate) struct ProximityGraph {
     /// `neighbours[offsets[i]..offsets[i + 1]]` are the out-links of item `i`; `offsets.len() == n + 1`.
     pub(crate) offsets: Vec<usize>,
@@ -76,7 +77,7 @@ impl Items<'_> {
 
 /// A candidate ordered by score (then lower id first), for the max-heap of the beam.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Candidate {
+struct Candidate {
     score: f32,
     id: u32,
 }
@@ -239,5 +240,35 @@ impl ProximityGraph {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn visited_stamps_reset_between_searches_and_across_epoch_wrap() {
+        let mut scratch = GraphScratch::default();
+        scratch.begin(4);
+        assert!(scratch.visit(2) && !scratch.visit(2));
+        assert!(!scratch.visit(9), "out of range is never visitable");
+        scratch.begin(4);
+        assert!(scratch.visit(2), "a new search forgets the previous one");
+        scratch.epoch = u32::MAX;
+        scratch.visited[1] = 1; // a stamp that would alias epoch 1 after the wrap
+        scratch.begin(6);
+        assert_eq!(scratch.epoch, 1);
+        assert!((0..6).all(|id| scratch.visit(id)));
+    }
+
+    #[test]
+    fn beam_candidates_pop_best_score_then_lowest_id() {
+        let mut heap: BinaryHeap<Candidate> = [(1.0, 5), (3.0, 9), (3.0, 2), (-1.0, 0)]
+            .into_iter()
+            .map(|(score, id)| Candidate { score, id })
+            .collect();
+        let order: Vec<u32> = std::iter::from_fn(|| heap.pop().map(|c| c.id)).collect();
+        assert_eq!(order, [2, 9, 5, 0]);
     }
 }

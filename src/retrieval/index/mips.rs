@@ -12,7 +12,7 @@
 //! changes no ranking and keeps distances within [0, 4], where f32 keeps its precision.
 //!
 //! hnsw_rs links each augmented item to its L2 neighbours; only the bottom layer's links are kept
-//! (see [`super::graph`], which searches them with the exact `q·x + b`, the same order as the L2
+//! (see `super::graph`, which searches them with the exact `q·x + b`, the same order as the L2
 //! distance to `q̃`), and the hnsw_rs structure is dropped once they are copied out.
 
 use hnsw_rs::prelude::{Distance, Hnsw};
@@ -77,7 +77,7 @@ pub(crate) fn augmentation_norm(vectors: &[f32], bias: Option<&[f32]>, dim: usiz
 }
 
 /// Appends the augmented item `[x/M, b/M, sqrt(1 − ||[x, b]/M||²)]` to `out`.
-fn augment_item(row: &[f32], bias: f32, norm: f32, out: &mut Vec<f32>) {
+pub(crate) fn augment_item(row: &[f32], bias: f32, norm: f32, out: &mut Vec<f32>) {
     let start = out.len();
     out.extend(row.iter().map(|&x| x / norm));
     out.push(bias / norm);
@@ -160,10 +160,6 @@ pub(crate) fn build_graph(
         seconds = started.elapsed().as_secs_f64(),
         "built HNSW graph"
     );
-    let items = Items {
-        vectors,
-        bias,
-        dim,
-    };
+    let items = Items { vectors, bias, dim };
     Ok(ProximityGraph::new(offsets, neighbours, cfg, items))
 }

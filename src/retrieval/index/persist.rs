@@ -70,7 +70,7 @@ fn fingerprint(vectors: &[f32], bias: Option<&[f32]>, dim: usize) -> u32 {
 }
 
 /// Header fields, in file order.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 struct Header {
     format: u32,
     items: u64,
@@ -274,10 +274,6 @@ pub(crate) fn load(
         augmentation_norm = header.augmentation_norm,
         "loaded graph dump"
     );
-    let items = Items {
-        vectors,
-        bias,
-        dim,
-    };
+    let items = Items { vectors, bias, dim };
     Ok(ProximityGraph::new(offsets, neighbours, cfg, items))
 }

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 
 use super::exact::TopK;
-use super::mips::{AugmentedL2, augment_query, augmentation_norm};
+use super::mips::{AugmentedL2, augment_item, augment_query, augmentation_norm};
 use super::*;
 
 /// Graph for any size, with a seed pool far smaller than the test catalogues so that results come
@@ -190,13 +190,19 @@ proptest! {
         let b: Vec<f32> = (0..n).map(|_| rng.random_range(-2.0f32..2.0)).collect();
         let q: Vec<f32> = (0..dim).map(|_| rng.random_range(-3.0f32..3.0)).collect();
         let m = f64::from(augmentation_norm(&v, Some(&b), dim));
+        let max_norm = v.chunks_exact(dim).zip(&b)
+            .map(|(row, &bi)| row.iter().chain([&bi]).map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt())
+            .fold(0.0, f64::max);
+        prop_assert!((m - max_norm).abs() < 1e-5 * max_norm);
         let qn = (1.0 + q.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>()).sqrt();
         let mut q_aug = Vec::new();
         augment_query(&q, &mut q_aug);
         for (i, row) in v.chunks_exact(dim).enumerate() {
-            let mut x_aug: Vec<f32> = row.iter().chain([&b[i]]).map(|x| (f64::from(*x) / m) as f32).collect();
-            let sq: f64 = x_aug.iter().map(|x| f64::from(*x).powi(2)).sum();
-            x_aug.push((1.0 - sq).max(0.0).sqrt() as f32);
+            let mut x_aug = Vec::new();
+            augment_item(row, b[i], m as f32, &mut x_aug);
+            prop_assert_eq!(x_aug.len(), dim + 2);
+            let norm_sq: f64 = x_aug.iter().map(|x| f64::from(*x).powi(2)).sum();
+            prop_assert!((norm_sq - 1.0).abs() < 1e-5, "augmented items have unit norm: {}", norm_sq);
             let score: f64 = row.iter().zip(&q).map(|(a, c)| f64::from(*a) * f64::from(*c)).sum::<f64>() + f64::from(b[i]);
             let dist = f64::from(AugmentedL2.eval(&q_aug, &x_aug));
             prop_assert!((dist - (2.0 - 2.0 * score / (m * qn))).abs() < 1e-4, "{} vs {}", dist, score);
