@@ -86,4 +86,17 @@ for p in $(head -200 "$OUT/paths.txt"); do
 done
 echo "responses not \"ranked\" in a 200-request sample after the run: $nonranked"
 curl -fs "$RECSERVE_URL/metrics" > "$OUT/metrics.txt" || true
+# Every response's strategy, from the server's own counters (all requests of the run).
+python3 - "$OUT/metrics.txt" <<'PY'
+import re, sys
+counts = {}
+for line in open(sys.argv[1]):
+    m = re.match(r'recserve_http_requests_total\{([^}]*)\} (\S+)', line)
+    if m and 'route="/recommendations"' in m.group(1) and 'status="2xx"' in m.group(1):
+        strategy = re.search(r'strategy="([^"]*)"', m.group(1)).group(1)
+        counts[strategy] = counts.get(strategy, 0) + float(m.group(2))
+total = sum(counts.values())
+print("responses by strategy over the whole run:", {k: int(v) for k, v in sorted(counts.items())},
+      f"(ranked share {counts.get('ranked', 0) / total:.4f})" if total else "")
+PY
 echo "results: $OUT/results.csv"
