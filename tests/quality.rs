@@ -44,11 +44,7 @@ fn trained() -> &'static Trained {
         generate(&gcfg, dir.path()).unwrap();
         let ds = recserve::data::load_dir(dir.path(), &Default::default()).unwrap();
         let (train, test) = split(&ds.interactions, SplitKind::Temporal, 0.8, 11).unwrap();
-        let mut train_ds = ds.clone();
-        train_ds.interactions = train.clone();
-        train_ds
-            .interactions
-            .sort_by_key(|x| (x.user, x.ts, x.item));
+        let train_ds = ds.with_interactions(train.clone());
         let cfg = test_config();
         let opts = TrainOptions {
             data: dir.path().to_path_buf(),

@@ -87,4 +87,14 @@ impl Dataset {
     pub fn n_items(&self) -> usize {
         self.item_ids.len()
     }
+
+    /// The same users, items and features with other interactions (e.g. a split's train part),
+    /// sorted by (user, ts, item) as every consumer expects.
+    pub fn with_interactions(&self, mut interactions: Vec<Interaction>) -> Dataset {
+        interactions.sort_by_key(|x| (x.user, x.ts, x.item));
+        Dataset {
+            interactions,
+            ..self.clone()
+        }
+    }
 }

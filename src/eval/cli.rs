@@ -97,11 +97,7 @@ pub fn evaluate_data(
     let ds = crate::data::load_dir(data, &Default::default())?;
     let (train, test) = split(&ds.interactions, kind, args.ratio, args.seed)
         .map_err(|e| EvalError::Usage(e.to_string()))?;
-    let mut train_ds = ds.clone();
-    train_ds.interactions = train.clone();
-    train_ds
-        .interactions
-        .sort_by_key(|x| (x.user, x.ts, x.item));
+    let train_ds = ds.with_interactions(train.clone());
     // The ranker's holdout follows the split: random for random splits, temporal otherwise.
     let holdout = match kind {
         SplitKind::RandomUser | SplitKind::RandomItem => Holdout::Random,
@@ -141,15 +137,7 @@ pub fn evaluate_data(
         "ranker_validation_ndcg".into(),
         serde_json::json!(ranker_eval.ranker_ndcg),
     );
-    let input = EvalInput {
-        engine,
-        train: &train,
-        test: &test,
-        k: args.k,
-        max_users: args.max_users,
-        seed: args.seed,
-        quiet: args.quiet,
-    };
+    let input = eval_input(engine, &train, &test, args);
     let mut report = evaluate(&input, &ablation_rows(&Treatment::default()), summary)
         .map_err(EvalError::Eval)?;
     report.config = serde_json::json!({ "train": format!("{:?}", cfg.train), "serving": format!("{:?}", cfg.serving) });
@@ -231,14 +219,23 @@ pub fn evaluate_bundle(
         &cfg.index,
         Some(bundle),
     )?);
-    let input = EvalInput {
+    let input = eval_input(engine, &train, &test, args);
+    evaluate(&input, &ablation_rows(&Treatment::default()), summary).map_err(EvalError::Eval)
+}
+
+fn eval_input<'a>(
+    engine: Arc<Engine>,
+    train: &'a [Interaction],
+    test: &'a [Interaction],
+    args: &EvaluateArgs,
+) -> EvalInput<'a> {
+    EvalInput {
         engine,
-        train: &train,
-        test: &test,
+        train,
+        test,
         k: args.k,
         max_users: args.max_users,
         seed: args.seed,
         quiet: args.quiet,
-    };
-    evaluate(&input, &ablation_rows(&Treatment::default()), summary).map_err(EvalError::Eval)
+    }
 }

@@ -41,14 +41,7 @@ pub fn candidates(
             push(&mut out, i);
         }
     }
-    let global: &[u32] = match elig.category {
-        Some(c) => model
-            .popular_by_category
-            .get(c as usize)
-            .map_or(&[][..], |v| v.as_slice()),
-        None => &model.popular_order,
-    };
-    for &i in global {
+    for &i in popularity_order(model, elig) {
         if out.len() >= k {
             break;
         }
@@ -60,17 +53,21 @@ pub fn candidates(
 
 /// The last resort of the fallback chain: eligible items by global popularity, skipping `taken`.
 pub fn fill(model: &Model, elig: &Eligibility, taken: &FxHashSet<u32>, n: usize) -> SourceList {
-    let global: &[u32] = match elig.category {
-        Some(c) => model
-            .popular_by_category
-            .get(c as usize)
-            .map_or(&[][..], |v| v.as_slice()),
-        None => &model.popular_order,
-    };
-    global
+    popularity_order(model, elig)
         .iter()
         .filter(|&&i| !taken.contains(&i) && elig.allows(model, i))
         .take(n)
         .map(|&i| (i, model.popularity_pct[i as usize]))
         .collect()
+}
+
+/// Items by descending popularity: the requested category's list, or the global one.
+fn popularity_order<'a>(model: &'a Model, elig: &Eligibility) -> &'a [u32] {
+    match elig.category {
+        Some(c) => model
+            .popular_by_category
+            .get(c as usize)
+            .map_or(&[][..], |v| v.as_slice()),
+        None => &model.popular_order,
+    }
 }
