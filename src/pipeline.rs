@@ -45,6 +45,27 @@ impl Default for SourceCounts {
 }
 
 impl SourceCounts {
+    /// Scales each count by its source's weight relative to the largest weight, keeping at
+    /// least a tenth of the base count for sources with any weight (the bandit's candidate mix).
+    pub fn weighted(&self, w: &BlendWeights) -> SourceCounts {
+        let max = [w.cf, w.content, w.session, w.popular]
+            .into_iter()
+            .fold(0f32, f32::max);
+        let scale = |base: usize, weight: f32| {
+            if max <= 0.0 || weight <= 0.0 {
+                return 0;
+            }
+            let share = (weight / max).clamp(0.1, 1.0);
+            ((base as f32 * share).round() as usize).max(1)
+        };
+        SourceCounts {
+            cf: scale(self.cf, w.cf),
+            content: scale(self.content, w.content),
+            session: scale(self.session, w.session),
+            popular: scale(self.popular, w.popular),
+        }
+    }
+
     pub fn get(&self, s: Source) -> usize {
         match s {
             Source::Cf => self.cf,
@@ -584,6 +605,97 @@ impl Default for Treatment {
             counts: SourceCounts::default(),
             weights: BlendWeights::default(),
             use_ranker: true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cand(item: u32, scores: [f32; N_SOURCES]) -> Candidate {
+        let mut c = Candidate::new(item);
+        c.score = scores;
+        c
+    }
+
+    #[test]
+    fn merge_keeps_every_source_score_and_rank_once_per_item() {
+        let lists: [SourceList; N_SOURCES] = [
+            vec![(1, 0.9), (2, 0.5)],
+            vec![(2, 0.7), (3, 0.1)],
+            vec![],
+            vec![(1, 0.3), (1, 0.2)],
+        ];
+        let m = merge(&lists);
+        assert_eq!(m.iter().map(|c| c.item).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(m[0].score[0], 0.9);
+        assert_eq!(m[0].rank[3], 0.0, "first occurrence wins");
+        assert_eq!(m[0].score[3], 0.3);
+        assert_eq!((m[1].rank[0], m[1].rank[1]), (1.0, 0.0));
+        assert!(m[2].score[0].is_nan() && m[2].score[1] == 0.1);
+    }
+
+    #[test]
+    fn blend_normalises_per_source_and_weights() {
+        let cands = [
+            cand(1, [1.0, f32::NAN, f32::NAN, 0.0]),
+            cand(2, [3.0, f32::NAN, f32::NAN, 10.0]),
+        ];
+        let w = BlendWeights {
+            cf: 1.0,
+            content: 0.0,
+            session: 0.0,
+            popular: 0.5,
+        };
+        let s = blend_scores(&cands, &w);
+        assert!(
+            (s[0] - 0.0).abs() < 1e-9 && (s[1] - 1.5).abs() < 1e-9,
+            "{s:?}"
+        );
+    }
+
+    #[test]
+    fn weighted_counts_follow_the_arm() {
+        let base = SourceCounts::default();
+        let w = BlendWeights {
+            cf: 0.6,
+            content: 0.15,
+            session: 0.0,
+            popular: 0.3,
+        };
+        let c = base.weighted(&w);
+        assert_eq!(c.cf, 200);
+        assert_eq!(c.content, 50);
+        assert_eq!(c.session, 0, "a zero-weight source is off");
+        assert_eq!(c.popular, 25);
+    }
+
+    proptest! {
+        /// `top_n` equals a naive full sort (score desc, NaN last, ties by item id).
+        #[test]
+        fn top_n_matches_naive_sort(scores in proptest::collection::vec(prop_oneof![Just(f64::NAN), -5.0f64..5.0], 0..60), n in 1usize..70) {
+            let cands: Vec<Candidate> = (0..scores.len() as u32).map(Candidate::new).collect();
+            let got: Vec<u32> = top_n(&cands, &scores, n).iter().map(|r| r.item).collect();
+            let mut naive: Vec<(f64, u32)> = scores.iter().enumerate()
+                .map(|(i, &s)| (if s.is_nan() { f64::NEG_INFINITY } else { s }, i as u32)).collect();
+            naive.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            let want: Vec<u32> = naive.into_iter().take(n).map(|x| x.1).collect();
+            prop_assert_eq!(got, want);
+        }
+
+        /// Merging never loses or duplicates an item, whatever the lists hold.
+        #[test]
+        fn merge_is_a_deduplicated_union(lists in proptest::collection::vec(proptest::collection::vec((0u32..40, -1.0f32..1.0), 0..30), N_SOURCES)) {
+            let arr: [SourceList; N_SOURCES] = [lists[0].clone(), lists[1].clone(), lists[2].clone(), lists[3].clone()];
+            let m = merge(&arr);
+            let mut want: Vec<u32> = lists.iter().flatten().map(|x| x.0).collect();
+            want.sort_unstable();
+            want.dedup();
+            let mut got: Vec<u32> = m.iter().map(|c| c.item).collect();
+            got.sort_unstable();
+            prop_assert_eq!(got, want);
         }
     }
 }

@@ -80,6 +80,10 @@ pub async fn recommend(
             let ts = p.ts.unwrap_or_else(crate::train::now_unix);
             let pick = fb.choose_arm(known_len + online_idx.len(), p.device.as_deref(), ts);
             treatment.weights = pick.weights;
+            if treatment.use_ranker {
+                // Where the ranker orders the list, the arm decides the candidate mix instead.
+                treatment.counts = treatment.counts.weighted(&pick.weights);
+            }
             st.metrics
                 .bandit_pulls
                 .with_label_values(&[pick.context_label.as_str(), pick.arm_name.as_str()])
