@@ -238,10 +238,13 @@ impl Engine {
             excluded.extend(profile.seen.iter().copied());
             excluded.extend(recent.iter().copied());
         }
-        let category = q
-            .category
-            .as_deref()
-            .and_then(|c| m.category_index.get(c).copied());
+        // A category the bundle does not know matches no item (never "no filter").
+        let category = q.category.as_deref().map(|c| {
+            m.category_index
+                .get(c)
+                .copied()
+                .unwrap_or(crate::retrieval::NO_SUCH_CATEGORY)
+        });
         (profile, Eligibility { excluded, category })
     }
 
@@ -289,7 +292,7 @@ impl Engine {
             .collect();
         let start = Instant::now();
         if self.cfg.parallel_sources && enforce_budgets && active.len() > 1 {
-            let (tx, rx) = std::sync::mpsc::channel::<(Source, SourceList, Duration)>();
+            let (tx, rx) = std::sync::mpsc::channel::<(Source, Option<SourceList>, Duration)>();
             for &s in &active {
                 let (engine, profile, elig, tx) = (
                     Arc::clone(self),
@@ -300,7 +303,12 @@ impl Engine {
                 let k = counts.get(s);
                 rayon::spawn(move || {
                     let t = Instant::now();
-                    let list = engine.run_source(s, &profile, &elig, k);
+                    // A panic must not abort the process (rayon's default for `spawn`): it
+                    // becomes a failed source, reported as `<source>:error`.
+                    let list = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        engine.run_source(s, &profile, &elig, k)
+                    }))
+                    .ok();
                     // The receiver may have given up on us (over budget): that is fine.
                     let _ = tx.send((s, list, t.elapsed()));
                 });
@@ -322,10 +330,12 @@ impl Engine {
                     Ok((s, list, took)) => {
                         pending.retain(|&p| p != s);
                         timings.sources[s as usize] = Some(took);
-                        if start.elapsed() > self.budget(s) {
-                            degraded.push(format!("{}:over_budget", s.as_str()));
-                        } else {
-                            out[s as usize] = list;
+                        match list {
+                            None => degraded.push(format!("{}:error", s.as_str())),
+                            Some(_) if start.elapsed() > self.budget(s) => {
+                                degraded.push(format!("{}:over_budget", s.as_str()))
+                            }
+                            Some(list) => out[s as usize] = list,
                         }
                     }
                     Err(_) => break,
@@ -368,6 +378,9 @@ impl Engine {
         let mut degraded = Vec::new();
         let (profile, elig) = self.prepare(q);
         timings.profile = start.elapsed();
+        if elig.category == Some(crate::retrieval::NO_SUCH_CATEGORY) {
+            degraded.push("category:unknown".into());
+        }
         let (profile, elig) = (Arc::new(profile), Arc::new(elig));
         let lists = self.retrieve(
             &profile,

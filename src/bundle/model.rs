@@ -106,7 +106,10 @@ impl Model {
         }
         let mut by_cat = vec![Vec::new(); self.categories.len()];
         for &i in &order {
-            for &c in self.item_categories(i) {
+            let mut cats: Vec<u32> = self.item_categories(i).to_vec();
+            cats.sort_unstable();
+            cats.dedup();
+            for c in cats {
                 if let Some(list) = by_cat.get_mut(c as usize) {
                     list.push(i);
                 }

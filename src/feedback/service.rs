@@ -22,6 +22,8 @@ use std::sync::Arc;
 struct Served {
     arm: Option<ArmRef>,
     items: Vec<String>,
+    /// (item, event) pairs already credited: a retried or repeated event earns nothing twice.
+    rewarded: rustc_hash::FxHashSet<(String, String)>,
 }
 
 /// Bounded request_id → served list map; the oldest entries are forgotten first.
@@ -190,6 +192,7 @@ impl FeedbackService {
                 let served = Served {
                     arm: arm.clone(),
                     items: items.iter().map(|i| i.item_id.clone()).collect(),
+                    rewarded: Default::default(),
                 };
                 self.impressions
                     .lock()
@@ -198,25 +201,35 @@ impl FeedbackService {
             }
             Record::Feedback { event, received_at } => {
                 let ts = event.ts.unwrap_or(*received_at);
-                if event.event != "dismiss" {
+                let reward = self.rewards.get(&event.event).copied().unwrap_or(0.0);
+                // Only positive interactions become history (seen items, session seeds); a mere
+                // impression or a dismissal does not.
+                if reward > 0.0 {
                     self.history.record(&event.user_id, &event.item_id, ts);
                 }
-                let served = self.impressions.lock().map.get(&event.request_id).cloned();
-                let Some(served) = served else { return false };
-                let shown = served.items.iter().any(|i| i == &event.item_id);
+                let (shown, first_credit, arm) = {
+                    let mut imps = self.impressions.lock();
+                    let Some(served) = imps.map.get_mut(&event.request_id) else {
+                        return false;
+                    };
+                    let shown = served.items.iter().any(|i| i == &event.item_id);
+                    let first = shown
+                        && served
+                            .rewarded
+                            .insert((event.item_id.clone(), event.event.clone()));
+                    (shown, first, served.arm.clone())
+                };
                 if bandit
-                    && shown
-                    && let Some(a) = &served.arm
+                    && first_credit
+                    && reward > 0.0
+                    && let Some(a) = &arm
                     && let Some(ctx) = Context::from_index(a.context)
                 {
-                    let reward = self.rewards.get(&event.event).copied().unwrap_or(0.0);
-                    if reward > 0.0 {
-                        let _ = self.bandit.record_reward(&ctx, a.arm, reward);
-                        self.metrics
-                            .bandit_reward
-                            .with_label_values(&[ctx.label().as_str(), a.arm_name.as_str()])
-                            .inc_by(reward);
-                    }
+                    let _ = self.bandit.record_reward(&ctx, a.arm, reward);
+                    self.metrics
+                        .bandit_reward
+                        .with_label_values(&[ctx.label().as_str(), a.arm_name.as_str()])
+                        .inc_by(reward);
                 }
                 shown
             }
@@ -272,11 +285,15 @@ impl FeedbackService {
                 .collect(),
             ts: crate::train::now_unix(),
         };
+        let queued = serde_json::to_vec(&record);
+        // Applied after it is queued (log order), so a snapshot never holds a pull whose record
+        // could come after the snapshot's log position.
+        let queued = queued.map(|payload| self.log.submit(payload));
         self.apply(&record, true);
-        match serde_json::to_vec(&record) {
+        match queued {
             // `submit` enqueues now (log order = call order); the request does not wait for the
             // fsync. A crash before it only loses attribution for this list, never an ack.
-            Ok(payload) => match self.log.submit(payload) {
+            Ok(submitted) => match submitted {
                 Ok(fut) => {
                     tokio::spawn(async move {
                         if let Err(e) = fut.await {
@@ -290,8 +307,17 @@ impl FeedbackService {
         }
     }
 
-    /// Validates, makes durable (one group-committed fsync), then applies. All or nothing.
-    pub async fn ingest(&self, events: Vec<FeedbackIn>) -> Result<Ack, FeedbackError> {
+    /// Validates, makes durable (one group-committed fsync), then applies. All or nothing. The
+    /// write-then-apply step runs in its own task: a client hanging up cannot leave an event on
+    /// disk but unapplied in memory.
+    pub async fn ingest(self: &Arc<Self>, events: Vec<FeedbackIn>) -> Result<Ack, FeedbackError> {
+        let this = Arc::clone(self);
+        tokio::spawn(async move { this.ingest_inner(events).await })
+            .await
+            .map_err(|e| FeedbackError::Storage(format!("feedback task failed: {e}")))?
+    }
+
+    async fn ingest_inner(&self, events: Vec<FeedbackIn>) -> Result<Ack, FeedbackError> {
         for (i, e) in events.iter().enumerate() {
             validate(e, &self.events).map_err(|m| {
                 FeedbackError::Invalid(if events.len() > 1 {
@@ -363,9 +389,14 @@ impl FeedbackService {
         &self.dir
     }
 
-    /// Flushes pending writes and snapshots the bandit. Called on shutdown.
-    pub async fn close(&self) {
+    /// Flushes pending writes and, when every handler has finished (`quiescent`), snapshots the
+    /// bandit. After a drain timeout handlers may still be mid-way, so no snapshot is taken and
+    /// the next start replays the log instead.
+    pub async fn close(&self, quiescent: bool) {
         let _ = self.log.flush().await;
+        if !quiescent {
+            return;
+        }
         if let Err(e) = self.write_snapshot() {
             tracing::warn!(error = %e, "bandit snapshot failed; the next start replays the log");
         }

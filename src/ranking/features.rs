@@ -202,9 +202,10 @@ pub fn build_rows(model: &Model, profile: &UserProfile, cands: &[Candidate], out
     out.reserve(cands.len() * N_FEATURES);
     let user_vec = profile.user.map(|u| model.user_cf(u));
     let user_log_history = (profile.history_len as f32).ln_1p();
+    // Online events may be newer than the reference time: clamp, never negative (as in training).
     let days_since_last = profile
         .last_ts
-        .map_or(f32::NAN, |t| (profile.now - t) as f32 / 86_400.0);
+        .map_or(f32::NAN, |t| (profile.now - t).max(0) as f32 / 86_400.0);
     for c in cands {
         let i = c.item;
         let stat = model.item_stats[i as usize];

@@ -11,6 +11,9 @@ pub mod session;
 use crate::bundle::Model;
 use rustc_hash::FxHashSet;
 
+/// The category id of a `category=` the bundle does not know: no item has it.
+pub const NO_SUCH_CATEGORY: u32 = u32::MAX;
+
 /// Which items a request may receive: not excluded (seen or `exclude=`), and in `category` when given.
 #[derive(Debug, Clone, Default)]
 pub struct Eligibility {

@@ -199,14 +199,15 @@ impl Application {
             },
         );
         let mut server = std::pin::pin!(server.into_future());
-        tokio::select! {
-            r = &mut server => r?,
+        let drained = tokio::select! {
+            r = &mut server => { r?; true }
             _ = async { let _ = rx.await; tokio::time::sleep(grace).await } => {
                 tracing::warn!("drain timeout reached; exiting with requests still in flight");
+                false
             }
-        }
+        };
         if let Some(fb) = &state.feedback {
-            fb.close().await;
+            fb.close(drained).await;
         }
         Ok(())
     }

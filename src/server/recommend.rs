@@ -84,10 +84,6 @@ pub async fn recommend(
                 // Where the ranker orders the list, the arm decides the candidate mix instead.
                 treatment.counts = treatment.counts.weighted(&pick.weights);
             }
-            st.metrics
-                .bandit_pulls
-                .with_label_values(&[pick.context_label.as_str(), pick.arm_name.as_str()])
-                .inc();
             Some(pick)
         }
         _ => None,
@@ -121,6 +117,15 @@ pub async fn recommend(
             sources: source_names(r.sources),
         })
         .collect();
+    // The arm only answers for lists its blend (or candidate mix) produced, not for the
+    // popularity fallback.
+    let arm = arm.filter(|_| rec.strategy != Strategy::Popular);
+    if let Some(pick) = &arm {
+        st.metrics
+            .bandit_pulls
+            .with_label_values(&[pick.context_label.as_str(), pick.arm_name.as_str()])
+            .inc();
+    }
     if let Some(fb) = &st.feedback {
         fb.record_impression(
             &rid.0,

@@ -57,24 +57,41 @@ async fn click_is_durable_attributed_credits_the_arm_and_updates_exclude_seen() 
     assert_eq!(ack["attributed"], 0);
 
     // The arm's statistics show the reward.
+    let arm_reward = || async {
+        let r = app
+            .client
+            .get(format!("{}/admin/bandit", app.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let stats: serde_json::Value = r.json().await.unwrap();
+        stats["arms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["arm"] == arm.as_str())
+            .map(|a| a["reward_sum"].as_f64().unwrap())
+            .sum::<f64>()
+    };
+    let credited = arm_reward().await;
+    assert!(
+        credited >= 1.0,
+        "arm {arm} credited with the click: {credited}"
+    );
+    // A retried click is stored (and acknowledged) but earns the arm nothing twice.
     let r = app
         .client
-        .get(format!("{}/admin/bandit", app.base))
-        .bearer_auth(TOKEN)
+        .post(format!("{}/feedback", app.base))
+        .json(&ev)
         .send()
         .await
         .unwrap();
-    let stats: serde_json::Value = r.json().await.unwrap();
-    let credited: f64 = stats["arms"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|a| a["arm"] == arm.as_str())
-        .map(|a| a["reward_sum"].as_f64().unwrap())
-        .sum();
-    assert!(
-        credited >= 1.0,
-        "arm {arm} credited with the click: {stats}"
+    assert_eq!(r.status().as_u16(), 202);
+    assert_eq!(
+        arm_reward().await,
+        credited,
+        "duplicate feedback is not credited twice"
     );
 
     // The clicked item is now seen: excluded from the next list.
@@ -97,7 +114,7 @@ async fn click_is_durable_attributed_credits_the_arm_and_updates_exclude_seen() 
     // Durable: the events are in the log on disk.
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(
-        metrics.contains(r#"recserve_feedback_attribution_total{result="attributed"} 1"#),
+        metrics.contains(r#"recserve_feedback_attribution_total{result="attributed"} 2"#),
         "{metrics}"
     );
     assert!(metrics.contains(r#"recserve_feedback_attribution_total{result="unattributed"} 1"#));

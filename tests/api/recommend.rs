@@ -152,12 +152,24 @@ async fn category_filter_restricts_items() {
             "{id} is in {cat}"
         );
     }
-    let (status, _) = app
+    let (status, body) = app
         .get_json(&format!(
             "/recommendations?user_id={user}&n=5&category=no-such-category"
         ))
         .await;
-    assert_eq!(status, 200, "an unknown category is ignored");
+    assert_eq!(status, 200, "an unknown category is not an error");
+    assert!(
+        item_ids(&body).is_empty(),
+        "no item is in an unknown category: {body}"
+    );
+    assert!(
+        body["degraded"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d == "category:unknown"),
+        "{body}"
+    );
     app.shutdown().await;
 }
 
