@@ -16,7 +16,7 @@ command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteract
   "$BIN" generate --out "$OUT/data" --users "$USERS" --items "$ITEMS" --interactions "$N" --seed 3 >/dev/null
 if [ ! -f "$OUT/bundle/manifest.json" ]; then
   # Validation of the factorisation scores every item for each sampled user: keep the sample small.
-  RECSERVE_TRAIN__FACTORIZATION__EVAL_MAX_USERS=300 /usr/bin/time -f "train: %e s, peak RSS %M KB" \
+  RECSERVE_TRAIN__FACTORIZATION__EVAL_MAX_USERS=300 RECSERVE_TRAIN__FACTORIZATION__MAX_EPOCHS="${SCALE_MAX_EPOCHS:-30}" /usr/bin/time -f "train: %e s, peak RSS %M KB" \
     "$BIN" train --data "$OUT/data" --out "$OUT/bundle" --quiet --seed 3 | tee "$OUT/train.txt"
 fi
 du -sh "$OUT/bundle" "$OUT/bundle/index" 2>/dev/null || true

@@ -161,11 +161,15 @@ pub struct Engine {
 impl Engine {
     /// Builds the indexes (or loads them from the bundle's `index/`) and the ranker.
     pub fn new(
-        model: Model,
+        mut model: Model,
         cfg: ServingConfig,
         index_cfg: &IndexConfig,
         bundle_dir: Option<&std::path::Path>,
     ) -> Result<Self, EngineError> {
+        // The hybrid model's feature embeddings are kept in the bundle for tooling and
+        // retraining; serving never reads them, so they do not stay resident.
+        model.user_feature_emb = Vec::new();
+        model.item_feature_emb = Vec::new();
         let index_dir = bundle_dir.map(|d| d.join("index"));
         let cf_index = crate::retrieval::index_for(
             "cf",

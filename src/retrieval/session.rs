@@ -1,10 +1,10 @@
-//! "More like this": neighbours of the session's recent items by their CF item vectors (what was
-//! consumed together), the most recent item weighted highest; works for anonymous requests.
+//! "More like this": nearest items to the session's recent items by their CF item vectors (what
+//! was consumed together), the most recent item weighted highest, in one index search; works for
+//! anonymous requests.
 
 use super::{Eligibility, SearchEligible, SourceList};
 use crate::pipeline::Engine;
 use crate::ranking::features::UserProfile;
-use rustc_hash::FxHashMap;
 
 /// Items of `recent` used as seeds, most recent first.
 const MAX_SEEDS: usize = 3;
@@ -28,25 +28,24 @@ pub fn candidates(
         .take(MAX_SEEDS)
         .copied()
         .collect();
-    let mut acc: FxHashMap<u32, f32> = FxHashMap::default();
+    // One query: the decayed sum of the seeds' normalised vectors (a session centroid), so the
+    // source costs one index search however many seeds it has.
+    let mut query = vec![0f32; model.cf_dim];
     for (pos, &seed) in seeds.iter().enumerate() {
-        let w = DECAY.powi(pos as i32);
-        let q = model.item_cf(seed);
-        // Cosine over CF item vectors: normalise the seed, score by the neighbour's dot product.
-        let norm = q.iter().map(|v| v * v).sum::<f32>().sqrt();
+        let v = model.item_cf(seed);
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         if norm == 0.0 {
             continue;
         }
-        let qn: Vec<f32> = q.iter().map(|v| v / norm).collect();
-        let found = engine
-            .cf_index
-            .search_eligible(&qn, k, |i| i != seed && elig.allows(model, i));
-        for (item, score) in found {
-            *acc.entry(item).or_default() += w * score;
+        let w = DECAY.powi(pos as i32) / norm;
+        for (q, x) in query.iter_mut().zip(v) {
+            *q += w * x;
         }
     }
-    let mut out: SourceList = acc.into_iter().collect();
-    out.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    out.truncate(k);
-    out
+    if query.iter().all(|&x| x == 0.0) {
+        return Vec::new();
+    }
+    engine
+        .cf_index
+        .search_eligible(&query, k, |i| !seeds.contains(&i) && elig.allows(model, i))
 }

@@ -251,12 +251,15 @@ pub fn train_model(
             labels: &y,
             groups: Some(&g),
         },
+        // `early_stopping_rounds = 0` keeps every iteration (no validation-driven cut); the
+        // held-out users still measure the result below.
         Some(&LabeledRows {
             features: &vx,
             n_features,
             labels: &vy,
             groups: Some(&vg),
-        }),
+        })
+        .filter(|_| rcfg.early_stopping_rounds > 0),
         &params,
         Some(&crate::ranking::features::FEATURE_NAMES[..]),
     )?;
