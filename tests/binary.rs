@@ -72,36 +72,47 @@ async fn sigterm_drains_in_flight_requests() {
     let client = reqwest::Client::new();
     wait_ready(&client, &base).await;
     let user = first_user(&client, &base).await;
+    // Clients loop on requests while SIGTERM arrives. A request whose response has started must
+    // complete (status 200 and a whole JSON body); one that reached the socket after the
+    // listener closed may fail to be sent at all — that is not a half-answered request.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut tasks = Vec::new();
-    for _ in 0..16 {
-        let (c, u) = (
+    for _ in 0..8 {
+        let (c, u, stop) = (
             client.clone(),
             format!("{base}/recommendations?user_id={user}&n=200"),
+            stop.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            c.get(&u).send().await.map(|r| r.status().as_u16())
+            let mut complete = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok(resp) = c.get(&u).send().await else {
+                    break;
+                };
+                assert_eq!(resp.status(), 200, "a started response is a success");
+                let body: serde_json::Value = resp
+                    .json()
+                    .await
+                    .expect("a started response is completed, never cut off");
+                assert_eq!(body["items"].as_array().map(|a| a.len()), Some(200));
+                complete += 1;
+            }
+            complete
         }));
     }
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     signal(&child, "-TERM");
-    let mut served = 0;
-    for t in tasks {
-        // A request the server accepted before the signal must complete with 200; one that
-        // arrived after the listener closed is refused at connect (never half-answered).
-        match t.await.unwrap() {
-            Ok(status) => {
-                assert_eq!(status, 200);
-                served += 1;
-            }
-            Err(e) => assert!(e.is_connect(), "in-flight request cut off: {e}"),
-        }
-    }
-    let status = tokio::task::spawn_blocking(move || child.wait())
+    let waited = tokio::task::spawn_blocking(move || child.wait())
         .await
         .unwrap()
         .unwrap();
-    assert!(status.success(), "clean exit after drain: {status:?}");
-    assert!(served > 0);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut served = 0;
+    for t in tasks {
+        served += t.await.unwrap();
+    }
+    assert!(waited.success(), "clean exit after the drain: {waited:?}");
+    assert!(served > 0, "requests were served before the signal");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
