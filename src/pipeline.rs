@@ -174,7 +174,7 @@ impl Engine {
         let cf_index = crate::retrieval::index_for(
             "cf",
             index_dir.as_deref(),
-            model.item_cf.clone(),
+            Arc::clone(&model.item_cf),
             Some(model.item_bias.clone()),
             model.cf_dim,
             index_cfg,
@@ -186,7 +186,7 @@ impl Engine {
         let content_index = crate::retrieval::index_for(
             "content",
             index_dir.as_deref(),
-            model.item_content.clone(),
+            Arc::clone(&model.item_content),
             None,
             model.content_dim,
             index_cfg,

@@ -3,6 +3,7 @@
 
 use super::Manifest;
 use rustc_hash::FxHashMap;
+use std::sync::Arc;
 
 /// Per-item statistics used by the popular source and the ranker's features.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -31,13 +32,15 @@ pub struct Model {
     pub item_cat: Vec<u32>,
     pub cf_dim: usize,
     /// `n_items × cf_dim`, row-major.
-    pub item_cf: Vec<f32>,
+    /// Shared with the CF vector index (one copy in memory).
+    pub item_cf: Arc<[f32]>,
     pub item_bias: Vec<f32>,
     /// `n_users × cf_dim`, row-major.
     pub user_cf: Vec<f32>,
     pub content_dim: usize,
     /// `n_items × content_dim`, row-major, rows L2-normalised (or zero).
-    pub item_content: Vec<f32>,
+    /// Shared with the content vector index (one copy in memory).
+    pub item_content: Arc<[f32]>,
     pub item_stats: Vec<ItemStat>,
     /// Items by descending popularity (global popular list).
     pub popular_order: Vec<u32>,

@@ -17,6 +17,7 @@ mod persist;
 mod tests;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -138,7 +139,7 @@ impl SearchScratch {
 /// Item vectors (row-major), optional per-item bias, and the search structure over them.
 /// `Send + Sync`: one instance is searched concurrently from many threads.
 pub struct VectorIndex {
-    vectors: Vec<f32>,
+    vectors: Arc<[f32]>,
     bias: Option<Vec<f32>>,
     dim: usize,
     n: usize,
@@ -167,7 +168,7 @@ impl VectorIndex {
     /// Uses an exact scan when `n < cfg.exact_below` (or `n == 0`), else builds an HNSW graph
     /// (minutes for 100k items: build in `train`, [`dump`](Self::dump), and load in `serve`).
     pub fn build(
-        vectors: Vec<f32>,
+        vectors: impl Into<Arc<[f32]>>,
         bias: Option<Vec<f32>>,
         dim: usize,
         cfg: &IndexConfig,
@@ -190,7 +191,7 @@ impl VectorIndex {
     pub fn load_or_build(
         dir: &Path,
         name: &str,
-        vectors: Vec<f32>,
+        vectors: impl Into<Arc<[f32]>>,
         bias: Option<Vec<f32>>,
         dim: usize,
         cfg: &IndexConfig,
@@ -225,7 +226,7 @@ impl VectorIndex {
     pub fn load(
         dir: &Path,
         name: &str,
-        vectors: Vec<f32>,
+        vectors: impl Into<Arc<[f32]>>,
         bias: Option<Vec<f32>>,
         dim: usize,
         cfg: &IndexConfig,
@@ -371,12 +372,13 @@ impl VectorIndex {
 
     /// Validates the inputs and returns an exact-scan index over them.
     fn exact(
-        vectors: Vec<f32>,
+        vectors: impl Into<Arc<[f32]>>,
         bias: Option<Vec<f32>>,
         dim: usize,
         cfg: &IndexConfig,
     ) -> Result<Self, IndexError> {
         cfg.validate()?;
+        let vectors: Arc<[f32]> = vectors.into();
         if dim == 0 || !vectors.len().is_multiple_of(dim) {
             return Err(IndexError::Shape {
                 len: vectors.len(),

@@ -40,7 +40,7 @@ use index::{IndexConfig, VectorIndex};
 pub fn index_for(
     name: &str,
     dir: Option<&std::path::Path>,
-    vectors: Vec<f32>,
+    vectors: std::sync::Arc<[f32]>,
     bias: Option<Vec<f32>>,
     dim: usize,
     cfg: &IndexConfig,

@@ -78,7 +78,7 @@ pub struct Prepared {
     pub item_matrix: FeatureMatrix,
     pub user_feature_names: Vec<String>,
     pub item_feature_names: Vec<String>,
-    pub item_content: Vec<f32>,
+    pub item_content: std::sync::Arc<[f32]>,
 }
 
 pub fn prepare(ds: &Dataset, cfg: &TrainConfig) -> Prepared {
@@ -88,8 +88,8 @@ pub fn prepare(ds: &Dataset, cfg: &TrainConfig) -> Prepared {
         featurize::hybrid_matrix(&user_space, ds.n_users(), "user", &ds.user_ids);
     let (item_matrix, item_feature_names) =
         featurize::hybrid_matrix(&item_space, ds.n_items(), "item", &ds.item_ids);
-    let item_content =
-        content::content_embeddings(&item_space, cfg.content_dim, cfg.seed ^ 0xC0FFEE);
+    let item_content: std::sync::Arc<[f32]> =
+        content::content_embeddings(&item_space, cfg.content_dim, cfg.seed ^ 0xC0FFEE).into();
     Prepared {
         user_space,
         item_space,
@@ -203,11 +203,11 @@ pub fn fit_sources(
         item_cat_indptr,
         item_cat,
         cf_dim: mf.components,
-        item_cf,
+        item_cf: item_cf.into(),
         item_bias,
         user_cf,
         content_dim: cfg.content_dim,
-        item_content: prep.item_content.clone(),
+        item_content: std::sync::Arc::clone(&prep.item_content),
         item_stats,
         popular_order: Vec::new(),
         popular_by_category: Vec::new(),
