@@ -239,7 +239,11 @@ impl Engine {
             .filter_map(|i| m.item_index.get(i.as_str()).copied())
             .collect();
         if q.exclude_seen {
-            excluded.extend(profile.seen.iter().copied());
+            // Seen = training history + everything recorded since + the session's items.
+            if let Some(u) = user {
+                excluded.extend(m.history(u).0.iter().copied());
+            }
+            excluded.extend(q.online.iter().map(|&(i, _)| i));
             excluded.extend(recent.iter().copied());
         }
         // A category the bundle does not know matches no item (never "no filter").

@@ -60,8 +60,8 @@ pub fn ablation_rows(base: &Treatment) -> Vec<(String, Treatment)> {
     rows
 }
 
-/// One user's evaluation: (user, recommended items, stage latencies in ms, the obvious list).
-type UserResult = (u32, Vec<u32>, [f64; 6], Vec<u32>);
+/// One user's evaluation: (user, recommended items, stage latencies in ms).
+type UserResult = (u32, Vec<u32>, [f64; 5]);
 /// Per source name, its candidate items best first.
 type SourceLists = Vec<(&'static str, Vec<u32>)>;
 
@@ -122,6 +122,19 @@ pub fn evaluate(
         exclude_seen: true,
         ..Default::default()
     };
+    // The "obvious" recommender (popularity plus the user's own category profile) does not depend
+    // on the ablation row: computed once per user.
+    let obvious: FxHashMap<u32, Vec<u32>> = users
+        .par_iter()
+        .map(|&u| {
+            let (profile, elig) = engine.prepare(&query(u));
+            let list = popular::candidates(model, &profile, &elig, k)
+                .into_iter()
+                .map(|(i, _)| i)
+                .collect();
+            (u, list)
+        })
+        .collect();
     let mut out_rows = Vec::new();
     let mut latency: Vec<StageLatency> = Vec::new();
     for (name, t) in rows {
@@ -139,20 +152,13 @@ pub fn evaluate(
                     secs(tm.merge),
                     secs(tm.rank),
                     secs(tm.total),
-                    0.0,
                 ];
-                // The "obvious" recommender: popularity plus the user's own category profile.
-                let (profile, elig) = engine.prepare(&query(u));
-                let obvious: Vec<u32> = popular::candidates(model, &profile, &elig, k)
-                    .into_iter()
-                    .map(|(i, _)| i)
-                    .collect();
                 pb.inc(1);
-                (u, items, lat, obvious)
+                (u, items, lat)
             })
             .collect();
         let mut acc = MetricAccumulator::new(k, stats.clone()).map_err(|e| e.to_string())?;
-        for (u, items, _, obvious) in &results {
+        for (u, items, _) in &results {
             let rel = &relevant[u];
             let mut slices = vec!["all"];
             if train_len.get(u).copied().unwrap_or(0) <= COLD_USER_MAX {
@@ -163,7 +169,7 @@ pub fn evaluate(
                 &UserRanking {
                     ranked: items,
                     relevant: rel,
-                    obvious: Some(obvious),
+                    obvious: obvious.get(u).map(Vec::as_slice),
                 },
             );
             let cold_rel: FxHashSet<u32> = rel

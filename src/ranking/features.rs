@@ -3,7 +3,7 @@
 //! Missing values are NaN (LightGBM routes them down the learned default branch).
 
 use crate::bundle::Model;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 /// Candidate sources, in the order their score/rank columns appear.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -88,8 +88,6 @@ impl Candidate {
 #[derive(Debug, Clone, Default)]
 pub struct UserProfile {
     pub user: Option<u32>,
-    /// Everything the user is known to have interacted with (training history + online events).
-    pub seen: FxHashSet<u32>,
     /// The most recent items, most recent LAST: the request's `recent`, else the latest history.
     pub recent: Vec<u32>,
     /// Whether `recent` came from the request (a live session) rather than the history.
@@ -117,8 +115,6 @@ impl UserProfile {
             Some(u) => model.history(u),
             None => (&[][..], &[][..]),
         };
-        let mut seen: FxHashSet<u32> = hist.iter().copied().collect();
-        seen.extend(extra.iter().map(|&(i, _)| i));
         let history_len = hist.len() + extra.len();
         let last_ts = extra
             .iter()
@@ -129,18 +125,18 @@ impl UserProfile {
 
         // Recent: the live session when given, else the tail of history + online events.
         let recent_from_request = !request_recent.is_empty();
+        // The user's items oldest first: training history, then online events. Only tails are
+        // needed below, taken from the back without copying the whole history.
+        let history_items = || hist.iter().copied().chain(extra.iter().map(|&(i, _)| i));
+        let last_n = |it: &mut dyn DoubleEndedIterator<Item = u32>| -> Vec<u32> {
+            let mut v: Vec<u32> = it.rev().take(profile_items).collect();
+            v.reverse();
+            v
+        };
         let recent: Vec<u32> = if recent_from_request {
-            request_recent
-                .iter()
-                .rev()
-                .take(profile_items)
-                .rev()
-                .copied()
-                .collect()
+            last_n(&mut request_recent.iter().copied())
         } else {
-            let tail = hist.iter().copied().chain(extra.iter().map(|&(i, _)| i));
-            let all: Vec<u32> = tail.collect();
-            all[all.len().saturating_sub(profile_items)..].to_vec()
+            last_n(&mut history_items())
         };
 
         let mut cat_share: FxHashMap<u32, f32> = FxHashMap::default();
@@ -161,14 +157,8 @@ impl UserProfile {
 
         // Content profile over the last items of history and session together.
         let mut content_profile = vec![0f32; model.content_dim];
-        let mut profile_src: Vec<u32> = hist
-            .iter()
-            .copied()
-            .chain(extra.iter().map(|&(i, _)| i))
-            .collect();
-        profile_src.extend_from_slice(request_recent);
-        let tail = &profile_src[profile_src.len().saturating_sub(profile_items)..];
-        for &i in tail {
+        let tail = last_n(&mut history_items().chain(request_recent.iter().copied()));
+        for &i in &tail {
             for (a, b) in content_profile.iter_mut().zip(model.item_content(i)) {
                 *a += b;
             }
@@ -181,7 +171,6 @@ impl UserProfile {
         }
         Self {
             user,
-            seen,
             recent,
             recent_from_request,
             history_len,

@@ -37,15 +37,6 @@ pub struct RankerConfig {
     pub ndcg_at: usize,
 }
 
-impl Serialize for Holdout {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(match self {
-            Holdout::Temporal => "temporal",
-            Holdout::Random => "random",
-        })
-    }
-}
-
 /// Splits interactions (sorted by user, ts) into (fit, targets) per the holdout policy.
 pub fn holdout_split(
     inter: &[Interaction],
