@@ -4,9 +4,9 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use recserve::bundle::Model;
 use recserve::config::Config;
-use recserve::pipeline::{Engine, Query, Treatment, merge};
+use recserve::pipeline::{Deadline, Engine, Query, Treatment};
 use recserve::ranking::features::{N_FEATURES, build_rows};
-use recserve::retrieval::{cf, content, popular, session};
+use recserve::retrieval::{cf, content, merge, popular, session};
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,24 +38,25 @@ fn bench(c: &mut Criterion) {
     let (profile, elig) = e.prepare(&q(1));
     let counts = t.counts;
 
+    let cat = e.catalog();
     let mut g = c.benchmark_group("stage");
     g.bench_function("profile", |b| b.iter(|| black_box(e.prepare(&q(1)))));
     g.bench_function("source_cf_200", |b| {
-        b.iter(|| black_box(cf::candidates(&e, &profile, &elig, counts.cf)))
+        b.iter(|| black_box(cf::candidates(&cat, &profile, &elig, counts.cf)))
     });
     g.bench_function("source_content_200", |b| {
-        b.iter(|| black_box(content::candidates(&e, &profile, &elig, counts.content)))
+        b.iter(|| black_box(content::candidates(&cat, &profile, &elig, counts.content)))
     });
     g.bench_function("source_session_100", |b| {
-        b.iter(|| black_box(session::candidates(&e, &profile, &elig, counts.session)))
+        b.iter(|| black_box(session::candidates(&cat, &profile, &elig, counts.session)))
     });
     g.bench_function("source_popular_50", |b| {
         b.iter(|| black_box(popular::candidates(m, &profile, &elig, counts.popular)))
     });
     let lists = [
-        cf::candidates(&e, &profile, &elig, counts.cf),
-        content::candidates(&e, &profile, &elig, counts.content),
-        session::candidates(&e, &profile, &elig, counts.session),
+        cf::candidates(&cat, &profile, &elig, counts.cf),
+        content::candidates(&cat, &profile, &elig, counts.content),
+        session::candidates(&cat, &profile, &elig, counts.session),
         popular::candidates(m, &profile, &elig, counts.popular),
     ];
     g.bench_function("merge", |b| b.iter(|| black_box(merge(&lists))));
@@ -70,7 +71,7 @@ fn bench(c: &mut Criterion) {
     });
     if let Some(r) = &e.ranker {
         g.bench_function(format!("ranker_{}_{}", r.backend(), cands.len()), |b| {
-            b.iter(|| black_box(e.score(r, &profile, &cands)))
+            b.iter(|| black_box(r.score_candidates(m, &profile, &cands)))
         });
     }
     g.finish();
@@ -80,7 +81,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("recommend_full_parallel_sources", |b| {
         b.iter(|| {
             k += 1;
-            black_box(e.recommend(&q(k), &t))
+            black_box(e.recommend(&q(k), &t, Deadline::after(e.cfg.total_budget())))
         })
     });
     let mut serial = e.cfg.clone();
@@ -92,7 +93,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("recommend_full_sequential_sources", |b| {
         b.iter(|| {
             k += 1;
-            black_box(seq.recommend(&q(k), &t))
+            black_box(seq.recommend(&q(k), &t, Deadline::after(seq.cfg.total_budget())))
         })
     });
     g.finish();

@@ -1,11 +1,16 @@
-//! Typed configuration, layered: the embedded `config/default.toml` → an optional file →
-//! `RECSERVE_…` environment variables (`RECSERVE_SERVING__MAX_N=50` sets `serving.max_n`; only
-//! variables whose first segment is a top-level config key count).
-//! Validated once at start; nothing here is consulted per request except through the typed structs.
+//! The configuration aggregator, the top layer: it assembles the sections every layer defines for
+//! itself (`[server]` from `server`, `[serving]` from `pipeline`, `[index]` from `retrieval`,
+//! `[train]`, `[feedback]`, `[bandit]`) and applies the layering: the embedded
+//! `config/default.toml` → an optional file → `RECSERVE_…` environment variables
+//! (`RECSERVE_SERVING__MAX_N=50` sets `serving.max_n`; only variables whose first segment is a
+//! top-level config key count). Validated once at start; nothing below imports this module.
 
 use crate::bandit::BanditConfig;
+use crate::eval::cli::EvalConfig;
 use crate::feedback::FeedbackConfig;
+use crate::pipeline::ServingConfig;
 use crate::retrieval::index::IndexConfig;
+use crate::server::{ServerConfig, ServiceConfig};
 use crate::train::TrainConfig;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -39,61 +44,6 @@ pub struct Config {
     pub bandit: BanditConfig,
     /// Path of the variants file (A/B treatments), relative to the working directory.
     pub variants_file: PathBuf,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServerConfig {
-    pub addr: String,
-    pub bundle: PathBuf,
-    /// Bearer token for `/admin/*`; empty disables the admin routes (they answer 401).
-    pub admin_token: String,
-    /// Requests served at once; excess requests are shed with 503 + Retry-After.
-    pub max_concurrency: usize,
-    /// Longest accepted query string, bytes (longer → 414).
-    pub max_query_bytes: usize,
-    /// Largest accepted request body, bytes (larger → 413).
-    pub max_body_bytes: usize,
-    /// Grace period for in-flight requests on SIGTERM / ctrl-c.
-    pub shutdown_timeout_ms: u64,
-    /// Internal requests run after load, before `/readyz` says ready.
-    pub warmup_requests: usize,
-    /// `json` (production) or `pretty`.
-    pub log_format: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServingConfig {
-    pub default_n: usize,
-    pub max_n: usize,
-    /// Longest `recent` / `exclude` list accepted.
-    pub max_list_len: usize,
-    pub total_budget_ms: u64,
-    pub ranker_budget_ms: u64,
-    pub source_budget_ms: SourceBudgets,
-    /// Run the stage-1 sources on the rayon pool in parallel (true) or one after another.
-    pub parallel_sources: bool,
-    /// `native` (flat trees in Rust) or `lightgbm` (the C library through lightgbm3).
-    pub ranker_backend: RankerBackend,
-    /// Items of the user's history used for the content profile and the session source.
-    pub profile_items: usize,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum RankerBackend {
-    Native,
-    Lightgbm,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourceBudgets {
-    pub cf: u64,
-    pub content: u64,
-    pub session: u64,
-    pub popular: u64,
 }
 
 impl Config {
@@ -136,29 +86,36 @@ impl Config {
         Ok(cfg)
     }
 
+    /// Every section's own validation, in one place.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let s = &self.serving;
-        if s.max_n == 0 || s.default_n == 0 || s.default_n > s.max_n {
-            return Err(ConfigError::Invalid(format!(
-                "serving.default_n ({}) must be in 1..=serving.max_n ({})",
-                s.default_n, s.max_n
-            )));
-        }
-        if self.server.max_concurrency == 0 {
-            return Err(ConfigError::Invalid(
-                "server.max_concurrency must be > 0".into(),
-            ));
-        }
-        if self.server.addr.parse::<std::net::SocketAddr>().is_err() {
-            return Err(ConfigError::Invalid(format!(
-                "server.addr {:?} is not HOST:PORT",
-                self.server.addr
-            )));
-        }
+        let invalid = |e: &dyn std::fmt::Display| ConfigError::Invalid(e.to_string());
+        self.serving.validate().map_err(|e| invalid(&e))?;
+        self.server.validate().map_err(|e| invalid(&e))?;
         self.bandit
             .validate()
             .map_err(|e| ConfigError::Invalid(format!("bandit: {e}")))?;
         Ok(())
+    }
+
+    /// The sections an offline evaluation runs with.
+    pub fn evaluation(&self) -> EvalConfig {
+        EvalConfig {
+            train: self.train.clone(),
+            serving: self.serving.clone(),
+            index: self.index.clone(),
+        }
+    }
+
+    /// The sections the HTTP service runs with.
+    pub fn service(&self) -> ServiceConfig {
+        ServiceConfig {
+            server: self.server.clone(),
+            serving: self.serving.clone(),
+            index: self.index.clone(),
+            feedback: self.feedback.clone(),
+            bandit: self.bandit.clone(),
+            variants_file: self.variants_file.clone(),
+        }
     }
 }
 

@@ -127,7 +127,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let s = recserve::train::train_dir(&opts, &cfg.train, &cfg.serving, &cfg.index)?;
             print_train_summary(&s);
         }
-        Cmd::Evaluate(args) => recserve::eval::cli::run(&args)?,
+        Cmd::Evaluate(args) => {
+            let cfg = Config::load(args.config.as_deref())?;
+            recserve::eval::cli::run(&args, &cfg.evaluation())?
+        }
         Cmd::Serve {
             config,
             bundle,
@@ -147,7 +150,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .build()
                 .context("starting the runtime")?;
             rt.block_on(async move {
-                let app = recserve::server::Application::build(cfg).await?;
+                let app = recserve::server::Application::build(cfg.service()).await?;
                 tracing::info!(addr = ?app.local_addr(), "listening");
                 app.run_until_stopped(recserve::server::shutdown_signal())
                     .await?;

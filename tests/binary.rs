@@ -203,9 +203,13 @@ async fn sigkill_loses_no_acknowledged_event_and_bandit_state_replays() {
     let _ = std::fs::remove_file(events.path().join("bandit.snapshot.json"));
     let mut cfg = recserve::config::Config::load_with_env(None, Vec::new()).unwrap();
     cfg.feedback.log.dir = events.path().to_path_buf();
-    let metrics = std::sync::Arc::new(recserve::server::metrics::Metrics::new().unwrap());
-    let replayed =
-        recserve::feedback::service::FeedbackService::open_blocking(&cfg, metrics).unwrap();
+    let registry = prometheus::Registry::new();
+    let replayed = recserve::feedback::service::FeedbackService::open_blocking(
+        &cfg.feedback,
+        &cfg.bandit,
+        &registry,
+    )
+    .unwrap();
     let replay_stats = serde_json::to_value(replayed.bandit_stats()).unwrap();
     let key = |v: &serde_json::Value| -> Vec<(String, String, i64, i64)> {
         let mut rows: Vec<_> = v

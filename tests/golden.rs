@@ -8,7 +8,7 @@
 use recserve::bandit::BlendWeights;
 use recserve::bundle::Model;
 use recserve::config::Config;
-use recserve::pipeline::{Engine, Query, SourceCounts, Treatment};
+use recserve::pipeline::{Deadline, Engine, Query, SourceCounts, Treatment};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -88,7 +88,9 @@ fn requests(m: &Model) -> Vec<(String, Query, Treatment)> {
             }
             3 => {
                 q.user_id = Some(user);
-                q.category = categories.get(k % categories.len().max(1)).map(|c| c.to_string());
+                q.category = categories
+                    .get(k % categories.len().max(1))
+                    .map(|c| c.to_string());
                 "user_category"
             }
             4 => {
@@ -113,16 +115,22 @@ fn demo_lists_are_unchanged_with_budgets_off() {
     let cfg = Config::load_with_env(None, Vec::new()).expect("default config");
     let bundle = root().join("models/demo");
     let model = Model::read(&bundle).expect("demo bundle");
-    let engine = Arc::new(Engine::new(model, cfg.serving.clone(), &cfg.index, Some(&bundle)).expect("engine"));
+    let engine = Arc::new(
+        Engine::new(model, cfg.serving.clone(), &cfg.index, Some(&bundle)).expect("engine"),
+    );
     let m = &engine.model;
     let got: Vec<Golden> = requests(m)
         .into_iter()
         .map(|(name, q, t)| {
-            let rec = engine.recommend_with(&q, &t, false);
+            let rec = engine.recommend(&q, &t, Deadline::NONE);
             Golden {
                 request: name,
                 strategy: rec.strategy.as_str().to_string(),
-                items: rec.items.iter().map(|r| m.item_ids[r.item as usize].clone()).collect(),
+                items: rec
+                    .items
+                    .iter()
+                    .map(|r| m.item_ids[r.item as usize].clone())
+                    .collect(),
                 scores: rec.items.iter().map(|r| r.score).collect(),
             }
         })
@@ -147,5 +155,8 @@ fn demo_lists_are_unchanged_with_budgets_off() {
         strategies.insert(g.strategy.clone());
     }
     // The set exercises both ranked and blended paths, not only one.
-    assert!(strategies.contains("ranked") && strategies.contains("blend"), "{strategies:?}");
+    assert!(
+        strategies.contains("ranked") && strategies.contains("blend"),
+        "{strategies:?}"
+    );
 }

@@ -7,8 +7,9 @@ use ndarray::{Array1, Array2};
 use ndarray_npy::WriteNpyExt;
 use recserve::bundle::Model;
 use recserve::config::Config;
-use recserve::pipeline::{Engine, Query, merge};
+use recserve::pipeline::{Deadline, Engine, Query};
 use recserve::ranking::features::{N_FEATURES, build_rows};
+use recserve::retrieval::merge;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -42,14 +43,9 @@ fn numpy_and_lightgbm_read_the_bundle_and_agree_with_recserve() {
         };
         let (p, e) = engine.prepare(&q);
         let (p, e) = (Arc::new(p), Arc::new(e));
-        let lists = engine.retrieve(
-            &p,
-            &e,
-            &Default::default(),
-            false,
-            &mut Vec::new(),
-            &mut Default::default(),
-        );
+        let lists = engine
+            .retrieve(&p, &e, &Default::default(), Deadline::NONE)
+            .lists;
         build_rows(m, &p, &merge(&lists), &mut rows);
     }
     let n = rows.len() / N_FEATURES;

@@ -55,7 +55,7 @@ fn trained() -> &'static Trained {
             quiet: true,
         };
         let mut phases = Vec::new();
-        let (model, ranker, _, _) = recserve::train::run::train_model(
+        let trained = recserve::train::run::train_model(
             &train_ds,
             &cfg.train,
             &cfg.serving,
@@ -68,10 +68,11 @@ fn trained() -> &'static Trained {
         let cold_items = (0..ds.n_items() as u32)
             .filter(|i| !with.contains(i) && ds.item_features.has_any(*i as usize))
             .collect();
-        let engine = Arc::new(Engine::new(model, cfg.serving.clone(), &cfg.index, None).unwrap());
+        let engine =
+            Arc::new(Engine::new(trained.model, cfg.serving.clone(), &cfg.index, None).unwrap());
         Trained {
             engine,
-            ranker,
+            ranker: trained.ranker_eval,
             train,
             test,
             cold_items,
@@ -218,7 +219,7 @@ fn cold_items_are_reachable_through_their_features() {
             ..Default::default()
         };
         let (p, e) = t.engine.prepare(&q);
-        let list = recserve::retrieval::content::candidates(&t.engine, &p, &e, 200);
+        let list = recserve::retrieval::content::candidates(&t.engine.catalog(), &p, &e, 200);
         proposed += list
             .iter()
             .filter(|(i, _)| t.cold_items.contains(i))

@@ -1,9 +1,9 @@
 //! Reads a bundle directory into a `Model` and refuses inconsistent ones: missing files, wrong
 //! format version, dimension mismatches, NaN/inf values, ids out of range, a ranker whose feature
-//! list differs from the manifest or from this build's feature definition.
+//! list differs from the manifest. (Whether the features match this build's definition is checked by
+//! the engine that serves the bundle, which owns that definition through `ranking`.)
 
 use super::{BundleError, FORMAT_VERSION, ItemStat, Manifest, Model, npy};
-use crate::ranking::features::FEATURE_NAMES;
 use std::path::Path;
 
 fn read_text(path: &Path) -> Result<String, BundleError> {
@@ -109,13 +109,6 @@ impl Model {
             return Err(invalid(format!(
                 "format_version {} is not supported (this build reads {FORMAT_VERSION})",
                 manifest.format_version
-            )));
-        }
-        let want: Vec<String> = FEATURE_NAMES.iter().map(|s| s.to_string()).collect();
-        if manifest.feature_names != want {
-            return Err(invalid(format!(
-                "manifest feature_names {:?} differ from this build's feature definition {:?}",
-                manifest.feature_names, want
             )));
         }
         let item_ids = read_lines(&p("item_ids.txt"))?;

@@ -6,9 +6,8 @@ use super::metrics::{CatalogueStats, MetricAccumulator, RecallCurve, UserRanking
 use super::report::{AblationRow, EvalReport, FULL_ROW, SourceRecall, StageLatency};
 use crate::bandit::BlendWeights;
 use crate::data::dataset::Interaction;
-use crate::pipeline::{Engine, Query, SourceCounts, Treatment, merge};
-use crate::ranking::features::Source;
-use crate::retrieval::popular;
+use crate::pipeline::{Deadline, Engine, Query, SourceCounts, Treatment};
+use crate::retrieval::{Source, merge, popular};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -142,7 +141,7 @@ pub fn evaluate(
         let results: Vec<UserResult> = users
             .par_iter()
             .map(|&u| {
-                let rec = engine.recommend_with(&query(u), t, false);
+                let rec = engine.recommend(&query(u), t, Deadline::NONE);
                 let items: Vec<u32> = rec.items.iter().map(|r| r.item).collect();
                 let tm = &rec.timings;
                 let secs = |d: std::time::Duration| d.as_secs_f64() * 1e3;
@@ -219,9 +218,9 @@ pub fn evaluate(
         .map(|&u| {
             let (profile, elig) = engine.prepare(&query(u));
             let (profile, elig) = (Arc::new(profile), Arc::new(elig));
-            let mut deg = Vec::new();
-            let mut tm = Default::default();
-            let lists = engine.retrieve(&profile, &elig, &counts, false, &mut deg, &mut tm);
+            let lists = engine
+                .retrieve(&profile, &elig, &counts, Deadline::NONE)
+                .lists;
             let mut out: Vec<(&'static str, Vec<u32>)> = Source::ALL
                 .iter()
                 .map(|&s| {
@@ -233,7 +232,7 @@ pub fn evaluate(
                 .collect();
             // The merged set ordered by each item's best per-source rank (interleaving).
             let mut merged = merge(&lists);
-            let best = |c: &crate::ranking::features::Candidate| {
+            let best = |c: &crate::retrieval::Candidate| {
                 c.rank
                     .iter()
                     .copied()

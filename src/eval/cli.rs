@@ -4,10 +4,10 @@
 use super::ablation::{EvalInput, ablation_rows, evaluate};
 use super::report::write_report;
 use super::split::{SplitKind, split};
-use crate::config::Config;
 use crate::data::dataset::Interaction;
-use crate::pipeline::{Engine, Treatment};
-use crate::train::{Holdout, TrainOptions};
+use crate::pipeline::{Engine, ServingConfig, Treatment};
+use crate::retrieval::index::IndexConfig;
+use crate::train::{Holdout, TrainConfig, TrainOptions};
 use clap::Args;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -46,6 +46,14 @@ pub struct EvaluateArgs {
     pub quiet: bool,
 }
 
+/// The config sections an evaluation reads (training, serving, the vector index).
+#[derive(Debug, Clone)]
+pub struct EvalConfig {
+    pub train: TrainConfig,
+    pub serving: ServingConfig,
+    pub index: IndexConfig,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
     #[error("{0}")]
@@ -64,14 +72,15 @@ pub enum EvalError {
     Io(#[from] std::io::Error),
 }
 
-pub fn run(args: &EvaluateArgs) -> Result<(), EvalError> {
-    let cfg = Config::load(args.config.as_deref()).map_err(|e| EvalError::Usage(e.to_string()))?;
+/// Runs `recserve evaluate` with the sections of the configuration `args.config` names (the
+/// caller loads it: configuration is assembled above this layer).
+pub fn run(args: &EvaluateArgs, cfg: &EvalConfig) -> Result<(), EvalError> {
     if args.k == 0 {
         return Err(EvalError::Usage("--k must be at least 1".into()));
     }
     let report = match (&args.data, &args.bundle, &args.test) {
-        (Some(data), None, _) => evaluate_data(data, args, &cfg)?,
-        (None, Some(bundle), Some(test)) => evaluate_bundle(bundle, test, args, &cfg)?,
+        (Some(data), None, _) => evaluate_data(data, args, cfg)?,
+        (None, Some(bundle), Some(test)) => evaluate_bundle(bundle, test, args, cfg)?,
         _ => {
             return Err(EvalError::Usage(
                 "give --data DIR, or --bundle DIR with --test FILE".into(),
@@ -88,7 +97,7 @@ pub fn run(args: &EvaluateArgs) -> Result<(), EvalError> {
 pub fn evaluate_data(
     data: &Path,
     args: &EvaluateArgs,
-    cfg: &Config,
+    cfg: &EvalConfig,
 ) -> Result<super::report::EvalReport, EvalError> {
     let kind: SplitKind = args
         .split
@@ -112,7 +121,7 @@ pub fn evaluate_data(
         quiet: args.quiet,
     };
     let mut phases = Vec::new();
-    let (model, ranker_eval, _, _) = crate::train::run::train_model(
+    let trained = crate::train::run::train_model(
         &train_ds,
         &cfg.train,
         &cfg.serving,
@@ -120,7 +129,13 @@ pub fn evaluate_data(
         &opts,
         &mut phases,
     )?;
-    let engine = Arc::new(Engine::new(model, cfg.serving.clone(), &cfg.index, None)?);
+    let ranker_eval = trained.ranker_eval;
+    let engine = Arc::new(Engine::new(
+        trained.model,
+        cfg.serving.clone(),
+        &cfg.index,
+        None,
+    )?);
     let mut summary = BTreeMap::new();
     summary.insert("data".into(), serde_json::json!(data.display().to_string()));
     summary.insert("users".into(), serde_json::json!(ds.n_users()));
@@ -149,7 +164,7 @@ pub fn evaluate_bundle(
     bundle: &Path,
     test_file: &Path,
     args: &EvaluateArgs,
-    cfg: &Config,
+    cfg: &EvalConfig,
 ) -> Result<super::report::EvalReport, EvalError> {
     let model = crate::bundle::Model::read(bundle)?;
     let mut train = Vec::with_capacity(model.hist_items.len());

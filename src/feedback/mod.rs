@@ -6,6 +6,7 @@ pub mod events;
 pub mod export;
 pub mod history;
 pub mod log;
+pub mod metrics;
 pub mod service;
 
 use serde::Deserialize;

@@ -2,14 +2,15 @@
 //! attributes them to served lists, credits the bandit arm that chose the list and updates the
 //! online history. On start it rebuilds all of that from a bandit snapshot plus the log.
 
+use super::FeedbackConfig;
 use super::events::{ArmRef, FeedbackIn, Record, ServedItem, validate};
 use super::history::{InMemoryHistory, UserHistoryStore};
-use super::log::{EventLog, LogMetrics};
-use crate::bandit::{ArmStats, Bandit, BanditSnapshot, BlendWeights, Context};
-use crate::config::Config;
+use super::log::{EventLog, LogError, LogMetrics};
+use super::metrics::FeedbackMetrics;
+use crate::bandit::{
+    ArmStats, Bandit, BanditConfig, BanditError, BanditSnapshot, BlendWeights, Context,
+};
 use crate::pipeline::Strategy;
-use crate::server::metrics::Metrics;
-use crate::server::recommend::ItemOut;
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -73,6 +74,19 @@ pub enum FeedbackError {
     Storage(String),
 }
 
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("event log: {0}")]
+    Log(#[from] LogError),
+    #[error("bandit: {0}")]
+    Bandit(#[from] BanditError),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("opening the feedback service failed: {0}")]
+    Task(String),
+}
+
 #[derive(Serialize, Deserialize)]
 struct SnapshotFile {
     /// Every log record with seq <= this is reflected in `bandit`.
@@ -89,24 +103,32 @@ pub struct FeedbackService {
     rewards: std::collections::BTreeMap<String, f64>,
     capacity: usize,
     snapshot_path: PathBuf,
-    metrics: Arc<Metrics>,
+    metrics: FeedbackMetrics,
     dir: PathBuf,
 }
 
 impl FeedbackService {
     /// Opens (and recovers) the log, restores the bandit from its snapshot and replays the rest.
-    pub async fn open(cfg: &Config, metrics: Arc<Metrics>) -> Result<Self, String> {
-        let cfg = cfg.clone();
-        tokio::task::spawn_blocking(move || Self::open_blocking(&cfg, metrics))
+    /// Its metrics (and the log's) are registered in `registry`.
+    pub async fn open(
+        fcfg: &FeedbackConfig,
+        bcfg: &BanditConfig,
+        registry: &prometheus::Registry,
+    ) -> Result<Self, OpenError> {
+        let (fcfg, bcfg, registry) = (fcfg.clone(), bcfg.clone(), registry.clone());
+        tokio::task::spawn_blocking(move || Self::open_blocking(&fcfg, &bcfg, &registry))
             .await
-            .map_err(|e| format!("opening the feedback service failed: {e}"))?
+            .map_err(|e| OpenError::Task(e.to_string()))?
     }
 
-    pub fn open_blocking(cfg: &Config, metrics: Arc<Metrics>) -> Result<Self, String> {
-        let fcfg = &cfg.feedback;
-        let log_metrics = LogMetrics::register(&metrics.registry).ok();
-        let (log, report) =
-            EventLog::open(fcfg.log.clone(), log_metrics).map_err(|e| e.to_string())?;
+    pub fn open_blocking(
+        fcfg: &FeedbackConfig,
+        bcfg: &BanditConfig,
+        registry: &prometheus::Registry,
+    ) -> Result<Self, OpenError> {
+        let metrics = FeedbackMetrics::register(registry)?;
+        let log_metrics = LogMetrics::register(registry).ok();
+        let (log, report) = EventLog::open(fcfg.log.clone(), log_metrics)?;
         if report.truncated_bytes > 0 {
             tracing::warn!(
                 truncated_bytes = report.truncated_bytes,
@@ -120,23 +142,17 @@ impl FeedbackService {
             Ok(bytes) => match serde_json::from_slice::<SnapshotFile>(&bytes)
                 .map_err(|e| e.to_string())
                 .and_then(|s| {
-                    Bandit::restore(cfg.bandit.clone(), &s.bandit)
+                    Bandit::restore(bcfg.clone(), &s.bandit)
                         .map(|b| (b, s.last_seq))
                         .map_err(|e| e.to_string())
                 }) {
                 Ok(x) => x,
                 Err(e) => {
                     tracing::warn!(error = %e, "bandit snapshot unusable; rebuilding from the whole log");
-                    (
-                        Bandit::new(cfg.bandit.clone()).map_err(|e| e.to_string())?,
-                        0,
-                    )
+                    (Bandit::new(bcfg.clone())?, 0)
                 }
             },
-            Err(_) => (
-                Bandit::new(cfg.bandit.clone()).map_err(|e| e.to_string())?,
-                0,
-            ),
+            Err(_) => (Bandit::new(bcfg.clone())?, 0),
         };
         let svc = Self {
             log,
@@ -144,7 +160,7 @@ impl FeedbackService {
             history: Arc::new(InMemoryHistory::new(fcfg.history_per_user)),
             impressions: Mutex::new(Impressions::default()),
             events: fcfg.events.clone(),
-            rewards: cfg.bandit.rewards.clone(),
+            rewards: bcfg.rewards.clone(),
             capacity: fcfg.impressions_capacity,
             snapshot_path,
             metrics,
@@ -160,10 +176,10 @@ impl FeedbackService {
     }
 
     /// Applies every log record: impressions and history always, bandit updates only after `snap_seq`.
-    fn replay(&self, snap_seq: u64) -> Result<u64, String> {
+    fn replay(&self, snap_seq: u64) -> Result<u64, LogError> {
         let mut n = 0;
-        for rec in self.log.replay(0).map_err(|e| e.to_string())? {
-            let (seq, payload) = rec.map_err(|e| e.to_string())?;
+        for rec in self.log.replay(0)? {
+            let (seq, payload) = rec?;
             let Ok(record) = serde_json::from_slice::<Record>(&payload) else {
                 tracing::warn!(seq, "event log record is not a known record; skipped");
                 continue;
@@ -250,7 +266,7 @@ impl FeedbackService {
         }
     }
 
-    /// Records a served list. The impression is queued for the log's next group commit without
+    /// Records a served list (`items` in the order shown). The impression is queued for the log's next group commit without
     /// waiting: nothing was acknowledged to anyone, and the request must not wait on the disk.
     #[allow(clippy::too_many_arguments)]
     pub fn record_impression(
@@ -261,7 +277,7 @@ impl FeedbackService {
         arm: Option<&ArmPick>,
         strategy: Strategy,
         model_version: &str,
-        items: &[ItemOut],
+        items: Vec<ServedItem>,
     ) {
         let record = Record::Impression {
             request_id: request_id.to_string(),
@@ -274,16 +290,8 @@ impl FeedbackService {
             }),
             strategy: strategy.as_str().to_string(),
             model_version: model_version.to_string(),
-            items: items
-                .iter()
-                .enumerate()
-                .map(|(p, i)| ServedItem {
-                    item_id: i.item_id.clone(),
-                    position: p as u32,
-                    score: i.score,
-                })
-                .collect(),
-            ts: crate::train::now_unix(),
+            items,
+            ts: crate::clock::now_unix(),
         };
         let queued = serde_json::to_vec(&record);
         // Applied after it is queued (log order), so a snapshot never holds a pull whose record
@@ -295,11 +303,15 @@ impl FeedbackService {
             // fsync. A crash before it only loses attribution for this list, never an ack.
             Ok(submitted) => match submitted {
                 Ok(fut) => {
-                    tokio::spawn(async move {
-                        if let Err(e) = fut.await {
-                            tracing::warn!(error = %e, "impression not logged");
+                    use tracing::Instrument as _;
+                    tokio::spawn(
+                        async move {
+                            if let Err(e) = fut.await {
+                                tracing::warn!(error = %e, "impression not logged");
+                            }
                         }
-                    });
+                        .instrument(tracing::Span::current()),
+                    );
                 }
                 Err(e) => tracing::warn!(error = %e, "impression not logged"),
             },
@@ -311,10 +323,13 @@ impl FeedbackService {
     /// write-then-apply step runs in its own task: a client hanging up cannot leave an event on
     /// disk but unapplied in memory.
     pub async fn ingest(self: &Arc<Self>, events: Vec<FeedbackIn>) -> Result<Ack, FeedbackError> {
+        use tracing::Instrument as _;
         let this = Arc::clone(self);
-        tokio::spawn(async move { this.ingest_inner(events).await })
-            .await
-            .map_err(|e| FeedbackError::Storage(format!("feedback task failed: {e}")))?
+        tokio::spawn(
+            async move { this.ingest_inner(events).await }.instrument(tracing::Span::current()),
+        )
+        .await
+        .map_err(|e| FeedbackError::Storage(format!("feedback task failed: {e}")))?
     }
 
     async fn ingest_inner(&self, events: Vec<FeedbackIn>) -> Result<Ack, FeedbackError> {
@@ -327,7 +342,7 @@ impl FeedbackService {
                 })
             })?;
         }
-        let received_at = crate::train::now_unix();
+        let received_at = crate::clock::now_unix();
         let records: Vec<Record> = events
             .into_iter()
             .map(|event| Record::Feedback { event, received_at })
@@ -346,14 +361,14 @@ impl FeedbackService {
         for r in &records {
             if let Record::Feedback { event, .. } = r {
                 self.metrics
-                    .feedback_events
+                    .events
                     .with_label_values(&[event.event.as_str()])
                     .inc();
             }
             let hit = self.apply(r, true);
             attributed += usize::from(hit);
             self.metrics
-                .feedback_attribution
+                .attribution
                 .with_label_values(&[if hit { "attributed" } else { "unattributed" }])
                 .inc();
         }

@@ -17,7 +17,8 @@ use lightgbm3::{Booster, DType};
 
 use super::gbdt::{NativeModel, RankerError};
 
-pub use train::{LabeledRows, TrainLog, TrainedModel, train, train_lambdarank};
+pub use ffi::LabeledRows;
+pub use train::{TrainLog, TrainedModel, train, train_lambdarank};
 
 /// The one parameter string of every prediction. LightGBM applies `num_threads` process-wide on
 /// each call and rebuilds its cached single-row predictor when parameters change, so varying it

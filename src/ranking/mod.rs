@@ -1,13 +1,30 @@
-//! Stage 2: the feature definition and the ranker. The native flat-tree scorer serves by default;
-//! the LightGBM C library (lightgbm3) is the reference and a config switch away.
+//! Stage 2: the one feature definition, the ranker, the blend fallback and the final top-n. The
+//! native flat-tree scorer serves by default; the LightGBM C library (lightgbm3) is the reference
+//! and a config switch away. Ranking reads retrieval's candidate types and never runs a source.
 
+pub mod blend;
 pub mod features;
 pub mod gbdt;
 pub mod lgbm;
+pub mod quality;
 
-use crate::config::RankerBackend;
+pub use blend::{RecItem, blend_scores, top_n};
+
+use crate::bundle::Model;
+use crate::retrieval::{Candidate, UserProfile};
 use gbdt::{NativeModel, RankerError};
 use lgbm::LgbmBooster;
+use serde::{Deserialize, Serialize};
+
+/// Which implementation scores the trees (the `serving.ranker_backend` setting).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RankerBackend {
+    /// Flat trees evaluated in Rust (the default: no FFI, batch-friendly).
+    Native,
+    /// The LightGBM C library through lightgbm3 (the reference).
+    Lightgbm,
+}
 
 /// A loaded lambdarank model, shared by every request (never copied per request).
 pub enum Ranker {
@@ -52,5 +69,17 @@ impl Ranker {
             }
             Ranker::Lightgbm(b) => b.predict_batch(rows, n_features),
         }
+    }
+
+    /// Scores `cands` for `profile`, with rows from the one feature definition.
+    pub fn score_candidates(
+        &self,
+        model: &Model,
+        profile: &UserProfile,
+        cands: &[Candidate],
+    ) -> Result<Vec<f64>, RankerError> {
+        let mut rows = Vec::with_capacity(cands.len() * features::N_FEATURES);
+        features::build_rows(model, profile, cands, &mut rows);
+        self.score_batch(&rows, features::N_FEATURES)
     }
 }

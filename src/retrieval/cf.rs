@@ -1,12 +1,10 @@
 //! Collaborative filtering source: the user's hybrid-MF vector → maximum-inner-product search over
 //! item vectors (score = user·item + item bias). Unknown users have no vector and get nothing here.
 
-use super::{Eligibility, SearchEligible, SourceList};
-use crate::pipeline::Engine;
-use crate::ranking::features::UserProfile;
+use super::{Catalog, Eligibility, SearchEligible, SourceList, UserProfile};
 
 pub fn candidates(
-    engine: &Engine,
+    catalog: &Catalog<'_>,
     profile: &UserProfile,
     elig: &Eligibility,
     k: usize,
@@ -17,8 +15,8 @@ pub fn candidates(
     if k == 0 {
         return Vec::new();
     }
-    let query = engine.model.user_cf(u);
-    engine
+    let query = catalog.model.user_cf(u);
+    catalog
         .cf_index
-        .search_eligible(query, k, |i| elig.allows(&engine.model, i))
+        .search_eligible(query, k, |i| elig.allows(catalog.model, i))
 }

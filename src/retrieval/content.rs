@@ -2,12 +2,10 @@
 //! session items) → nearest items by cosine over item content embeddings. Reaches items that have
 //! features but no interactions.
 
-use super::{Eligibility, SearchEligible, SourceList};
-use crate::pipeline::Engine;
-use crate::ranking::features::UserProfile;
+use super::{Catalog, Eligibility, SearchEligible, SourceList, UserProfile};
 
 pub fn candidates(
-    engine: &Engine,
+    catalog: &Catalog<'_>,
     profile: &UserProfile,
     elig: &Eligibility,
     k: usize,
@@ -15,9 +13,9 @@ pub fn candidates(
     if k == 0 || profile.content_profile.is_empty() {
         return Vec::new();
     }
-    engine
+    catalog
         .content_index
         .search_eligible(&profile.content_profile, k, |i| {
-            elig.allows(&engine.model, i)
+            elig.allows(catalog.model, i)
         })
 }

@@ -1,15 +1,30 @@
-//! Stage 1: candidate sources. Each source is a pure function of the engine, the user profile and
-//! the eligibility filter, so the server, the trainer (ranker labels) and the evaluator call the
-//! very same code. Sources never see HTTP types and never block on locks.
+//! Stage 1, candidate generation: the candidate and profile types, the vector indexes, the
+//! sources and the merge. Each source is a pure function of the [`Catalog`] it searches, the
+//! user profile and the eligibility filter, so the pipeline, the trainer (ranker labels), the
+//! evaluator and the benches call the very same code. Sources never see HTTP types, the engine
+//! or the ranker, and never block on locks.
 
+pub mod candidate;
 pub mod cf;
 pub mod content;
 pub mod index;
 pub mod popular;
+pub mod profile;
 pub mod session;
+
+pub use candidate::{Candidate, N_SOURCES, Source, SourceList, merge, source_names};
+pub use profile::UserProfile;
 
 use crate::bundle::Model;
 use rustc_hash::FxHashSet;
+
+/// What the sources search: the bundle's arrays and the two vector indexes built over them.
+#[derive(Clone, Copy)]
+pub struct Catalog<'a> {
+    pub model: &'a Model,
+    pub cf_index: &'a VectorIndex,
+    pub content_index: &'a VectorIndex,
+}
 
 /// The category id of a `category=` the bundle does not know: no item has it.
 pub const NO_SUCH_CATEGORY: u32 = u32::MAX;
@@ -31,10 +46,7 @@ impl Eligibility {
     }
 }
 
-/// One source's ranked output: (item, score), best first.
-pub type SourceList = Vec<(u32, f32)>;
-
-use index::{IndexConfig, VectorIndex};
+use index::{IndexConfig, IndexError, VectorIndex};
 
 /// Loads the stored index `name` from `dir` when present and consistent, else builds one.
 pub fn index_for(
@@ -44,12 +56,11 @@ pub fn index_for(
     bias: Option<Vec<f32>>,
     dim: usize,
     cfg: &IndexConfig,
-) -> Result<VectorIndex, String> {
+) -> Result<VectorIndex, IndexError> {
     match dir {
         Some(d) => VectorIndex::load_or_build(d, name, vectors, bias, dim, cfg),
         None => VectorIndex::build(vectors, bias, dim, cfg),
     }
-    .map_err(|e| e.to_string())
 }
 
 /// Top-`k` eligible items by the index's score, best first (the exact scan filters inline; the

@@ -1,9 +1,8 @@
 //! Popularity source (cold start, always available): half from the most popular items of the
 //! user's favourite categories (their segment), the rest globally; score = popularity percentile.
 
-use super::{Eligibility, SourceList};
+use super::{Eligibility, SourceList, UserProfile};
 use crate::bundle::Model;
-use crate::ranking::features::UserProfile;
 use rustc_hash::FxHashSet;
 
 /// Favourite categories consulted for the per-segment half.

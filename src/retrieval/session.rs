@@ -2,9 +2,7 @@
 //! was consumed together), the most recent item weighted highest, in one index search; works for
 //! anonymous requests.
 
-use super::{Eligibility, SearchEligible, SourceList};
-use crate::pipeline::Engine;
-use crate::ranking::features::UserProfile;
+use super::{Catalog, Eligibility, SearchEligible, SourceList, UserProfile};
 
 /// Items of `recent` used as seeds, most recent first.
 const MAX_SEEDS: usize = 3;
@@ -12,7 +10,7 @@ const MAX_SEEDS: usize = 3;
 const DECAY: f32 = 0.7;
 
 pub fn candidates(
-    engine: &Engine,
+    catalog: &Catalog<'_>,
     profile: &UserProfile,
     elig: &Eligibility,
     k: usize,
@@ -20,7 +18,7 @@ pub fn candidates(
     if k == 0 || profile.recent.is_empty() {
         return Vec::new();
     }
-    let model = &engine.model;
+    let model = catalog.model;
     let seeds: Vec<u32> = profile
         .recent
         .iter()
@@ -45,7 +43,7 @@ pub fn candidates(
     if query.iter().all(|&x| x == 0.0) {
         return Vec::new();
     }
-    engine
+    catalog
         .cf_index
         .search_eligible(&query, k, |i| !seeds.contains(&i) && elig.allows(model, i))
 }

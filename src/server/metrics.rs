@@ -22,9 +22,6 @@ pub struct Metrics {
     pub reloads: IntCounterVec,
     pub model_info: IntGaugeVec,
     pub bandit_pulls: IntCounterVec,
-    pub feedback_events: IntCounterVec,
-    pub feedback_attribution: IntCounterVec,
-    pub bandit_reward: prometheus::CounterVec,
 }
 
 fn latency_buckets() -> Vec<f64> {
@@ -122,24 +119,6 @@ impl Metrics {
             "Bandit arm selections by context and arm.",
             &["context", "arm"],
         )?;
-        let bandit_reward = prometheus::CounterVec::new(
-            Opts::new(
-                "bandit_reward_total",
-                "Sum of rewards credited to each bandit arm by context.",
-            ),
-            &["context", "arm"],
-        )?;
-        r.register(Box::new(bandit_reward.clone()))?;
-        let feedback_events = counter_vec(
-            "feedback_events_total",
-            "Accepted feedback events by event type.",
-            &["event"],
-        )?;
-        let feedback_attribution = counter_vec(
-            "feedback_attribution_total",
-            "Feedback events by attribution to a served list: attributed or unattributed.",
-            &["result"],
-        )?;
         Ok(Self {
             registry: r,
             requests,
@@ -155,9 +134,6 @@ impl Metrics {
             reloads,
             model_info,
             bandit_pulls,
-            feedback_events,
-            feedback_attribution,
-            bandit_reward,
         })
     }
 

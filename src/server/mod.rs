@@ -2,6 +2,7 @@
 //! start-up (listen first, load and warm the engine, then report ready), SIGHUP reload and
 //! graceful shutdown. Handlers stay thin; the pipeline lives in `crate::pipeline`.
 
+pub mod config;
 pub mod error;
 pub mod feedback;
 pub mod metrics;
@@ -13,7 +14,8 @@ pub mod recommend;
 pub mod state;
 pub mod variants;
 
-use crate::config::Config;
+pub use config::{ServerConfig, ServiceConfig};
+
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
@@ -112,7 +114,7 @@ pub enum StartError {
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("feedback: {0}")]
-    Feedback(String),
+    Feedback(#[from] crate::feedback::service::OpenError),
 }
 
 /// A bound, not yet running server (zero-to-production's `Application`): tests build it on port 0.
@@ -123,7 +125,7 @@ pub struct Application {
 
 impl Application {
     /// Binds the listener and prepares the state; the engine loads in `run_until_stopped`.
-    pub async fn build(cfg: Config) -> Result<Self, StartError> {
+    pub async fn build(cfg: ServiceConfig) -> Result<Self, StartError> {
         let variants =
             variants::Variants::load(&cfg.variants_file).map_err(StartError::Variants)?;
         let metrics = Arc::new(metrics::Metrics::new()?);
@@ -133,9 +135,12 @@ impl Application {
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
         let mut st = AppState::new(cfg, variants, Arc::clone(&metrics), bundle);
-        let fb = crate::feedback::service::FeedbackService::open(&st.cfg, Arc::clone(&metrics))
-            .await
-            .map_err(StartError::Feedback)?;
+        let fb = crate::feedback::service::FeedbackService::open(
+            &st.cfg.feedback,
+            &st.cfg.bandit,
+            &metrics.registry,
+        )
+        .await?;
         st.feedback = Some(Arc::new(fb));
         Ok(Self {
             listener,

@@ -1,20 +1,20 @@
-//! `GET /recommendations`: validate, pick the variant (and the bandit's arm), run the pipeline on
-//! a blocking thread under the request budget, fall back to popularity if the budget runs out,
-//! record the impression, answer. Never a 5xx because a stage failed.
+//! `GET /recommendations`: validate, pick the variant (and the bandit's arm), run the pipeline
+//! under the request budget (`pipeline::recommend_within`, which falls back to popularity when the
+//! budget runs out), record the impression, answer. Never a 5xx because a stage failed.
 
 use super::error::ApiError;
 use super::params;
 use super::state::AppState;
 use super::{RequestId, RouteLabels};
-use crate::pipeline::{Engine, Query, Recommendation, Strategy, Treatment, source_names};
-use crate::ranking::features::Source;
+use crate::feedback::events::ServedItem;
+use crate::pipeline::{Degraded, Query, Recommendation, Strategy, Treatment, recommend_within};
+use crate::retrieval::{Source, source_names};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Serialize;
 use std::sync::Arc;
-use std::time::Duration;
 
 #[derive(Debug, Serialize)]
 pub struct ItemOut {
@@ -30,7 +30,7 @@ pub struct RecResponse {
     pub variant: String,
     pub model_version: String,
     pub strategy: &'static str,
-    pub degraded: Vec<String>,
+    pub degraded: Vec<Degraded>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arm: Option<String>,
     pub items: Vec<ItemOut>,
@@ -77,7 +77,7 @@ pub async fn recommend(
     // The bandit picks the blend when the variant asks for it.
     let arm = match (&st.feedback, variant.bandit) {
         (Some(fb), true) => {
-            let ts = p.ts.unwrap_or_else(crate::train::now_unix);
+            let ts = p.ts.unwrap_or_else(crate::clock::now_unix);
             let pick = fb.choose_arm(known_len + online_idx.len(), p.device.as_deref(), ts);
             treatment.weights = pick.weights;
             if treatment.use_ranker {
@@ -99,13 +99,7 @@ pub async fn recommend(
         ts: p.ts,
         online: online_idx,
     };
-    let rec = run_budgeted(
-        &engine,
-        q.clone(),
-        treatment,
-        Duration::from_millis(scfg.total_budget_ms),
-    )
-    .await;
+    let rec = recommend_within(&engine, q.clone(), treatment, scfg.total_budget()).await;
     observe(&st, &rec);
 
     let items: Vec<ItemOut> = rec
@@ -127,6 +121,15 @@ pub async fn recommend(
             .inc();
     }
     if let Some(fb) = &st.feedback {
+        let served: Vec<ServedItem> = items
+            .iter()
+            .enumerate()
+            .map(|(p, i)| ServedItem {
+                item_id: i.item_id.clone(),
+                position: p as u32,
+                score: i.score,
+            })
+            .collect();
         fb.record_impression(
             &rid.0,
             q.user_id.as_deref(),
@@ -134,7 +137,7 @@ pub async fn recommend(
             arm.as_ref(),
             rec.strategy,
             engine.version(),
-            &items,
+            served,
         );
     }
     let body = RecResponse {
@@ -156,30 +159,6 @@ pub async fn recommend(
         strategy: rec.strategy.as_str(),
     });
     Ok(resp)
-}
-
-/// Runs the pipeline off the async threads; past `budget` (or if the pipeline task dies) the
-/// request is answered from popularity and says why.
-pub async fn run_budgeted(
-    engine: &Arc<Engine>,
-    q: Query,
-    t: Treatment,
-    budget: Duration,
-) -> Recommendation {
-    let e = Arc::clone(engine);
-    let q2 = q.clone();
-    let task = tokio::task::spawn_blocking(move || e.recommend(&q2, &t));
-    let reason = match tokio::time::timeout(budget, task).await {
-        Ok(Ok(rec)) => return rec,
-        Ok(Err(join)) => {
-            tracing::error!(error = %join, "pipeline task failed; serving popularity");
-            "pipeline:error"
-        }
-        Err(_) => "request:over_budget",
-    };
-    let mut rec = engine.popular_only(&q);
-    rec.degraded.push(reason.to_string());
-    rec
 }
 
 fn observe(st: &AppState, rec: &Recommendation) {
@@ -206,14 +185,13 @@ fn observe(st: &AppState, rec: &Recommendation) {
                 .observe(rec.candidates[s as usize] as f64);
         }
     }
-    for reason in &rec.degraded {
-        // Reasons are `<stage>:<why>` from a closed set, so they are bounded label values.
-        let label = reason.replace(':', "_");
-        if let Some(stage) = reason.strip_suffix(":over_budget") {
-            m.budget_overruns.with_label_values(&[stage]).inc();
+    for &d in &rec.degraded {
+        // A closed set of typed reasons, so these are bounded label values.
+        if d.is_over_budget() {
+            m.budget_overruns.with_label_values(&[d.stage()]).inc();
         }
-        if rec.strategy != Strategy::Ranked || reason.starts_with("ranker") {
-            m.fallbacks.with_label_values(&[label.as_str()]).inc();
+        if rec.strategy != Strategy::Ranked || d.is_ranker() {
+            m.fallbacks.with_label_values(&[d.metric_label()]).inc();
         }
     }
 }

@@ -2,20 +2,19 @@
 //! consistent snapshot; reload prepares a new engine beside the old one and swaps it whole, so
 //! requests never wait on a reload), the config, variants and metrics.
 
+use super::ServiceConfig;
 use super::error::ApiError;
 use super::metrics::Metrics;
 use super::variants::Variants;
-use crate::bundle::Model;
-use crate::config::Config;
-use crate::pipeline::{Engine, Query, Treatment};
+use crate::pipeline::Engine;
 use arc_swap::ArcSwapOption;
 use parking_lot::Mutex as PlMutex;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 pub struct AppState {
     pub engine: ArcSwapOption<Engine>,
-    pub cfg: Arc<Config>,
+    pub cfg: Arc<ServiceConfig>,
     pub variants: Arc<Variants>,
     pub metrics: Arc<Metrics>,
     /// The bundle directory the next plain reload reads.
@@ -25,46 +24,9 @@ pub struct AppState {
     pub feedback: Option<Arc<crate::feedback::service::FeedbackService>>,
 }
 
-/// Reads, validates and builds an engine from `dir` (blocking: call off the async threads).
-pub fn load_engine(dir: &Path, cfg: &Config) -> Result<Engine, String> {
-    let model = Model::read(dir).map_err(|e| e.to_string())?;
-    let engine = Engine::new(model, cfg.serving.clone(), &cfg.index, Some(dir))
-        .map_err(|e| e.to_string())?;
-    if let Some(reason) = &engine.ranker_error {
-        tracing::warn!(bundle = %dir.display(), reason = %reason, "ranker unavailable; serving with the blend fallback");
-    }
-    Ok(engine)
-}
-
-/// Runs a few internal requests so caches, pools and page faults are paid before traffic.
-pub fn warm_up(engine: &Arc<Engine>, requests: usize) {
-    let m = &engine.model;
-    let t = Treatment::default();
-    for k in 0..requests {
-        let user = (m.n_users() > 0).then(|| m.user_ids[(k * 7919) % m.n_users()].clone());
-        let q = Query {
-            user_id: user,
-            n: 10,
-            exclude_seen: true,
-            ..Default::default()
-        };
-        let _ = engine.recommend(&q, &t);
-    }
-    let recent = vec![m.item_ids[0].clone()];
-    let _ = engine.recommend(
-        &Query {
-            recent,
-            n: 10,
-            exclude_seen: true,
-            ..Default::default()
-        },
-        &t,
-    );
-}
-
 impl AppState {
     pub fn new(
-        cfg: Config,
+        cfg: ServiceConfig,
         variants: Variants,
         metrics: Arc<Metrics>,
         bundle_dir: PathBuf,
@@ -100,10 +62,16 @@ impl AppState {
         let dir = dir.unwrap_or_else(|| self.bundle_dir.lock().clone());
         let state = Arc::clone(self);
         let dir2 = dir.clone();
+        let span = tracing::Span::current();
         let built = tokio::task::spawn_blocking(move || {
-            let engine = Arc::new(load_engine(&dir2, &state.cfg)?);
-            warm_up(&engine, state.cfg.server.warmup_requests);
-            Ok::<_, String>(engine)
+            let _entered = span.enter();
+            let engine = Arc::new(Engine::load(
+                &dir2,
+                state.cfg.serving.clone(),
+                &state.cfg.index,
+            )?);
+            engine.warm_up(state.cfg.server.warmup_requests);
+            Ok::<_, crate::pipeline::EngineError>(engine)
         })
         .await
         .map_err(|e| ApiError::Internal(format!("reload task failed: {e}")))?;
@@ -116,7 +84,8 @@ impl AppState {
                 tracing::info!(bundle = %dir.display(), model_version = %version, "bundle reloaded");
                 Ok(version)
             }
-            Err(reason) => {
+            Err(e) => {
+                let reason = e.to_string();
                 self.metrics.reloads.with_label_values(&["refused"]).inc();
                 tracing::error!(bundle = %dir.display(), reason = %reason, "bundle refused; the old engine keeps serving");
                 Err(ApiError::BundleRefused(reason))

@@ -7,8 +7,10 @@
 
 use super::Holdout;
 use crate::data::dataset::Interaction;
-use crate::pipeline::{Engine, Query, SourceCounts, merge};
-use crate::ranking::features::{Candidate, N_FEATURES, N_SOURCES, Source, UserProfile, build_rows};
+use crate::pipeline::{Deadline, Engine, Query, SourceCounts};
+use crate::ranking::features::{N_FEATURES, build_rows};
+use crate::ranking::{blend_scores, top_n};
+use crate::retrieval::{Candidate, N_SOURCES, Source, UserProfile, merge};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use rayon::prelude::*;
 use rustc_hash::FxHashSet;
@@ -112,10 +114,9 @@ pub fn build_groups(
             };
             let (profile, elig) = engine.prepare(&q);
             let (profile, elig) = (Arc::new(profile), Arc::new(elig));
-            let mut degraded = Vec::new();
-            let mut timings = Default::default();
-            let lists =
-                engine.retrieve(&profile, &elig, counts, false, &mut degraded, &mut timings);
+            let lists = engine
+                .retrieve(&profile, &elig, counts, Deadline::NONE)
+                .lists;
             let cands = merge(&lists);
             let labels: Vec<f32> = cands
                 .iter()
@@ -183,7 +184,7 @@ pub fn evaluate(
     groups: &[&Group],
     k: usize,
 ) -> Result<RankerEval, crate::ranking::gbdt::RankerError> {
-    use crate::eval::metrics::ndcg_at_k;
+    use crate::ranking::quality::ndcg_at_k;
     let mut ranker_sum = 0.0;
     let mut blend_sum = 0.0;
     let mut src_sum = [0f64; N_SOURCES];
@@ -191,16 +192,10 @@ pub fn evaluate(
     let weights = crate::bandit::BlendWeights::default();
     for g in groups {
         let scores = ranker.score_batch(&g.rows, N_FEATURES)?;
-        let ranked: Vec<u32> = crate::pipeline::top_n(&g.cands, &scores, k)
-            .iter()
-            .map(|r| r.item)
-            .collect();
+        let ranked: Vec<u32> = top_n(&g.cands, &scores, k).iter().map(|r| r.item).collect();
         ranker_sum += ndcg_at_k(&ranked, &g.targets, k);
-        let blend = crate::pipeline::blend_scores(&g.cands, &weights);
-        let ranked: Vec<u32> = crate::pipeline::top_n(&g.cands, &blend, k)
-            .iter()
-            .map(|r| r.item)
-            .collect();
+        let blend = blend_scores(&g.cands, &weights);
+        let ranked: Vec<u32> = top_n(&g.cands, &blend, k).iter().map(|r| r.item).collect();
         blend_sum += ndcg_at_k(&ranked, &g.targets, k);
         for (sum, list) in src_sum.iter_mut().zip(&g.lists) {
             let list: Vec<u32> = list.iter().take(k).map(|&(i, _)| i).collect();

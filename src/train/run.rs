@@ -4,9 +4,9 @@
 
 use super::ranker::{self, Group};
 use super::{Holdout, TrainConfig, TrainError, fit_sources, prepare};
-use crate::config::ServingConfig;
 use crate::data::dataset::Dataset;
 use crate::pipeline::Engine;
+use crate::pipeline::ServingConfig;
 use crate::ranking::lgbm::LabeledRows;
 use crate::retrieval::index::{IndexConfig, VectorIndex};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -95,44 +95,53 @@ pub fn train_dataset(
     opts: &TrainOptions,
     phases: &mut Vec<(String, f64)>,
 ) -> Result<TrainSummary, TrainError> {
-    let model = train_model(ds, cfg, serving, index, opts, phases)?;
+    let trained = train_model(ds, cfg, serving, index, opts, phases)?;
     let t = Instant::now();
-    crate::bundle::write_bundle(&model.0, out)?;
+    crate::bundle::write_bundle(&trained.model, out)?;
     phases.push(("write bundle".into(), t.elapsed().as_secs_f64()));
-    if model.0.n_items() >= index.exact_below {
+    if trained.model.n_items() >= index.exact_below {
         // Large catalogues are served by HNSW: build the graphs here, once, and store them in the
         // bundle so `serve` loads them instead of building them at start-up.
         let t = Instant::now();
         let pb = spinner(opts.quiet, "building and storing the HNSW indexes");
-        let m = &model.0;
+        let m = &trained.model;
         let dir = out.join("index");
         for (name, vectors, bias, dim) in [
             ("cf", m.item_cf.clone(), Some(m.item_bias.clone()), m.cf_dim),
             ("content", m.item_content.clone(), None, m.content_dim),
         ] {
-            let idx = VectorIndex::build(vectors, bias, dim, index)
-                .map_err(|e| TrainError::Index(e.to_string()))?;
-            idx.dump(&dir, name)
-                .map_err(|e| TrainError::Index(e.to_string()))?;
+            let idx = VectorIndex::build(vectors, bias, dim, index)?;
+            idx.dump(&dir, name)?;
         }
         pb.finish_with_message("HNSW indexes stored");
         phases.push(("hnsw indexes".into(), t.elapsed().as_secs_f64()));
     }
     Ok(TrainSummary {
         bundle: out.to_path_buf(),
-        model_version: model.0.manifest.model_version.clone(),
+        model_version: trained.model.manifest.model_version.clone(),
         users: ds.n_users(),
         items: ds.n_items(),
         interactions: ds.interactions.len(),
         phases: phases.clone(),
-        ranker: model.1,
-        ranker_best_iteration: model.2,
-        factorization_valid_recall: model.3,
+        ranker: trained.ranker_eval,
+        ranker_best_iteration: trained.best_iteration,
+        factorization_valid_recall: trained.factorization_valid_recall,
     })
 }
 
-/// The training run without writing: returns the final model (with ranker), the ranker's
-/// validation, its best iteration and the factorization's validation recall.
+/// What a training run produced, before anything is written.
+pub struct TrainedModel {
+    /// The final model, refitted on all data, with its ranker.
+    pub model: crate::bundle::Model,
+    /// The ranker's validation on held-out users against the blend and every single source.
+    pub ranker_eval: ranker::RankerEval,
+    /// Trees the ranker kept (early stopping's best iteration).
+    pub best_iteration: usize,
+    /// The holdout factorization's validation recall, when it was measured.
+    pub factorization_valid_recall: Option<f64>,
+}
+
+/// The training run without writing.
 pub fn train_model(
     ds: &Dataset,
     cfg: &TrainConfig,
@@ -140,7 +149,7 @@ pub fn train_model(
     index: &IndexConfig,
     opts: &TrainOptions,
     phases: &mut Vec<(String, f64)>,
-) -> Result<(crate::bundle::Model, ranker::RankerEval, usize, Option<f64>), TrainError> {
+) -> Result<TrainedModel, TrainError> {
     if ds.interactions.is_empty() {
         return Err(TrainError::Invalid("no interactions to train on".into()));
     }
@@ -267,7 +276,7 @@ pub fn train_model(
     let best_iteration = trained.log.best_iteration;
     let ranker = crate::ranking::Ranker::load(
         &ranker_text,
-        crate::config::RankerBackend::Native,
+        crate::ranking::RankerBackend::Native,
         crate::ranking::features::N_FEATURES,
     )?;
     let eval = ranker::evaluate(&ranker, &valid, rcfg.ndcg_at)?;
@@ -323,5 +332,10 @@ pub fn train_model(
         },
         "phases_seconds": phases,
     });
-    Ok((model, eval, best_iteration, fit_report.valid_metric))
+    Ok(TrainedModel {
+        model,
+        ranker_eval: eval,
+        best_iteration,
+        factorization_valid_recall: fit_report.valid_metric,
+    })
 }

@@ -29,7 +29,7 @@ pub fn test_config(events_dir: &std::path::Path) -> Config {
     // Generous budgets: tests run in parallel on 2 cores, and budget behaviour is tested explicitly.
     cfg.serving.total_budget_ms = 5_000;
     cfg.serving.ranker_budget_ms = 5_000;
-    cfg.serving.source_budget_ms = recserve::config::SourceBudgets {
+    cfg.serving.source_budget_ms = recserve::pipeline::SourceBudgets {
         cf: 2_000,
         content: 2_000,
         session: 2_000,
@@ -56,7 +56,7 @@ impl TestApp {
         let events_dir = tempfile::tempdir().expect("tempdir");
         let mut cfg = test_config(events_dir.path());
         tweak(&mut cfg);
-        let app = Application::build(cfg).await.expect("build app");
+        let app = Application::build(cfg.service()).await.expect("build app");
         let base = format!("http://127.0.0.1:{}", app.port());
         let state = app.state();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -211,7 +211,7 @@ async fn variant_header_selects_treatment_and_is_echoed() {
 #[tokio::test]
 async fn zero_budgets_fall_back_to_popularity_and_say_so() {
     let app = TestApp::spawn_with(|c| {
-        c.serving.source_budget_ms = recserve::config::SourceBudgets {
+        c.serving.source_budget_ms = recserve::pipeline::SourceBudgets {
             cf: 0,
             content: 0,
             session: 0,

@@ -8,8 +8,18 @@ use std::ffi::{CStr, CString, c_char, c_int, c_void};
 
 use lightgbm3_sys as sys;
 
-use super::train::LabeledRows;
 use crate::ranking::gbdt::RankerError;
+
+/// Rows with labels (and, for ranking, query groups) to train or validate on.
+#[derive(Clone, Copy, Debug)]
+pub struct LabeledRows<'a> {
+    /// Row-major features: `labels.len() * n_features` values; NaN marks a missing value.
+    pub features: &'a [f32],
+    pub n_features: usize,
+    pub labels: &'a [f32],
+    /// Sizes of consecutive query groups, summing to the number of rows (ranking objectives).
+    pub groups: Option<&'a [i32]>,
+}
 
 fn invalid(reason: impl Into<String>) -> RankerError {
     RankerError::InvalidInput {

@@ -10,19 +10,8 @@ use std::ffi::CString;
 
 use serde_json::{Map, Value};
 
-use super::ffi::{BoosterHandle, Dataset};
+use super::ffi::{BoosterHandle, Dataset, LabeledRows};
 use crate::ranking::gbdt::RankerError;
-
-/// Rows with labels (and, for ranking, query groups) to train or validate on.
-#[derive(Clone, Copy, Debug)]
-pub struct LabeledRows<'a> {
-    /// Row-major features: `labels.len() * n_features` values; NaN marks a missing value.
-    pub features: &'a [f32],
-    pub n_features: usize,
-    pub labels: &'a [f32],
-    /// Sizes of consecutive query groups, summing to the number of rows (ranking objectives).
-    pub groups: Option<&'a [i32]>,
-}
 
 /// A trained model: LightGBM text (load it with `NativeModel::parse` or
 /// `LgbmBooster::from_string`, or store it in the bundle) and the training log.

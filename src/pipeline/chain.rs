@@ -1,0 +1,172 @@
+//! The whole fallback chain for one request: profile → fan-out → merge → ranker (under its
+//! budget) → else the weighted blend → popularity top-up so the list is full; and, around it, the
+//! request budget: past it the request is answered from popularity and says why. Every failure
+//! is kept in `degraded`; the chain never answers empty while eligible items exist.
+
+use super::{Deadline, Degraded, Engine, Query, Recommendation, StageTimings, Strategy, Treatment};
+use crate::ranking::{RecItem, blend_scores, top_n};
+use crate::retrieval::{Candidate, N_SOURCES, Source, UserProfile, merge, popular};
+use rustc_hash::FxHashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+impl Engine {
+    /// The full two-stage path for one request, under `deadline` ([`Deadline::NONE`] offline:
+    /// every stage runs to completion).
+    pub fn recommend(
+        self: &Arc<Self>,
+        q: &Query,
+        t: &Treatment,
+        deadline: Deadline,
+    ) -> Recommendation {
+        let start = Instant::now();
+        let mut timings = StageTimings::default();
+        let mut degraded = Vec::new();
+        let (profile, elig) = self.prepare(q);
+        timings.profile = start.elapsed();
+        if elig.category == Some(crate::retrieval::NO_SUCH_CATEGORY) {
+            degraded.push(Degraded::CategoryUnknown);
+        }
+        let (profile, elig) = (Arc::new(profile), Arc::new(elig));
+        let retrieved = self.retrieve(&profile, &elig, &t.counts, deadline);
+        degraded.extend(retrieved.degraded);
+        timings.sources = retrieved.source_times;
+        timings.retrieval = retrieved.elapsed;
+        let lists = retrieved.lists;
+        let candidates: [usize; N_SOURCES] = std::array::from_fn(|i| lists[i].len());
+
+        let t_merge = Instant::now();
+        let cands = merge(&lists);
+        timings.merge = t_merge.elapsed();
+
+        let n = q.n.max(1);
+        let t_rank = Instant::now();
+        let (mut items, strategy) = if cands.is_empty() {
+            degraded.push(Degraded::NoCandidates);
+            (Vec::new(), Strategy::Popular)
+        } else {
+            self.rank_or_blend(&profile, &cands, t, n, deadline, &mut degraded)
+        };
+        timings.rank = t_rank.elapsed();
+
+        // Top up from popularity so the list is n long whenever the catalogue allows it.
+        if items.len() < n {
+            let taken: FxHashSet<u32> = items.iter().map(|r: &RecItem| r.item).collect();
+            let floor = items.last().map_or(f32::INFINITY, |r| r.score);
+            for (k, (item, pct)) in popular::fill(&self.model, &elig, &taken, n - items.len())
+                .into_iter()
+                .enumerate()
+            {
+                // Keep scores non-increasing: appended items score below everything ranked above them.
+                let score = if floor.is_finite() {
+                    floor - 1.0 - k as f32
+                } else {
+                    pct
+                };
+                items.push(RecItem {
+                    item,
+                    score,
+                    sources: 1 << Source::Popular as u8,
+                });
+            }
+        }
+        timings.total = start.elapsed();
+        Recommendation {
+            items,
+            strategy,
+            degraded,
+            candidates,
+            timings,
+            profile_history_len: profile.history_len,
+        }
+    }
+
+    /// The last step of the fallback chain on its own: eligible items by popularity. Cheap
+    /// (a walk down a precomputed list), so it is safe to run when every budget is spent.
+    pub fn popular_only(&self, q: &Query) -> Recommendation {
+        let start = Instant::now();
+        let (profile, elig) = self.prepare(q);
+        let items = popular::fill(&self.model, &elig, &FxHashSet::default(), q.n.max(1))
+            .into_iter()
+            .map(|(item, score)| RecItem {
+                item,
+                score,
+                sources: 1 << Source::Popular as u8,
+            })
+            .collect();
+        let timings = StageTimings {
+            total: start.elapsed(),
+            ..Default::default()
+        };
+        Recommendation {
+            items,
+            strategy: Strategy::Popular,
+            degraded: Vec::new(),
+            candidates: [0; N_SOURCES],
+            timings,
+            profile_history_len: profile.history_len,
+        }
+    }
+
+    /// Stage 2 with its fallback: the ranker under its budget, else the weighted blend.
+    pub fn rank_or_blend(
+        &self,
+        profile: &UserProfile,
+        cands: &[Candidate],
+        t: &Treatment,
+        n: usize,
+        deadline: Deadline,
+        degraded: &mut Vec<Degraded>,
+    ) -> (Vec<RecItem>, Strategy) {
+        if t.use_ranker {
+            match &self.ranker {
+                None => degraded.push(Degraded::RankerUnavailable),
+                Some(ranker) => {
+                    let start = Instant::now();
+                    let budget = deadline.stage(start, self.cfg.ranker_budget());
+                    match ranker.score_candidates(&self.model, profile, cands) {
+                        Ok(_) if !budget.met_by(Instant::now()) => {
+                            degraded.push(Degraded::RankerOverBudget);
+                        }
+                        Ok(scores) => return (top_n(cands, &scores, n), Strategy::Ranked),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "ranker failed; falling back to blend");
+                            degraded.push(Degraded::RankerError);
+                        }
+                    }
+                }
+            }
+        }
+        let scores = blend_scores(cands, &t.weights);
+        (top_n(cands, &scores, n), Strategy::Blend)
+    }
+}
+
+/// Runs the pipeline on a blocking thread (the request's span follows it) under `budget`; past
+/// the budget, or if the pipeline task dies, the request is answered from popularity and says why.
+pub async fn recommend_within(
+    engine: &Arc<Engine>,
+    q: Query,
+    t: Treatment,
+    budget: Duration,
+) -> Recommendation {
+    let deadline = Deadline::after(budget);
+    let e = Arc::clone(engine);
+    let q2 = q.clone();
+    let span = tracing::Span::current();
+    let task = tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        e.recommend(&q2, &t, deadline)
+    });
+    let reason = match tokio::time::timeout(budget, task).await {
+        Ok(Ok(rec)) => return rec,
+        Ok(Err(join)) => {
+            tracing::error!(error = %join, "pipeline task failed; serving popularity");
+            Degraded::PipelineError
+        }
+        Err(_) => Degraded::RequestOverBudget,
+    };
+    let mut rec = engine.popular_only(&q);
+    rec.degraded.push(reason);
+    rec
+}

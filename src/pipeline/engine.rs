@@ -1,0 +1,195 @@
+//! The serving engine: everything a request reads, built once from a bundle (indexes loaded or
+//! built, ranker parsed, warmed up) and never mutated afterwards, so a reload builds a new one
+//! beside it and swaps it whole.
+
+use super::{Query, ServingConfig, Treatment};
+use crate::bundle::Model;
+use crate::ranking::Ranker;
+use crate::ranking::features::{FEATURE_NAMES, N_FEATURES};
+use crate::retrieval::index::{IndexConfig, IndexError, VectorIndex};
+use crate::retrieval::{Catalog, Eligibility, NO_SUCH_CATEGORY, UserProfile};
+use rustc_hash::FxHashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Bundle(#[from] crate::bundle::BundleError),
+    #[error("building the {name} index failed: {source}")]
+    Index {
+        name: &'static str,
+        source: IndexError,
+    },
+    #[error(
+        "bundle feature_names {bundle:?} differ from this build's feature definition {build:?}"
+    )]
+    FeatureMismatch {
+        bundle: Vec<String>,
+        build: Vec<String>,
+    },
+}
+
+/// Everything needed to serve, built once from a bundle and never mutated: swapped whole on reload.
+pub struct Engine {
+    pub model: Model,
+    pub cf_index: VectorIndex,
+    pub content_index: VectorIndex,
+    pub ranker: Option<Ranker>,
+    /// Why the bundle's ranker could not be loaded, when it could not.
+    pub ranker_error: Option<String>,
+    pub cfg: ServingConfig,
+}
+
+impl Engine {
+    /// Reads and validates the bundle at `dir`, then builds the engine over it (blocking: call
+    /// off the async threads).
+    pub fn load(
+        dir: &Path,
+        cfg: ServingConfig,
+        index_cfg: &IndexConfig,
+    ) -> Result<Self, EngineError> {
+        let model = Model::read(dir)?;
+        let engine = Self::new(model, cfg, index_cfg, Some(dir))?;
+        if let Some(reason) = &engine.ranker_error {
+            tracing::warn!(bundle = %dir.display(), reason = %reason, "ranker unavailable; serving with the blend fallback");
+        }
+        Ok(engine)
+    }
+
+    /// Builds the indexes (or loads them from the bundle's `index/`) and the ranker. Refuses a
+    /// bundle trained with a different feature definition than this build's.
+    pub fn new(
+        mut model: Model,
+        cfg: ServingConfig,
+        index_cfg: &IndexConfig,
+        bundle_dir: Option<&Path>,
+    ) -> Result<Self, EngineError> {
+        if model
+            .manifest
+            .feature_names
+            .iter()
+            .map(String::as_str)
+            .ne(FEATURE_NAMES)
+        {
+            return Err(EngineError::FeatureMismatch {
+                bundle: model.manifest.feature_names.clone(),
+                build: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
+            });
+        }
+        // The hybrid model's feature embeddings are kept in the bundle for tooling and
+        // retraining; serving never reads them, so they do not stay resident.
+        model.user_feature_emb = Vec::new();
+        model.item_feature_emb = Vec::new();
+        let index_dir = bundle_dir.map(|d| d.join("index"));
+        let cf_index = crate::retrieval::index_for(
+            "cf",
+            index_dir.as_deref(),
+            Arc::clone(&model.item_cf),
+            Some(model.item_bias.clone()),
+            model.cf_dim,
+            index_cfg,
+        )
+        .map_err(|source| EngineError::Index { name: "cf", source })?;
+        let content_index = crate::retrieval::index_for(
+            "content",
+            index_dir.as_deref(),
+            Arc::clone(&model.item_content),
+            None,
+            model.content_dim,
+            index_cfg,
+        )
+        .map_err(|source| EngineError::Index {
+            name: "content",
+            source,
+        })?;
+        let (ranker, ranker_error) = match &model.ranker_text {
+            None => (None, Some("bundle has no ranker".to_string())),
+            Some(text) => match Ranker::load(text, cfg.ranker_backend, N_FEATURES) {
+                Ok(r) => (Some(r), None),
+                Err(e) => (None, Some(e.to_string())),
+            },
+        };
+        Ok(Self {
+            model,
+            cf_index,
+            content_index,
+            ranker,
+            ranker_error,
+            cfg,
+        })
+    }
+
+    pub fn version(&self) -> &str {
+        &self.model.manifest.model_version
+    }
+
+    /// What the candidate sources search.
+    pub fn catalog(&self) -> Catalog<'_> {
+        Catalog {
+            model: &self.model,
+            cf_index: &self.cf_index,
+            content_index: &self.content_index,
+        }
+    }
+
+    /// Resolves ids and builds the user profile and eligibility for `q`.
+    pub fn prepare(&self, q: &Query) -> (UserProfile, Eligibility) {
+        let m = &self.model;
+        let user = q
+            .user_id
+            .as_deref()
+            .and_then(|u| m.user_index.get(u).copied());
+        let recent: Vec<u32> = q
+            .recent
+            .iter()
+            .filter_map(|i| m.item_index.get(i.as_str()).copied())
+            .collect();
+        let profile = UserProfile::build(m, user, &q.online, &recent, q.ts, self.cfg.profile_items);
+        let mut excluded: FxHashSet<u32> = q
+            .exclude
+            .iter()
+            .filter_map(|i| m.item_index.get(i.as_str()).copied())
+            .collect();
+        if q.exclude_seen {
+            // Seen = training history + everything recorded since + the session's items.
+            if let Some(u) = user {
+                excluded.extend(m.history(u).0.iter().copied());
+            }
+            excluded.extend(q.online.iter().map(|&(i, _)| i));
+            excluded.extend(recent.iter().copied());
+        }
+        // A category the bundle does not know matches no item (never "no filter").
+        let category = q
+            .category
+            .as_deref()
+            .map(|c| m.category_index.get(c).copied().unwrap_or(NO_SUCH_CATEGORY));
+        (profile, Eligibility { excluded, category })
+    }
+
+    /// Runs a few internal requests so caches, pools and page faults are paid before traffic.
+    pub fn warm_up(self: &Arc<Self>, requests: usize) {
+        let m = &self.model;
+        let t = Treatment::default();
+        let deadline = || super::Deadline::after(self.cfg.total_budget());
+        for k in 0..requests {
+            let user = (m.n_users() > 0).then(|| m.user_ids[(k * 7919) % m.n_users()].clone());
+            let q = Query {
+                user_id: user,
+                n: 10,
+                exclude_seen: true,
+                ..Default::default()
+            };
+            let _ = self.recommend(&q, &t, deadline());
+        }
+        if let Some(first) = m.item_ids.first() {
+            let q = Query {
+                recent: vec![first.clone()],
+                n: 10,
+                exclude_seen: true,
+                ..Default::default()
+            };
+            let _ = self.recommend(&q, &t, deadline());
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! The HTTP edge's own config section, `[server]`, and [`ServiceConfig`]: the sections of the
+//! layers the service runs (pipeline, index, feedback, bandit), handed in by the aggregator.
+
+use crate::bandit::BanditConfig;
+use crate::feedback::FeedbackConfig;
+use crate::pipeline::ServingConfig;
+use crate::retrieval::index::IndexConfig;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub addr: String,
+    pub bundle: PathBuf,
+    /// Bearer token for `/admin/*`; empty disables the admin routes (they answer 401).
+    pub admin_token: String,
+    /// Requests served at once; excess requests are shed with 503 + Retry-After.
+    pub max_concurrency: usize,
+    /// Longest accepted query string, bytes (longer → 414).
+    pub max_query_bytes: usize,
+    /// Largest accepted request body, bytes (larger → 413).
+    pub max_body_bytes: usize,
+    /// Grace period for in-flight requests on SIGTERM / ctrl-c.
+    pub shutdown_timeout_ms: u64,
+    /// Internal requests run after load, before `/readyz` says ready.
+    pub warmup_requests: usize,
+    /// `json` (production) or `pretty`.
+    pub log_format: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerConfigError {
+    #[error("server.max_concurrency must be > 0")]
+    ZeroConcurrency,
+    #[error("server.addr {0:?} is not HOST:PORT")]
+    Addr(String),
+}
+
+impl ServerConfig {
+    pub fn validate(&self) -> Result<(), ServerConfigError> {
+        if self.max_concurrency == 0 {
+            return Err(ServerConfigError::ZeroConcurrency);
+        }
+        if self.addr.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ServerConfigError::Addr(self.addr.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// Everything the service reads at start and per request.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    pub server: ServerConfig,
+    pub serving: ServingConfig,
+    pub index: IndexConfig,
+    pub feedback: FeedbackConfig,
+    pub bandit: BanditConfig,
+    /// Path of the variants file (A/B treatments).
+    pub variants_file: PathBuf,
+}
