@@ -30,6 +30,10 @@ enum Cmd {
         interactions: usize,
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Feature strength against co-consumption strength: weak-features makes titles, brands,
+        /// prices and demographics nearly uninformative and bundles stronger.
+        #[arg(long, default_value = "default", value_parser = ["default", "weak-features"])]
+        regime: String,
     },
     /// Train a model bundle from a data directory (generic CSV or MovieLens).
     Train {
@@ -91,12 +95,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             items,
             interactions,
             seed,
+            regime,
         } => {
             let cfg = recserve::data::generate::GenerateConfig {
                 users,
                 items,
                 interactions,
                 seed,
+                regime: regime.parse().map_err(anyhow::Error::msg)?,
                 ..Default::default()
             };
             let s = recserve::data::generate::generate(&cfg, &out)?;

@@ -1,8 +1,10 @@
 //! How much and when users interact: heavy-tailed activity split exactly into the requested
-//! number of rows, and sessions of related picks over the user's active window.
+//! number of rows, and sessions of related picks over the user's active window (taste-driven
+//! picks, bundle follow-ups and uniform noise).
 
 use rand::RngExt;
 use rand::rngs::StdRng;
+use rustc_hash::FxHashSet;
 
 use super::GenerateConfig;
 use super::world::{BETA, Stream, UserProfile, World, cumulative, rng_for};
@@ -70,36 +72,81 @@ pub(super) fn rows_per_user(cfg: &GenerateConfig) -> Vec<u64> {
     counts
 }
 
-/// Fills `rows` with `n` interactions of user `p`, sorted by time: sessions starting uniformly
-/// over the user's active window, each mostly in one category chosen from the user's taste.
+/// Buffers of [`simulate_user`], reused across users, and counts of its event kinds.
+#[derive(Default)]
+pub(super) struct Simulation {
+    /// The last simulated user's rows, sorted by time.
+    pub(super) rows: Vec<Row>,
+    /// (start, length) of the user's sessions.
+    sessions: Vec<(i64, u64)>,
+    /// Items the user has interacted with so far.
+    seen: FxHashSet<u32>,
+    /// Rows, over all calls, chosen by following the previous event's bundle.
+    pub(super) bundle_events: u64,
+    /// Rows, over all calls, that are uniform picks ignoring taste.
+    pub(super) noise_events: u64,
+}
+
+/// Fills `sim.rows` with `n` interactions of user `p`, sorted by time: sessions starting
+/// uniformly over the user's active window, simulated in order of their start. Each event is,
+/// with probability `noise_share`, a uniform pick among the released items; else, when the
+/// previous event of the session is a bundle member, with probability `bundle_follow` another
+/// member of that bundle (see [`World::follow_bundle`]); else a pick by taste, mostly in the
+/// session's category.
 pub(super) fn simulate_user(
     world: &World,
     p: &UserProfile,
     n: u64,
     rng: &mut StdRng,
-    rows: &mut Vec<Row>,
+    sim: &mut Simulation,
 ) {
+    let Simulation {
+        rows,
+        sessions,
+        seen,
+        bundle_events,
+        noise_events,
+    } = sim;
     rows.clear();
+    sessions.clear();
+    seen.clear();
     let mut left = n;
     while left > 0 {
         let len = session_length(rng).min(left);
-        let mut t = rng.random_range(p.join..world.end);
+        sessions.push((rng.random_range(p.join..world.end), len));
+        left -= len;
+    }
+    sessions.sort_unstable();
+    for &(start, len) in sessions.iter() {
+        let mut t = start;
         let session_category = world.pick_category(p, t, rng);
+        let mut prev: Option<u32> = None;
         for _ in 0..len {
-            let c = if rng.random_bool(SESSION_STICKINESS) {
-                session_category
+            let (item, affinity) = if rng.random_bool(world.noise_share) {
+                *noise_events += 1;
+                world.uniform_item(p, t, rng)
+            } else if let Some(next) =
+                prev.and_then(|prev| world.follow_bundle(p, prev, t, seen, rng))
+            {
+                *bundle_events += 1;
+                next
             } else {
-                world.pick_category(p, t, rng)
+                let c = if rng.random_bool(SESSION_STICKINESS) {
+                    session_category
+                } else {
+                    world.pick_category(p, t, rng)
+                };
+                world.pick_item(p, c, t, rng)
             };
-            let (item, affinity) = world.pick_item(p, c, t, rng);
             rows.push(Row {
                 ts: t,
                 item,
                 weight: event_weight(affinity, rng),
             });
+            seen.insert(item);
+            prev = Some(item);
             t = (t + rng.random_range(GAP_SECONDS)).min(world.end - 1);
         }
-        left -= len;
     }
     rows.sort_unstable();
 }

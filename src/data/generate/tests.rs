@@ -21,6 +21,7 @@ fn small() -> GenerateConfig {
         cold_user_share: 0.10,
         categories: 10,
         days: 60,
+        ..Default::default()
     }
 }
 
@@ -64,28 +65,73 @@ fn index_of(ids: &[String], prefix: char) -> Vec<usize> {
 
 #[test]
 fn same_seed_gives_identical_files_and_another_seed_does_not() {
-    let cfg = GenerateConfig {
-        users: 300,
-        items: 200,
-        interactions: 3000,
-        ..small()
-    };
-    let (a, ..) = run(&cfg);
-    let (b, ..) = run(&cfg);
-    for name in ["interactions.csv", "items.csv", "users.csv"] {
-        let x = std::fs::read(a.path().join(name)).unwrap();
-        let y = std::fs::read(b.path().join(name)).unwrap();
-        assert!(x.len() > 100 && x == y, "{name} differs");
+    // Cost: 6 runs of 3000 rows, ~0.03 s.
+    let read = |dir: &tempfile::TempDir, name: &str| std::fs::read(dir.path().join(name)).unwrap();
+    let mut by_regime = Vec::new();
+    for regime in Regime::ALL {
+        let cfg = GenerateConfig {
+            users: 300,
+            items: 200,
+            interactions: 3000,
+            regime,
+            ..small()
+        };
+        let (a, sa, _) = run(&cfg);
+        let (b, sb, _) = run(&cfg);
+        assert_eq!(sa, sb);
+        assert!(sa.bundle_events > 0 && sa.noise_events > 0, "{sa:?}");
+        for name in ["interactions.csv", "items.csv", "users.csv"] {
+            let (x, y) = (read(&a, name), read(&b, name));
+            assert!(x.len() > 100 && x == y, "{regime}: {name} differs");
+        }
+        let (c, ..) = run(&GenerateConfig { seed: 8, ..cfg });
+        for name in ["interactions.csv", "items.csv", "users.csv"] {
+            assert_ne!(read(&a, name), read(&c, name), "{regime}: {name}");
+        }
+        // No temporary file is left behind.
+        assert_eq!(std::fs::read_dir(a.path()).unwrap().count(), 3);
+        by_regime.push(a);
     }
-    let (c, ..) = run(&GenerateConfig { seed: 8, ..cfg });
+    // The regimes differ in every file (features and interactions).
     for name in ["interactions.csv", "items.csv", "users.csv"] {
         assert_ne!(
-            std::fs::read(a.path().join(name)).unwrap(),
-            std::fs::read(c.path().join(name)).unwrap()
+            read(&by_regime[0], name),
+            read(&by_regime[1], name),
+            "{name}"
         );
     }
-    // No temporary file is left behind.
-    assert_eq!(std::fs::read_dir(a.path()).unwrap().count(), 3);
+}
+
+#[test]
+fn regime_names_round_trip() {
+    // Cost: negligible.
+    for r in Regime::ALL {
+        assert_eq!(r.as_str().parse::<Regime>(), Ok(r));
+        assert_eq!(r.to_string(), r.as_str());
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(json, format!("\"{}\"", r.as_str()));
+        assert_eq!(serde_json::from_str::<Regime>(&json).unwrap(), r);
+    }
+    assert_eq!(Regime::default(), Regime::Default);
+    assert_eq!(GenerateConfig::default().regime, Regime::Default);
+    assert!("weak".parse::<Regime>().is_err());
+    assert!("WeakFeatures".parse::<Regime>().is_err());
+    // Unset bundle knobs follow the regime; set ones win.
+    let weak = GenerateConfig {
+        regime: Regime::WeakFeatures,
+        ..small()
+    };
+    assert!(weak.effective_bundle_share() > small().effective_bundle_share());
+    assert!(weak.effective_bundle_follow() > small().effective_bundle_follow());
+    let set = GenerateConfig {
+        bundle_share: Some(0.1),
+        bundle_follow: Some(0.2),
+        ..weak
+    };
+    assert_eq!(
+        (set.effective_bundle_share(), set.effective_bundle_follow()),
+        (0.1, 0.2)
+    );
 }
 
 #[test]
@@ -316,6 +362,8 @@ fn tastes_drift_and_sessions_stay_on_topic() {
     let third = (s.end_ts - s.start_ts) / 3;
     let (mut early, mut early_n, mut late, mut late_n) = (0usize, 0usize, 0usize, 0usize);
     // Consecutive events of one session vs consecutive events of one user a day or more apart.
+    // Only pairs whose first item is in no bundle: bundle follow-ups leave the category on
+    // purpose (see `bundle_members_are_consumed_together_beyond_popularity_and_category`).
     let (mut same, mut pairs, mut apart_same, mut apart_pairs) = (0usize, 0usize, 0usize, 0usize);
     for (k, r) in rows.iter().enumerate() {
         let (p, _) = world.user(r.user);
@@ -332,6 +380,7 @@ fn tastes_drift_and_sessions_stay_on_topic() {
         }
         if let Some(prev) = k.checked_sub(1).map(|j| &rows[j])
             && prev.user == r.user
+            && world.bundles.of(prev.item as u32).is_none()
         {
             let hit = usize::from(world.item_primary[prev.item] == world.item_primary[r.item]);
             if r.ts - prev.ts <= 900 {
@@ -463,6 +512,29 @@ fn edge_configs_work_and_invalid_ones_are_refused() {
             days: 1,
             ..small()
         },
+        // Extreme but valid knobs: everything bundled and always followed, pairs only; no noise.
+        GenerateConfig {
+            users: 40,
+            items: 30,
+            interactions: 500,
+            bundle_share: Some(1.0),
+            bundle_follow: Some(1.0),
+            bundle_cross_share: 1.0,
+            max_bundle_size: 2,
+            noise_share: 0.0,
+            regime: Regime::WeakFeatures,
+            ..small()
+        },
+        GenerateConfig {
+            users: 40,
+            items: 30,
+            interactions: 500,
+            bundle_share: Some(0.0),
+            bundle_cross_share: 0.0,
+            max_bundle_size: 64,
+            noise_share: 0.99,
+            ..small()
+        },
     ] {
         let (dir, s, _) = run(&cfg);
         assert_eq!(raw_rows(dir.path()).len(), cfg.interactions);
@@ -496,6 +568,46 @@ fn edge_configs_work_and_invalid_ones_are_refused() {
             cold_user_share: -0.1,
             ..small()
         },
+        GenerateConfig {
+            noise_share: 1.0,
+            ..small()
+        },
+        GenerateConfig {
+            noise_share: -0.01,
+            ..small()
+        },
+        GenerateConfig {
+            bundle_share: Some(1.5),
+            ..small()
+        },
+        GenerateConfig {
+            bundle_share: Some(f64::NAN),
+            ..small()
+        },
+        GenerateConfig {
+            bundle_follow: Some(-0.1),
+            ..small()
+        },
+        GenerateConfig {
+            bundle_follow: Some(1.01),
+            ..small()
+        },
+        GenerateConfig {
+            bundle_cross_share: f64::NAN,
+            ..small()
+        },
+        GenerateConfig {
+            bundle_cross_share: 2.0,
+            ..small()
+        },
+        GenerateConfig {
+            max_bundle_size: 1,
+            ..small()
+        },
+        GenerateConfig {
+            max_bundle_size: 65,
+            ..small()
+        },
     ] {
         let dir = tempfile::tempdir().unwrap();
         assert!(matches!(
@@ -503,4 +615,403 @@ fn edge_configs_work_and_invalid_ones_are_refused() {
             Err(DataError::InvalidConfig { .. })
         ));
     }
+}
+
+/// Consecutive rows of one user at most 900 s apart (the largest gap inside a session): the
+/// (previous, next) item pairs, in file order.
+fn session_pairs(rows: &[RawRow]) -> Vec<(usize, usize)> {
+    rows.windows(2)
+        .filter(|w| w[0].user == w[1].user && w[1].ts - w[0].ts <= 900)
+        .map(|w| (w[0].item, w[1].item))
+        .collect()
+}
+
+/// Pairs of distinct items `(a, b)` with `key(a) == key(b)` (both `Some`) expected among
+/// `pairs` if the two positions were independent with the observed marginals; pairs of one
+/// item with itself are excluded from the expectation as from the count.
+fn expected_pairs(
+    pairs: &[(usize, usize)],
+    n_items: usize,
+    key: impl Fn(usize) -> Option<u64>,
+) -> f64 {
+    let n = pairs.len() as f64;
+    let (mut first, mut second) = (vec![0f64; n_items], vec![0f64; n_items]);
+    for &(a, b) in pairs {
+        first[a] += 1.0 / n;
+        second[b] += 1.0 / n;
+    }
+    let mut groups: rustc_hash::FxHashMap<u64, (f64, f64)> = Default::default();
+    let mut own = 0.0;
+    for i in 0..n_items {
+        if let Some(k) = key(i) {
+            let g = groups.entry(k).or_default();
+            g.0 += first[i];
+            g.1 += second[i];
+            own += first[i] * second[i];
+        }
+    }
+    n * (groups.values().map(|g| g.0 * g.1).sum::<f64>() - own)
+}
+
+/// Co-occurrence lift of same-bundle pairs and of same-category pairs outside bundles in the
+/// sessions of `rows`: observed / expected under independence with matched popularity.
+fn co_consumption_lifts(rows: &[RawRow], world: &World) -> (f64, f64) {
+    let pairs: Vec<(usize, usize)> = session_pairs(rows)
+        .into_iter()
+        .filter(|(a, b)| a != b)
+        .collect();
+    let n_items = world.item_primary.len();
+    let bundle = |i: usize| world.bundles.of(i as u32).map(u64::from);
+    let category = |i: usize| Some(u64::from(world.item_primary[i]));
+    let both = |i: usize| bundle(i).map(|b| b << 32 | u64::from(world.item_primary[i]));
+    let same_bundle = pairs
+        .iter()
+        .filter(|&&(a, b)| bundle(a).is_some() && bundle(a) == bundle(b))
+        .count() as f64;
+    let same_category_only = pairs
+        .iter()
+        .filter(|&&(a, b)| {
+            category(a) == category(b) && !(bundle(a).is_some() && bundle(a) == bundle(b))
+        })
+        .count() as f64;
+    let expected_bundle = expected_pairs(&pairs, n_items, bundle);
+    let expected_category =
+        expected_pairs(&pairs, n_items, category) - expected_pairs(&pairs, n_items, both);
+    (
+        same_bundle / expected_bundle,
+        same_category_only / expected_category,
+    )
+}
+
+#[test]
+fn bundles_are_small_cross_category_and_cover_the_configured_share() {
+    // Cost: three worlds of 1500 items, no files, ~5 ms.
+    for (share, cross) in [(None, 0.7), (Some(0.8), 0.7), (Some(0.4), 0.0)] {
+        let cfg = GenerateConfig {
+            bundle_share: share,
+            bundle_cross_share: cross,
+            ..small()
+        };
+        let world = World::new(&cfg, END_TS);
+        let b = &world.bundles;
+        let warm = world.item_cold.iter().filter(|&&c| !c).count();
+        let mut times_bundled = vec![0u32; cfg.items];
+        let (mut multi_category, mut same_as_first, mut later) = (0usize, 0usize, 0usize);
+        let (mut bundle_dot, mut bundle_n) = (0.0, 0usize);
+        for k in 0..b.len() as u32 {
+            let m = b.members(k);
+            assert!(
+                (2..=cfg.max_bundle_size).contains(&m.len()),
+                "size {}",
+                m.len()
+            );
+            for &i in m {
+                times_bundled[i as usize] += 1;
+                assert!(!world.item_cold[i as usize], "cold item {i} in a bundle");
+                assert_eq!(b.of(i), Some(k));
+            }
+            let first = world.item_primary[m[0] as usize];
+            let mut cats: Vec<u32> = m.iter().map(|&i| world.item_primary[i as usize]).collect();
+            cats.sort_unstable();
+            cats.dedup();
+            multi_category += usize::from(cats.len() >= 2);
+            same_as_first += m[1..]
+                .iter()
+                .filter(|&&i| world.item_primary[i as usize] == first)
+                .count();
+            later += m.len() - 1;
+            for (x, &i) in m.iter().enumerate() {
+                for &j in &m[x + 1..] {
+                    bundle_dot += dot(
+                        &world.item_vector[i as usize],
+                        &world.item_vector[j as usize],
+                    );
+                    bundle_n += 1;
+                }
+            }
+        }
+        assert!(
+            times_bundled.iter().all(|&c| c <= 1),
+            "an item in two bundles"
+        );
+        let bundled = times_bundled.iter().filter(|&&c| c == 1).count();
+        assert_eq!(b.n_members(), bundled);
+        assert!(
+            (0..cfg.items as u32).all(|i| (b.of(i).is_some()) == (times_bundled[i as usize] == 1))
+        );
+        let covered = bundled as f64 / warm as f64;
+        assert!(
+            (covered - cfg.effective_bundle_share()).abs() < 0.01,
+            "bundled share of warm items {covered}"
+        );
+        let multi = multi_category as f64 / b.len() as f64;
+        let same = same_as_first as f64 / later as f64;
+        // Latent vectors: same-category pairs are close, same-bundle pairs (mostly across
+        // categories) much less so; taste alone does not explain bundles.
+        let (mut cat_dot, mut cat_n) = (0.0, 0usize);
+        for i in (0..cfg.items).step_by(7) {
+            for j in (i + 1..cfg.items).step_by(5) {
+                if world.item_primary[i] == world.item_primary[j] {
+                    cat_dot += dot(&world.item_vector[i], &world.item_vector[j]);
+                    cat_n += 1;
+                }
+            }
+        }
+        let (bundle_dot, cat_dot) = (bundle_dot / bundle_n as f64, cat_dot / cat_n as f64);
+        eprintln!(
+            "share {share:?} cross {cross}: bundles {} covered {covered:.3} multi {multi:.3} same-as-first {same:.3} dot bundle {bundle_dot:.3} category {cat_dot:.3}",
+            b.len()
+        );
+        if cross > 0.0 {
+            assert!(multi > 0.75, "{multi} of bundles span >= 2 categories");
+            assert!(
+                same < 0.45,
+                "{same} of later members share the first's category"
+            );
+            assert!(
+                bundle_dot < 0.6 * cat_dot,
+                "latent dot: bundle {bundle_dot}, category {cat_dot}"
+            );
+        } else {
+            assert!(
+                multi < 0.05 && same > 0.95,
+                "cross 0: multi {multi}, same {same}"
+            );
+        }
+    }
+}
+
+#[test]
+fn bundle_members_are_consumed_together_beyond_popularity_and_category() {
+    // Cost: one run of 30k rows, ~0.05 s.
+    let (dir, _, world) = run(&small());
+    let rows = raw_rows(dir.path());
+    let (bundle_lift, category_lift) = co_consumption_lifts(&rows, &world);
+    eprintln!("lift bundle {bundle_lift:.2} category {category_lift:.2}");
+    assert!(
+        bundle_lift > 10.0 && bundle_lift > 3.0 * category_lift,
+        "co-occurrence lift over popularity: same bundle {bundle_lift}, same category {category_lift}"
+    );
+}
+
+#[test]
+fn noise_and_bundle_follow_rates_match_the_config() {
+    // Cost: one run of 30k rows and two of 3000, ~0.04 s.
+    let cfg = small();
+    let (dir, s, world) = run(&cfg);
+    let rows = raw_rows(dir.path());
+    let noise = s.noise_events as f64 / s.interaction_rows as f64;
+    // Binomial sd at 30k rows: 0.0013 (this seed: 0.0551; 0.0501 at 1M rows).
+    assert!(
+        (noise - cfg.noise_share).abs() < 0.01,
+        "noise share {noise}"
+    );
+    assert_eq!(s.bundles, world.bundles.len());
+    assert_eq!(s.bundled_items, world.bundles.n_members());
+    // In the files: after a bundle member, the next event of the session is another member of
+    // the bundle with about the follow probability (less the noise; less when no other member
+    // is released yet).
+    let (mut after_member, mut followed) = (0usize, 0usize);
+    for (a, b) in session_pairs(&rows) {
+        if let Some(k) = world.bundles.of(a as u32) {
+            after_member += 1;
+            followed += usize::from(a != b && world.bundles.of(b as u32) == Some(k));
+        }
+    }
+    let rate = followed as f64 / after_member as f64;
+    let nominal = cfg.effective_bundle_follow() * (1.0 - cfg.noise_share);
+    let share = s.bundle_events as f64 / s.interaction_rows as f64;
+    eprintln!(
+        "follow rate {rate:.3} nominal {nominal:.3}; bundle events {} ({share:.3}) vs followed pairs in files {followed}; noise {noise:.4}",
+        s.bundle_events
+    );
+    assert!(
+        rate > 0.75 * nominal && rate < nominal + 0.04,
+        "follow rate {rate} (nominal {nominal})"
+    );
+    // The summary's count is what the files show (up to chance pairs and overlapping sessions).
+    let ratio = s.bundle_events as f64 / followed as f64;
+    assert!(
+        (0.9..1.1).contains(&ratio),
+        "bundle events {} vs {followed}",
+        s.bundle_events
+    );
+
+    // The knobs drive the counts.
+    let tiny = GenerateConfig {
+        users: 300,
+        items: 200,
+        interactions: 3000,
+        ..small()
+    };
+    let (_, off, _) = run(&GenerateConfig {
+        noise_share: 0.0,
+        bundle_share: Some(0.0),
+        ..tiny.clone()
+    });
+    assert_eq!(
+        (off.noise_events, off.bundle_events, off.bundles),
+        (0, 0, 0)
+    );
+    let (_, loud, _) = run(&GenerateConfig {
+        noise_share: 0.3,
+        bundle_follow: Some(0.0),
+        ..tiny
+    });
+    let noise = loud.noise_events as f64 / loud.interaction_rows as f64;
+    assert!(
+        (noise - 0.3).abs() < 0.03 && loud.bundle_events == 0,
+        "{loud:?}"
+    );
+}
+
+/// `items.csv` as (item index, lower-cased title words, brand, price).
+fn raw_items(dir: &Path) -> Vec<(usize, Vec<String>, String, Option<f64>)> {
+    let text = std::fs::read_to_string(dir.join("items.csv")).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            assert_eq!(f.len(), 5, "{l}");
+            let title = f[1].split(' ').map(str::to_lowercase).collect();
+            (
+                f[0][1..].parse().unwrap(),
+                title,
+                f[3].to_lowercase(),
+                f[4].parse().ok(),
+            )
+        })
+        .collect()
+}
+
+/// What the observable features say about categories and taste, measured from the files.
+#[derive(Debug)]
+struct FeatureSignal {
+    /// Items whose title holds a word of their primary category (words are unique per category).
+    title_has_own_word: f64,
+    /// Items whose brand is one of their primary category's brands.
+    own_brand: f64,
+    /// Share of the variance of log price explained by the primary category.
+    price_r2: f64,
+    /// Users (>= 10 rows) whose age group / region is the preferred one of the category they
+    /// interact with most.
+    age_matches_taste: f64,
+    region_matches_taste: f64,
+    bundle_event_share: f64,
+}
+
+fn feature_signal(cfg: &GenerateConfig) -> FeatureSignal {
+    let (dir, s, world) = run(cfg);
+    let items = raw_items(dir.path());
+    let category = |i: usize| &world.categories[world.item_primary[i] as usize];
+    let share = |hits: usize, n: usize| hits as f64 / n as f64;
+    let title_hits = items
+        .iter()
+        .filter(|(i, title, ..)| title.iter().any(|w| category(*i).words.contains(w)))
+        .count();
+    let brand_hits = items
+        .iter()
+        .filter(|(i, _, brand, _)| category(*i).brands.contains(brand))
+        .count();
+    let priced: Vec<(u32, f64)> = items
+        .iter()
+        .filter_map(|(i, _, _, p)| p.map(|p| (world.item_primary[*i], p.ln())))
+        .collect();
+    let mean = priced.iter().map(|x| x.1).sum::<f64>() / priced.len() as f64;
+    let n_cat = world.categories.len();
+    let (mut sum, mut count) = (vec![0.0; n_cat], vec![0usize; n_cat]);
+    for &(c, x) in &priced {
+        sum[c as usize] += x;
+        count[c as usize] += 1;
+    }
+    let (mut within, mut total) = (0.0, 0.0);
+    for &(c, x) in &priced {
+        let m = sum[c as usize] / count[c as usize] as f64;
+        within += (x - m) * (x - m);
+        total += (x - mean) * (x - mean);
+    }
+
+    let mut by_user = vec![vec![0usize; n_cat]; cfg.users];
+    for r in raw_rows(dir.path()) {
+        by_user[r.user][world.item_primary[r.item] as usize] += 1;
+    }
+    let users = std::fs::read_to_string(dir.path().join("users.csv")).unwrap();
+    let (mut age_hits, mut region_hits, mut n) = (0usize, 0usize, 0usize);
+    for (u, line) in users.lines().skip(1).enumerate() {
+        let counts = &by_user[u];
+        if counts.iter().sum::<usize>() < 10 {
+            continue;
+        }
+        let modal = (0..n_cat)
+            .max_by_key(|&c| (counts[c], std::cmp::Reverse(c)))
+            .unwrap();
+        let f: Vec<&str> = line.split(',').collect();
+        let c = &world.categories[modal];
+        age_hits += usize::from(f[1] == AGE_GROUPS[c.age_group]);
+        region_hits += usize::from(f[2] == super::world::REGIONS[c.region]);
+        n += 1;
+    }
+    assert!(n > 200, "{n} users with >= 10 rows");
+    FeatureSignal {
+        title_has_own_word: share(title_hits, items.len()),
+        own_brand: share(brand_hits, items.len()),
+        price_r2: 1.0 - within / total,
+        age_matches_taste: share(age_hits, n),
+        region_matches_taste: share(region_hits, n),
+        bundle_event_share: s.bundle_events as f64 / s.interaction_rows as f64,
+    }
+}
+
+#[test]
+fn weak_features_regime_hides_taste_in_features_and_strengthens_bundles() {
+    // Cost: two runs of 30k rows, ~0.06 s.
+    let strong = feature_signal(&small());
+    let weak = feature_signal(&GenerateConfig {
+        regime: Regime::WeakFeatures,
+        ..small()
+    });
+    eprintln!("default {strong:?}\nweak {weak:?}");
+    assert!(
+        strong.title_has_own_word > 0.95
+            && weak.title_has_own_word < strong.title_has_own_word / 2.5,
+        "titles with a word of the primary category: default {}, weak {}",
+        strong.title_has_own_word,
+        weak.title_has_own_word
+    );
+    assert!(
+        strong.own_brand > 0.85 && weak.own_brand < 0.35,
+        "own-category brands: default {}, weak {}",
+        strong.own_brand,
+        weak.own_brand
+    );
+    assert!(
+        strong.price_r2 > 0.8 && weak.price_r2 < 0.15,
+        "log price variance explained by category: default {}, weak {}",
+        strong.price_r2,
+        weak.price_r2
+    );
+    // Excess over chance (5 age groups, 5 regions: 0.2) at least halves.
+    for (what, s, w) in [
+        (
+            "age group",
+            strong.age_matches_taste,
+            weak.age_matches_taste,
+        ),
+        (
+            "region",
+            strong.region_matches_taste,
+            weak.region_matches_taste,
+        ),
+    ] {
+        assert!(
+            s > 0.4 && w - 0.2 < 0.5 * (s - 0.2),
+            "{what} matches the most-used category's audience: default {s}, weak {w} (chance 0.2)"
+        );
+    }
+    assert!(
+        weak.bundle_event_share > 1.5 * strong.bundle_event_share,
+        "bundle events: default {}, weak {}",
+        strong.bundle_event_share,
+        weak.bundle_event_share
+    );
 }

@@ -1,14 +1,16 @@
 //! The hidden "world" of the synthetic generator: categories with centroids, brands, words,
 //! price levels and audience; items with categories, latent vectors, release times and Zipf
-//! popularity; per-user profiles; and the samplers that turn them into interactions.
+//! popularity and bundles; per-user profiles; and the samplers that turn them into interactions.
 //! Memory is O(items + categories); per-interaction work is a few O(1) alias-table draws.
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
+use rustc_hash::FxHashSet;
 
-use super::GenerateConfig;
+use super::bundles::{BundleSpec, Bundles, shuffle};
 use super::sampling::{AliasTable, Entry};
 use super::words::{GENERIC_WORDS, WordFactory};
+use super::{GenerateConfig, Regime};
 
 /// Dimension of the latent taste space.
 pub(super) const DIM: usize = 8;
@@ -42,9 +44,46 @@ const CANDIDATES: usize = 8;
 const RELEASE_TRIES: usize = 32;
 /// Probability that a pick ignores the user's taste and follows global category popularity.
 pub(super) const EXPLORE: f64 = 0.10;
-/// Probability of an audience attribute following the user's top category (else uniform).
-const AGE_FOLLOWS_TASTE: f64 = 0.65;
-const REGION_FOLLOWS_TASTE: f64 = 0.55;
+
+/// How much the observable features say about the hidden categories and tastes, by regime.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Strength {
+    /// Weak titles: probability of one word of the primary category (default titles always
+    /// hold two, see [`World::title_words`]).
+    weak_title_primary: Option<f64>,
+    /// Probability that the brand is one of the primary category's (else any category's).
+    own_brand: f64,
+    /// Category price medians are log-uniform in `price_median.0 · price_median.1^u`, u ∈ [0, 1).
+    price_median: (f64, f64),
+    /// σ of the log-normal price around the median.
+    price_sigma: f64,
+    /// Probability of an audience attribute following the user's top category (else uniform).
+    pub(super) age_follows_taste: f64,
+    pub(super) region_follows_taste: f64,
+}
+
+impl Strength {
+    pub(super) fn of(regime: Regime) -> Self {
+        match regime {
+            Regime::Default => Self {
+                weak_title_primary: None,
+                own_brand: 0.9,
+                price_median: (5.0, 100.0),
+                price_sigma: 0.35,
+                age_follows_taste: 0.65,
+                region_follows_taste: 0.55,
+            },
+            Regime::WeakFeatures => Self {
+                weak_title_primary: Some(0.2),
+                own_brand: 0.15,
+                price_median: (40.0, 1.5),
+                price_sigma: 0.6,
+                age_follows_taste: 0.1,
+                region_follows_taste: 0.1,
+            },
+        }
+    }
+}
 
 const DAY: i64 = 86_400;
 
@@ -79,15 +118,22 @@ pub(super) struct World {
     pub(super) seed: u64,
     pub(super) start: i64,
     pub(super) end: i64,
+    pub(super) strength: Strength,
+    /// Share of events that are uniform picks among released warm items.
+    pub(super) noise_share: f64,
+    /// Probability that the event after a bundle member follows its bundle.
+    pub(super) bundle_follow: f64,
     pub(super) categories: Vec<Category>,
     category_cum: Vec<f64>,
     pub(super) item_primary: Vec<u32>,
     pub(super) item_secondary: Vec<u32>,
     pub(super) item_vector: Vec<Vector>,
-    #[cfg(test)]
     pub(super) item_release: Vec<i64>,
     #[cfg(test)]
     pub(super) item_cold: Vec<bool>,
+    pub(super) bundles: Bundles,
+    /// All warm items (for uniform noise picks).
+    warm: Vec<u32>,
     /// Warm items by category (primary, and secondary at half weight), weighted by popularity.
     by_category: AliasTable,
     /// All warm items, weighted by popularity.
@@ -103,6 +149,7 @@ pub(super) enum Stream {
     Item = 2,
     User = 3,
     Activity = 4,
+    Bundle = 5,
 }
 
 /// A generator for `(seed, stream, index)`, decorrelated by SplitMix64 finalisation.
@@ -153,6 +200,7 @@ impl World {
     /// Builds the world; the config must be valid (see `GenerateConfig::validate`).
     pub(super) fn new(cfg: &GenerateConfig, end: i64) -> Self {
         let mut rng = rng_for(cfg.seed, Stream::Setup, 0);
+        let strength = Strength::of(cfg.regime);
         let start = end - i64::from(cfg.days) * DAY;
         let n_cat = cfg.categories;
         let mut words = WordFactory::new();
@@ -164,8 +212,9 @@ impl World {
                 brands: (0..rng.random_range(3..=6))
                     .map(|_| words.word(&mut rng))
                     .collect(),
-                // Log-uniform between 5 and 500.
-                price_median: 5.0 * 100f64.powf(rng.random::<f64>()),
+                // Log-uniform: 5–500 (default), 40–60 (weak features).
+                price_median: strength.price_median.0
+                    * strength.price_median.1.powf(rng.random::<f64>()),
                 age_group: rng.random_range(0..AGE_GROUPS.len()),
                 region: rng.random_range(0..REGIONS.len()),
             })
@@ -180,9 +229,7 @@ impl World {
         // Popularity ranks within a category follow a random order of the items, so that ids
         // carry no popularity information.
         let mut order: Vec<u32> = (0..n_items as u32).collect();
-        for i in (1..n_items).rev() {
-            order.swap(i, rng.random_range(0..=i));
-        }
+        shuffle(&mut order, &mut rng);
         let mut item_primary = vec![0u32; n_items];
         let mut item_secondary = vec![NONE; n_items];
         let mut item_vector = vec![[0f32; DIM]; n_items];
@@ -232,9 +279,21 @@ impl World {
             }
         } as u32;
 
+        let bundles = Bundles::build(&BundleSpec {
+            seed: cfg.seed,
+            share: cfg.effective_bundle_share(),
+            cross_share: cfg.bundle_cross_share,
+            max_size: cfg.max_bundle_size,
+            n_categories: n_cat,
+            item_primary: &item_primary,
+            item_cold: &item_cold,
+        });
+        let warm: Vec<u32> = (0..n_items as u32)
+            .filter(|&i| !item_cold[i as usize])
+            .collect();
         let mut by_cat = Vec::with_capacity(n_items + n_items / 3);
         let mut all = Vec::with_capacity(n_items);
-        for i in (0..n_items).filter(|&i| !item_cold[i]) {
+        for i in warm.iter().map(|&i| i as usize) {
             let entry = |segment, weight| Entry {
                 segment,
                 item: i as u32,
@@ -251,15 +310,19 @@ impl World {
             seed: cfg.seed,
             start,
             end,
+            strength,
+            noise_share: cfg.noise_share,
+            bundle_follow: cfg.effective_bundle_follow(),
             categories,
             category_cum,
             item_primary,
             item_secondary,
             item_vector,
-            #[cfg(test)]
             item_release,
             #[cfg(test)]
             item_cold,
+            bundles,
+            warm,
             by_category: AliasTable::build(n_cat, by_cat),
             all: AliasTable::build(1, all),
             fallback_item,
@@ -324,12 +387,12 @@ impl World {
             rng.random_range(0.0..0.7)
         };
         let top = &self.categories[favourites[0].0 as usize];
-        let age_group = if rng.random_bool(AGE_FOLLOWS_TASTE) {
+        let age_group = if rng.random_bool(self.strength.age_follows_taste) {
             top.age_group
         } else {
             rng.random_range(0..AGE_GROUPS.len())
         };
-        let region = if rng.random_bool(REGION_FOLLOWS_TASTE) {
+        let region = if rng.random_bool(self.strength.region_follows_taste) {
             top.region
         } else {
             rng.random_range(0..REGIONS.len())
@@ -424,13 +487,62 @@ impl World {
             .find_map(|(item, release)| (release <= t).then_some(item))
     }
 
+    /// A warm item released by `t`, uniformly, ignoring taste and popularity (a noise event), with
+    /// its affinity to `p`. Rejection sampling; the fallback item when all tries miss.
+    pub(super) fn uniform_item(&self, p: &UserProfile, t: i64, rng: &mut StdRng) -> (u32, f64) {
+        let item = (0..RELEASE_TRIES)
+            .map(|_| self.warm[rng.random_range(0..self.warm.len())])
+            .find(|&i| self.item_release[i as usize] <= t)
+            .unwrap_or(self.fallback_item);
+        (item, dot(&p.vector, &self.item_vector[item as usize]))
+    }
+
+    /// The event after `prev` when it follows `prev`'s bundle (probability `bundle_follow`): a
+    /// uniform pick among the other members released by `t` that the user has not `seen`, else
+    /// among all other released members; `None` when `prev` is in no bundle, the draw says no,
+    /// or no other member is released yet. Returns the item and its affinity to `p`.
+    pub(super) fn follow_bundle(
+        &self,
+        p: &UserProfile,
+        prev: u32,
+        t: i64,
+        seen: &FxHashSet<u32>,
+        rng: &mut StdRng,
+    ) -> Option<(u32, f64)> {
+        let b = self.bundles.of(prev)?;
+        if !rng.random_bool(self.bundle_follow) {
+            return None;
+        }
+        let others = || {
+            self.bundles
+                .members(b)
+                .iter()
+                .copied()
+                .filter(move |&m| m != prev && self.item_release[m as usize] <= t)
+        };
+        let fresh = others().filter(|m| !seen.contains(m)).count();
+        let item = if fresh > 0 {
+            others()
+                .filter(|m| !seen.contains(m))
+                .nth(rng.random_range(0..fresh))
+        } else {
+            let released = others().count();
+            (released > 0)
+                .then(|| others().nth(rng.random_range(0..released)))
+                .flatten()
+        }?;
+        Some((item, dot(&p.vector, &self.item_vector[item as usize])))
+    }
+
     /// An item drawn by popularity alone from category `c` at `t` (for tests' baselines).
     #[cfg(test)]
     pub(super) fn popular_item(&self, c: u32, t: i64, rng: &mut StdRng) -> Option<u32> {
         self.released(&self.by_category, c as usize, t, rng)
     }
 
-    /// Title words of item `i`: mostly its categories' words, some generic, a little noise.
+    /// Title words of item `i`. Default: mostly its categories' words, some generic, a little
+    /// noise. Weak features: one word of the primary category only sometimes, 1–2 words of random
+    /// categories, and generic words.
     pub(super) fn title_words<'a>(&'a self, i: usize, rng: &mut StdRng, out: &mut Vec<&'a str>) {
         out.clear();
         let pick = |c: &'a Category, rng: &mut StdRng| {
@@ -441,6 +553,19 @@ impl World {
             out.push(generic(rng));
         }
         let primary = &self.categories[self.item_primary[i] as usize];
+        if let Some(p_primary) = self.strength.weak_title_primary {
+            if rng.random_bool(p_primary) {
+                out.push(pick(primary, rng));
+            }
+            for _ in 0..rng.random_range(1..=2) {
+                let other = &self.categories[rng.random_range(0..self.categories.len())];
+                out.push(pick(other, rng));
+            }
+            if rng.random_bool(0.7) {
+                out.push(generic(rng));
+            }
+            return;
+        }
         out.push(pick(primary, rng));
         out.push(pick(primary, rng));
         if self.item_secondary[i] != NONE && rng.random_bool(0.6) {
@@ -455,9 +580,10 @@ impl World {
         }
     }
 
-    /// Brand of item `i`: one of its primary category's brands (skewed to the first), rarely any.
+    /// Brand of item `i`: one of its primary category's brands (skewed to the first) with
+    /// probability `own_brand` (default 0.9, weak features 0.15), else any category's.
     pub(super) fn brand(&self, i: usize, rng: &mut StdRng) -> &str {
-        let c = if rng.random_bool(0.9) {
+        let c = if rng.random_bool(self.strength.own_brand) {
             &self.categories[self.item_primary[i] as usize]
         } else {
             &self.categories[rng.random_range(0..self.categories.len())]
@@ -469,7 +595,7 @@ impl World {
     /// Price of item `i` around its primary category's median (log-normal), or `None` (3%).
     pub(super) fn price(&self, i: usize, rng: &mut StdRng) -> Option<f64> {
         let median = self.categories[self.item_primary[i] as usize].price_median;
-        let price = median * (0.35 * normal(rng)).exp();
+        let price = median * (self.strength.price_sigma * normal(rng)).exp();
         (!rng.random_bool(0.03)).then_some((price * 100.0).round() / 100.0)
     }
 }
