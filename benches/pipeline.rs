@@ -6,7 +6,7 @@ use recserve::bundle::Model;
 use recserve::config::Config;
 use recserve::pipeline::{Deadline, Engine, Query, Treatment};
 use recserve::ranking::features::{N_FEATURES, build_rows};
-use recserve::retrieval::{cf, content, merge, popular, session};
+use recserve::retrieval::{cf, content, item2item, merge, popular, session};
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -50,6 +50,9 @@ fn bench(c: &mut Criterion) {
     g.bench_function("source_session_100", |b| {
         b.iter(|| black_box(session::candidates(&cat, &profile, &elig, counts.session)))
     });
+    g.bench_function("source_item2item_200", |b| {
+        b.iter(|| black_box(item2item::candidates(m, &profile, &elig, counts.item2item)))
+    });
     g.bench_function("source_popular_50", |b| {
         b.iter(|| black_box(popular::candidates(m, &profile, &elig, counts.popular)))
     });
@@ -58,6 +61,7 @@ fn bench(c: &mut Criterion) {
         content::candidates(&cat, &profile, &elig, counts.content),
         session::candidates(&cat, &profile, &elig, counts.session),
         popular::candidates(m, &profile, &elig, counts.popular),
+        item2item::candidates(m, &profile, &elig, counts.item2item),
     ];
     g.bench_function("merge", |b| b.iter(|| black_box(merge(&lists))));
     let cands = merge(&lists);

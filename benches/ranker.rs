@@ -50,6 +50,7 @@ fn trained_model() -> String {
         n_features: N_FEATURES,
         labels: &labels,
         groups: Some(&groups),
+        init_score: None,
     };
     let params = json!({"num_iterations": N_TREES, "num_leaves": 31, "learning_rate": 0.05,
                         "min_data_in_leaf": 5, "seed": 7, "deterministic": true});

@@ -38,6 +38,19 @@ def main():
             fail(f"{name}: shape {a.shape} dtype {a.dtype}, expected {shape} {dtype}")
         if a.dtype.kind == "f" and name != "item_stats.npy" and not np.isfinite(a).all():
             fail(f"{name}: non-finite values")
+    i2i = os.path.join(bundle, "item2item_ids.npy")
+    if os.path.exists(i2i):
+        ids = np.load(i2i)
+        w = np.load(os.path.join(bundle, "item2item_weights.npy"))
+        if ids.dtype != np.int32 or w.dtype != np.float32 or ids.ndim != 2 or ids.shape[0] != n_items or w.shape != ids.shape:
+            fail(f"item2item: ids {ids.shape} {ids.dtype}, weights {w.shape} {w.dtype}, expected [{n_items}, K] int32/float32")
+        if ids.size and (ids.min() < -1 or ids.max() >= n_items):
+            fail("item2item_ids.npy: ids out of range")
+        if not np.isfinite(w).all() or (w[ids < 0] != 0).any():
+            fail("item2item_weights.npy: non-finite weights or weight on padding")
+        if (ids == np.arange(n_items)[:, None]).any():
+            fail("item2item_ids.npy: an item is its own neighbour")
+        expect["item2item_ids.npy"] = (ids.shape, np.int32)
     hist = np.load(os.path.join(bundle, "user_history_items.npy"))
     if hist.size and (hist.min() < 0 or hist.max() >= n_items):
         fail("user_history_items.npy: ids out of range")

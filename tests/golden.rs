@@ -45,8 +45,9 @@ fn requests(m: &Model) -> Vec<(String, Query, Treatment)> {
                     content: 0,
                     session: 0,
                     popular: 0,
+                    item2item: 0,
                 },
-                weights: BlendWeights::default(),
+                weights: Some(BlendWeights::default()),
                 use_ranker: true,
             },
         ),
@@ -54,12 +55,13 @@ fn requests(m: &Model) -> Vec<(String, Query, Treatment)> {
             "content_heavy_blend",
             Treatment {
                 counts: SourceCounts::default(),
-                weights: BlendWeights {
+                weights: Some(BlendWeights {
                     cf: 0.15,
                     content: 0.6,
                     session: 0.15,
                     popular: 0.1,
-                },
+                    item2item: 0.0,
+                }),
                 use_ranker: false,
             },
         ),

@@ -1,7 +1,8 @@
 //! The bundle is readable by the tools users already have: numpy loads every array with the right
 //! shape, and Python's lightgbm loads the ranker and predicts what recserve's native scorer does on
-//! real feature rows (within 1e-6). Needs RECSERVE_PYTHON (set by scripts/test.sh, which installs
-//! numpy and lightgbm from PyPI); without it the test says so and checks nothing.
+//! real feature rows (within 1e-6). The item-to-item neighbour arrays are checked too. Needs a
+//! Python with numpy and lightgbm: RECSERVE_PYTHON, or the venv scripts/test.sh installs; without
+//! one the test fails (it never passes because a tool is missing).
 
 use ndarray::{Array1, Array2};
 use ndarray_npy::WriteNpyExt;
@@ -15,12 +16,14 @@ use std::sync::Arc;
 
 #[test]
 fn numpy_and_lightgbm_read_the_bundle_and_agree_with_recserve() {
-    let Ok(python) = std::env::var("RECSERVE_PYTHON") else {
-        eprintln!(
-            "RECSERVE_PYTHON is not set: run through scripts/test.sh to check Python interop"
-        );
-        return;
-    };
+    let python = std::env::var("RECSERVE_PYTHON").ok().unwrap_or_else(|| {
+        let home = std::env::var("HOME").unwrap_or_default();
+        format!("{home}/.cache/recserve/tools/venv/bin/python")
+    });
+    assert!(
+        std::path::Path::new(&python).exists(),
+        "no Python at {python}: run scripts/test.sh (it installs numpy and lightgbm) or set RECSERVE_PYTHON"
+    );
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let bundle = root.join("models/demo");
     let cfg = Config::load_with_env(None, Vec::new()).unwrap();
@@ -31,6 +34,10 @@ fn numpy_and_lightgbm_read_the_bundle_and_agree_with_recserve() {
         .as_ref()
         .expect("the demo bundle has a ranker");
     let m = &engine.model;
+    assert!(
+        m.item2item_k > 0 && bundle.join("item2item_ids.npy").exists(),
+        "the demo bundle has an item-to-item model"
+    );
 
     // Real candidate rows (NaNs included) from a few users' stage-1 candidates.
     let mut rows: Vec<f32> = Vec::new();
@@ -80,4 +87,8 @@ fn numpy_and_lightgbm_read_the_bundle_and_agree_with_recserve() {
     );
     assert!(out.status.success(), "{text}");
     assert!(text.contains(&format!("{n} predictions match")), "{text}");
+    assert!(
+        text.contains("OK: 8 arrays"),
+        "item2item arrays checked: {text}"
+    );
 }

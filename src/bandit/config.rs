@@ -25,6 +25,8 @@ pub struct BlendWeights {
     pub session: f32,
     #[serde(default)]
     pub popular: f32,
+    #[serde(default)]
+    pub item2item: f32,
 }
 
 impl Default for BlendWeights {
@@ -34,19 +36,46 @@ impl Default for BlendWeights {
             content: 0.25,
             session: 0.25,
             popular: 0.25,
+            item2item: 0.25,
         }
     }
 }
 
 impl BlendWeights {
     /// `(source name, weight)` pairs in a fixed order; the names match the candidate sources.
-    pub fn named(&self) -> [(&'static str, f32); 4] {
+    pub fn named(&self) -> [(&'static str, f32); 5] {
         [
             ("cf", self.cf),
             ("content", self.content),
             ("session", self.session),
             ("popular", self.popular),
+            ("item2item", self.item2item),
         ]
+    }
+
+    /// Weights by source name (unknown names are ignored, missing ones are 0).
+    pub fn from_named(map: &std::collections::BTreeMap<String, f32>) -> Self {
+        let get = |k: &str| map.get(k).copied().filter(|w| w.is_finite()).unwrap_or(0.0);
+        Self {
+            cf: get("cf"),
+            content: get("content"),
+            session: get("session"),
+            popular: get("popular"),
+            item2item: get("item2item"),
+        }
+    }
+
+    /// Weights by source name, for the bundle's manifest.
+    pub fn to_named(&self) -> std::collections::BTreeMap<String, f32> {
+        self.named()
+            .into_iter()
+            .map(|(k, w)| (k.to_string(), w))
+            .collect()
+    }
+
+    /// The weights in the candidate sources' column order (`retrieval::Source::ALL`).
+    pub fn as_array(&self) -> [f32; 5] {
+        self.named().map(|(_, w)| w)
     }
 }
 
@@ -199,6 +228,7 @@ impl Default for BanditConfig {
                 content,
                 session,
                 popular,
+                item2item: 0.0,
             },
         };
         let rewards = [
@@ -383,7 +413,8 @@ mod tests {
                 cf: 1.0,
                 content: 0.0,
                 session: 0.0,
-                popular: 0.0
+                popular: 0.0,
+                item2item: 0.0,
             }
         );
         let back: BanditConfig = toml::from_str(&toml::to_string(&cfg).unwrap()).unwrap();
@@ -474,6 +505,7 @@ mod tests {
                     content: 0.0,
                     session: 0.0,
                     popular: 0.0,
+                    item2item: 0.0,
                 }
             },
             ConfigError::ZeroWeights("cf_heavy".into()),

@@ -37,4 +37,29 @@ pub struct Manifest {
     /// Training metrics (factorization, ranker vs sources, timings), free-form but stable keys.
     #[serde(default)]
     pub training: serde_json::Value,
+    /// How training's validation says the stack should serve (absent in older bundles: the
+    /// ranker over every candidate, hand-set blend weights).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving_plan: Option<ServingPlan>,
+}
+
+/// The serving decisions training made on held-out users.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ServingPlan {
+    /// The learned first-phase blend, by source name: it orders every merged candidate, and the
+    /// ranker re-ranks its top `rerank_depth` (the cut the ranker was trained on).
+    pub first_phase_weights: std::collections::BTreeMap<String, f32>,
+    /// Whether the ranker was boosted from the first-phase score (LightGBM `init_score`), so
+    /// its output is a correction to add to that score.
+    #[serde(default)]
+    pub ranker_adds_first_phase: bool,
+    /// The first-phase cut the ranker was trained on; 0 = every candidate.
+    pub rerank_depth: usize,
+    /// Whether the ranker beat the learned blend and every single source on the report users.
+    pub ranker_gate_passed: bool,
+    /// Weights of the best validated alternative to the ranker (the learned blend, or one source
+    /// alone when it beat the blend): what the control treatment serves when the gate failed.
+    pub fallback_weights: std::collections::BTreeMap<String, f32>,
+    /// One line on the decision, with the numbers.
+    pub reason: String,
 }

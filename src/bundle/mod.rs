@@ -16,6 +16,9 @@
 //! user_history_items.npy      int32, user_history_ts.npy int64
 //! user_features.json item_features.json  feature vocabularies of the hybrid model
 //! user_feature_emb.npy item_feature_emb.npy  float32 [n_features, d_cf]  the hybrid model's feature embeddings
+//! item2item_ids.npy           int32 [n_items, K]   item-to-item neighbours of each item, best first, -1 = none (optional)
+//! item2item_weights.npy       float32 [n_items, K] their weights: a candidate's item2item score is the sum of
+//!                             the weights pointing to it from the user's history and session items
 //! ranker.txt                  LightGBM lambdarank model (text format), optional
 //! index/                      stored HNSW graphs (optional; built at load when absent)
 //! ```
@@ -26,7 +29,7 @@ mod npy;
 mod validate;
 mod write;
 
-pub use manifest::{DataSummary, FORMAT_VERSION, Manifest};
+pub use manifest::{DataSummary, FORMAT_VERSION, Manifest, ServingPlan};
 pub use model::{ItemStat, Model};
 pub use write::write_bundle;
 

@@ -57,6 +57,11 @@ pub struct Model {
     pub item_feature_names: Vec<String>,
     pub user_feature_emb: Vec<f32>,
     pub item_feature_emb: Vec<f32>,
+    /// Item-to-item neighbours: `n_items × item2item_k`, row i = the items that consuming i
+    /// points to, best first, padded with -1 (weight 0). `item2item_k == 0`: no such model.
+    pub item2item_k: usize,
+    pub item2item_ids: Vec<i32>,
+    pub item2item_weights: Vec<f32>,
     /// LightGBM text model, when the bundle has a ranker.
     pub ranker_text: Option<String>,
 }
@@ -83,6 +88,19 @@ impl Model {
     pub fn item_categories(&self, i: u32) -> &[u32] {
         &self.item_cat[self.item_cat_indptr[i as usize]..self.item_cat_indptr[i as usize + 1]]
     }
+    /// Item `i`'s item-to-item neighbours and their weights (empty without the model).
+    pub fn item2item(&self, i: u32) -> (&[i32], &[f32]) {
+        let k = self.item2item_k;
+        let (a, b) = (i as usize * k, (i as usize + 1) * k);
+        match (
+            self.item2item_ids.get(a..b),
+            self.item2item_weights.get(a..b),
+        ) {
+            (Some(ids), Some(w)) => (ids, w),
+            _ => (&[], &[]),
+        }
+    }
+
     /// A user's training history: (items, timestamps), oldest first.
     pub fn history(&self, u: u32) -> (&[u32], &[i64]) {
         let (a, b) = (

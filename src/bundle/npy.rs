@@ -39,6 +39,18 @@ pub fn read_f32_2d(path: &Path) -> Result<(usize, usize, Vec<f32>), BundleError>
     Ok((r, c, data))
 }
 
+/// Reads a 2-D int32 array; returns (rows, cols, data).
+pub fn read_i32_2d(path: &Path) -> Result<(usize, usize, Vec<i32>), BundleError> {
+    let a = Array2::<i32>::read_npy(open(path)?).map_err(|e| format_err(path, e))?;
+    let (r, c) = a.dim();
+    let data = if a.is_standard_layout() {
+        a.into_raw_vec_and_offset().0
+    } else {
+        a.iter().copied().collect()
+    };
+    Ok((r, c, data))
+}
+
 pub fn read_f32_1d(path: &Path) -> Result<Vec<f32>, BundleError> {
     let a = Array1::<f32>::read_npy(open(path)?).map_err(|e| format_err(path, e))?;
     Ok(a.to_vec())
@@ -68,6 +80,16 @@ pub fn write_f32_2d(
     rows: usize,
     cols: usize,
     data: &[f32],
+) -> Result<(), BundleError> {
+    let a = ndarray::ArrayView2::from_shape((rows, cols), data).map_err(|e| format_err(path, e))?;
+    a.write_npy(create(path)?).map_err(|e| format_err(path, e))
+}
+
+pub fn write_i32_2d(
+    path: &Path,
+    rows: usize,
+    cols: usize,
+    data: &[i32],
 ) -> Result<(), BundleError> {
     let a = ndarray::ArrayView2::from_shape((rows, cols), data).map_err(|e| format_err(path, e))?;
     a.write_npy(create(path)?).map_err(|e| format_err(path, e))

@@ -214,6 +214,25 @@ impl Model {
             cf_dim,
         )?;
 
+        // Optional: bundles without an item-to-item model have neither file.
+        let (item2item_k, item2item_ids, item2item_weights) =
+            match npy::read_i32_2d(&p("item2item_ids.npy")) {
+                Err(BundleError::Missing { .. }) => (0, Vec::new(), Vec::new()),
+                Err(e) => return Err(e),
+                Ok((r, k, ids)) => {
+                    check_shape("item2item_ids.npy", r, k, ni, k)?;
+                    if let Some(bad) = ids.iter().find(|&&j| j < -1 || j >= ni as i32) {
+                        return Err(invalid(format!(
+                            "item2item_ids.npy holds {bad}, not an item id or -1"
+                        )));
+                    }
+                    let (r, c, w) = npy::read_f32_2d(&p("item2item_weights.npy"))?;
+                    check_shape("item2item_weights.npy", r, c, ni, k)?;
+                    check_finite("item2item_weights.npy", &w)?;
+                    (k, ids, w)
+                }
+            };
+
         let ranker_text = if manifest.has_ranker {
             let text = read_text(&p("ranker.txt"))?;
             if let Some(names) = ranker_feature_names(&text)
@@ -256,6 +275,9 @@ impl Model {
             item_feature_names,
             user_feature_emb,
             item_feature_emb,
+            item2item_k,
+            item2item_ids,
+            item2item_weights,
             ranker_text,
         };
         model.derive_indexes();

@@ -102,6 +102,16 @@ fn write_files(m: &Model, dir: &Path) -> Result<(), BundleError> {
         d,
         &m.item_feature_emb,
     )?;
+    if m.item2item_k > 0 {
+        let k = m.item2item_k;
+        npy::write_i32_2d(&p("item2item_ids.npy"), m.n_items(), k, &m.item2item_ids)?;
+        npy::write_f32_2d(
+            &p("item2item_weights.npy"),
+            m.n_items(),
+            k,
+            &m.item2item_weights,
+        )?;
+    }
     if let Some(text) = &m.ranker_text {
         std::fs::write(p("ranker.txt"), text).map_err(io_err(&p("ranker.txt")))?;
     }

@@ -2,8 +2,9 @@
 //! pipeline in-process (the server's code path) for every test user under each ablation row, and
 //! measure sources' recall@K, slices, and per-stage latency next to quality.
 
-use super::metrics::{CatalogueStats, MetricAccumulator, RecallCurve, UserRanking};
-use super::report::{AblationRow, EvalReport, FULL_ROW, SourceRecall, StageLatency};
+use super::bootstrap::{BOOTSTRAP_RESAMPLES, paired_bootstrap_ci};
+use super::metrics::{CatalogueStats, MetricAccumulator, RecallCurve, UserRanking, rank_metrics};
+use super::report::{AblationRow, EvalReport, FULL_ROW, ONLY_PREFIX, SourceRecall, StageLatency};
 use crate::bandit::BlendWeights;
 use crate::data::dataset::Interaction;
 use crate::pipeline::{Deadline, Engine, Query, SourceCounts, Treatment};
@@ -18,18 +19,19 @@ pub const COLD_USER_MAX: usize = 5;
 /// Cutoffs of the recall curves.
 pub const RECALL_CUTOFFS: [usize; 6] = [10, 20, 50, 100, 150, 200];
 
-/// The ablation rows: (name, treatment).
+/// Candidates a single-source baseline row asks its source for, at least.
+pub const SINGLE_SOURCE_MIN_COUNT: usize = 200;
+
+/// The ablation rows: (name, treatment), in report order: [`FULL_ROW`]; the single-source baselines
+/// `only_<source>` in [`Source::ALL`] order; `without_ranker` (the blend of every source);
+/// `popularity_only`; then the ablations `without_<source>`.
 pub fn ablation_rows(base: &Treatment) -> Vec<(String, Treatment)> {
     let mut rows = vec![(FULL_ROW.to_string(), base.clone())];
     for s in Source::ALL {
-        let mut t = base.clone();
-        match s {
-            Source::Cf => t.counts.cf = 0,
-            Source::Content => t.counts.content = 0,
-            Source::Session => t.counts.session = 0,
-            Source::Popular => t.counts.popular = 0,
-        }
-        rows.push((format!("without_{}", s.as_str()), t));
+        rows.push((
+            format!("{ONLY_PREFIX}{}", s.as_str()),
+            single_source(base, s),
+        ));
     }
     rows.push((
         "without_ranker".into(),
@@ -38,25 +40,90 @@ pub fn ablation_rows(base: &Treatment) -> Vec<(String, Treatment)> {
             ..base.clone()
         },
     ));
+    // The historical name of the popularity baseline; the same treatment as `only_popular`, kept so
+    // reports and checks that look it up by name keep working.
     rows.push((
         "popularity_only".into(),
-        Treatment {
-            counts: SourceCounts {
-                cf: 0,
-                content: 0,
-                session: 0,
-                popular: base.counts.popular.max(200),
-            },
-            weights: BlendWeights {
-                cf: 0.0,
-                content: 0.0,
-                session: 0.0,
-                popular: 1.0,
-            },
-            use_ranker: false,
-        },
+        single_source(base, Source::Popular),
     ));
+    for s in Source::ALL {
+        let mut t = base.clone();
+        *count_mut(&mut t.counts, s) = 0;
+        rows.push((format!("without_{}", s.as_str()), t));
+    }
     rows
+}
+
+/// One source alone: its count `max(base, SINGLE_SOURCE_MIN_COUNT)`, every other count 0, no ranker,
+/// blend weight 1 on it and 0 elsewhere — the list is the source's own order (min-max
+/// normalisation keeps it), topped up from popularity by the pipeline like every list.
+fn single_source(base: &Treatment, s: Source) -> Treatment {
+    let mut counts = SourceCounts {
+        cf: 0,
+        content: 0,
+        session: 0,
+        popular: 0,
+        item2item: 0,
+    };
+    *count_mut(&mut counts, s) = base.counts.get(s).max(SINGLE_SOURCE_MIN_COUNT);
+    let mut weights = BlendWeights {
+        cf: 0.0,
+        content: 0.0,
+        session: 0.0,
+        popular: 0.0,
+        item2item: 0.0,
+    };
+    *match s {
+        Source::Cf => &mut weights.cf,
+        Source::Content => &mut weights.content,
+        Source::Session => &mut weights.session,
+        Source::Popular => &mut weights.popular,
+        Source::Item2Item => &mut weights.item2item,
+    } = 1.0;
+    Treatment {
+        counts,
+        weights: Some(weights),
+        use_ranker: false,
+    }
+}
+
+fn count_mut(c: &mut SourceCounts, s: Source) -> &mut usize {
+    match s {
+        Source::Cf => &mut c.cf,
+        Source::Content => &mut c.content,
+        Source::Session => &mut c.session,
+        Source::Popular => &mut c.popular,
+        Source::Item2Item => &mut c.item2item,
+    }
+}
+
+/// Seed of the NDCG bootstraps, derived from `EvalInput::seed` (mixed so that the resampling stream
+/// is not the stream that sampled the users). Every row uses the same seed, hence the same
+/// resampled user sets: the rows' intervals are comparable with each other.
+fn bootstrap_seed(seed: u64) -> u64 {
+    seed ^ 0x626f_6f74_7374_7270
+}
+
+/// Sets `ndcg_vs_full` of every row but the [`FULL_ROW`] (which keeps `None`): the paired bootstrap
+/// CI of `NDCG_full(u) − NDCG_row(u)`. `per_user[i]` holds row `i`'s per-user NDCG@K, every row in
+/// the same user order; users without a score in either row (no relevant item) are left out.
+fn attach_ndcg_ci(rows: &mut [AblationRow], per_user: &[Vec<Option<f64>>], seed: u64) {
+    let Some(fi) = rows.iter().position(|r| r.name == FULL_ROW) else {
+        return;
+    };
+    let full = &per_user[fi];
+    for (i, row) in rows.iter_mut().enumerate() {
+        if i == fi {
+            continue;
+        }
+        debug_assert_eq!(full.len(), per_user[i].len(), "rows scored different users");
+        let (a, b): (Vec<f64>, Vec<f64>) = full
+            .iter()
+            .zip(&per_user[i])
+            .filter_map(|(&a, &b)| Some((a?, b?)))
+            .unzip();
+        row.ndcg_vs_full = paired_bootstrap_ci(&a, &b, BOOTSTRAP_RESAMPLES, seed);
+    }
 }
 
 /// One user's evaluation: (user, recommended items, stage latencies in ms).
@@ -135,6 +202,8 @@ pub fn evaluate(
         })
         .collect();
     let mut out_rows = Vec::new();
+    // Per row, per user (in `users` order: `par_iter().collect()` keeps it), NDCG@K on "all".
+    let mut per_user_ndcg: Vec<Vec<Option<f64>>> = Vec::new();
     let mut latency: Vec<StageLatency> = Vec::new();
     for (name, t) in rows {
         pb.set_message(name.clone());
@@ -187,12 +256,21 @@ pub fn evaluate(
                 );
             }
         }
+        per_user_ndcg.push(
+            results
+                .iter()
+                .map(|(u, items, _)| {
+                    rank_metrics(&items[..items.len().min(k)], &relevant[u], k).map(|m| m.ndcg)
+                })
+                .collect(),
+        );
         let mut summaries = acc.summaries();
         let metrics = summaries.remove("all").ok_or("no users to evaluate")?;
         out_rows.push(AblationRow {
             name: name.clone(),
             metrics,
             slices: summaries,
+            ndcg_vs_full: None,
         });
         if name.as_str() == FULL_ROW {
             for (i, stage) in ["profile", "retrieval", "merge", "rank", "total"]
@@ -205,6 +283,8 @@ pub fn evaluate(
         }
     }
 
+    attach_ndcg_ci(&mut out_rows, &per_user_ndcg, bootstrap_seed(input.seed));
+
     // Component evaluation: recall@K of each source and of the merged candidate set.
     pb.set_message("source recall");
     let counts = SourceCounts {
@@ -212,6 +292,7 @@ pub fn evaluate(
         content: 200,
         session: 200,
         popular: 200,
+        item2item: 200,
     };
     let per_user: Vec<(u32, SourceLists)> = users
         .par_iter()
@@ -274,4 +355,116 @@ pub fn evaluate(
         latency,
         k,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::metrics::MetricSummary;
+
+    // Cost: builds a dozen small structs; microseconds.
+    #[test]
+    fn ablation_rows_have_single_source_baselines_in_report_order() {
+        let mut base = Treatment::default();
+        base.counts.session = 0; // a source the base does not ask: its baseline still gets 200
+        base.counts.cf = 350; // a source asked for more than 200: its baseline keeps that
+        let rows = ablation_rows(&base);
+        let names: Vec<&str> = rows.iter().map(|(n, _)| n.as_str()).collect();
+        let mut want = vec![FULL_ROW.to_string()];
+        want.extend(Source::ALL.iter().map(|s| format!("only_{}", s.as_str())));
+        want.extend(["without_ranker".into(), "popularity_only".into()]);
+        want.extend(
+            Source::ALL
+                .iter()
+                .map(|s| format!("without_{}", s.as_str())),
+        );
+        assert_eq!(names, want);
+
+        for s in Source::ALL {
+            let (_, t) = rows
+                .iter()
+                .find(|(n, _)| *n == format!("only_{}", s.as_str()))
+                .unwrap();
+            assert!(!t.use_ranker, "only_{}: ranker must be off", s.as_str());
+            let nonzero: Vec<Source> = Source::ALL
+                .into_iter()
+                .filter(|&o| t.counts.get(o) > 0)
+                .collect();
+            assert_eq!(
+                nonzero,
+                vec![s],
+                "only_{}: counts {:?}",
+                s.as_str(),
+                t.counts
+            );
+            assert_eq!(t.counts.get(s), base.counts.get(s).max(200));
+            let w = t
+                .weights
+                .expect("explicit single-source weights")
+                .as_array();
+            for (i, o) in Source::ALL.into_iter().enumerate() {
+                assert_eq!(w[i], if o == s { 1.0 } else { 0.0 }, "only_{}", s.as_str());
+            }
+        }
+        assert_eq!(rows[0].1.counts, base.counts);
+        assert!(rows[0].1.use_ranker);
+        let blend = &rows.iter().find(|(n, _)| n == "without_ranker").unwrap().1;
+        assert!(!blend.use_ranker && blend.counts == base.counts && blend.weights.is_none());
+        let without_cf = &rows.iter().find(|(n, _)| n == "without_cf").unwrap().1;
+        assert_eq!(
+            (without_cf.counts.cf, without_cf.counts.content),
+            (0, base.counts.content)
+        );
+    }
+
+    fn row(name: &str) -> AblationRow {
+        AblationRow {
+            name: name.into(),
+            metrics: MetricSummary {
+                k: 10,
+                users: 0,
+                users_evaluated: 0,
+                users_without_relevant: 0,
+                users_short_list: 0,
+                users_with_duplicates: 0,
+                precision: 0.0,
+                recall: 0.0,
+                ndcg: 0.0,
+                map: 0.0,
+                hit_rate: 0.0,
+                coverage: 0.0,
+                novelty: 0.0,
+                serendipity: 0.0,
+                serendipity_users: 0,
+            },
+            slices: Default::default(),
+            ndcg_vs_full: None,
+        }
+    }
+
+    // Cost: 3 users × 1000 resamples, microseconds.
+    #[test]
+    fn ndcg_ci_is_full_minus_row_paired_by_user_and_absent_for_full() {
+        let mut rows = vec![row("only_cf"), row(FULL_ROW), row("same")];
+        let full = vec![Some(0.5), Some(1.0), None, Some(0.25)];
+        // The user without a score (index 2) is dropped from every pair.
+        let per_user = vec![
+            vec![Some(0.25), Some(0.75), Some(1.0), Some(0.0)],
+            full.clone(),
+            full,
+        ];
+        attach_ndcg_ci(&mut rows, &per_user, 5);
+        assert_eq!(rows[1].ndcg_vs_full, None);
+        let ci = rows[0].ndcg_vs_full.unwrap();
+        assert_eq!(
+            (ci.mean, ci.lo, ci.hi, ci.resamples),
+            (0.25, 0.25, 0.25, 1000)
+        );
+        let same = rows[2].ndcg_vs_full.unwrap();
+        assert_eq!((same.mean, same.lo, same.hi), (0.0, 0.0, 0.0));
+        // Without a full row nothing is compared.
+        let mut rows = vec![row("a")];
+        attach_ndcg_ci(&mut rows, &[vec![Some(1.0)]], 5);
+        assert_eq!(rows[0].ndcg_vs_full, None);
+    }
 }

@@ -2,8 +2,11 @@
 //! runner over the real in-process pipeline, and the Markdown/JSON/SVG report.
 
 pub mod ablation;
+
 pub mod charts;
 pub mod cli;
 pub mod metrics;
 pub mod report;
 pub mod split;
+/// The paired bootstrap lives with the list-quality measures (training's gate uses it too).
+pub use crate::ranking::bootstrap;

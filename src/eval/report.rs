@@ -8,11 +8,15 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::bootstrap::DiffCi;
 use super::charts::{BarChart, BarSeries, LineChart, LineSeries, Scale, bar_chart, line_chart};
 use super::metrics::{MetricSummary, RecallCurve};
 
 /// Name of the ablation row every other row is compared with.
 pub const FULL_ROW: &str = "full";
+
+/// Name prefix of the single-source baseline rows (`only_cf`, `only_content`, …).
+pub const ONLY_PREFIX: &str = "only_";
 
 /// Everything `recserve evaluate` reports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,6 +42,11 @@ pub struct AblationRow {
     pub metrics: MetricSummary,
     /// Per user slice ("cold_users", "cold_items", …).
     pub slices: BTreeMap<String, MetricSummary>,
+    /// Paired per-user bootstrap 95% CI of `NDCG@K(full) − NDCG@K(this row)` on all users
+    /// (positive: the full pipeline is better). `None` for the full row itself, and absent from
+    /// reports written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ndcg_vs_full: Option<DiffCi>,
 }
 
 /// Mean recall of one candidate source's top-K candidates, per K.
@@ -127,6 +136,25 @@ fn num(v: f64) -> String {
     format!("{v:.4}")
 }
 
+/// A signed difference, `+0.0123` (a zero difference prints as `+0.0000`, never `-0.0000`).
+fn signed(v: f64) -> String {
+    format!("{:+.4}", if v == 0.0 { 0.0 } else { v })
+}
+
+/// `+0.0123 [+0.0081, +0.0170]`.
+fn ci_text(ci: &DiffCi) -> String {
+    format!("{} [{}, {}]", signed(ci.mean), signed(ci.lo), signed(ci.hi))
+}
+
+/// The "Δ NDCG vs full" cell of one row.
+fn ci_cell(row: &AblationRow) -> String {
+    match &row.ndcg_vs_full {
+        Some(ci) => ci_text(ci),
+        None if row.name == FULL_ROW => "(reference)".into(),
+        None => "n/a".into(),
+    }
+}
+
 /// Accuracy columns of one summary; "n/a" when no user had a relevant item.
 fn accuracy_cells(m: &MetricSummary) -> [String; 5] {
     if m.users_evaluated == 0 {
@@ -160,9 +188,9 @@ pub fn render_markdown(r: &EvalReport) -> String {
     );
     let _ = writeln!(
         md,
-        "| variant | NDCG@{k} | Recall@{k} | Precision@{k} | MAP@{k} | HitRate@{k} | Coverage | Novelty (bits) | Serendipity@{k} | users evaluated | users without relevant |"
+        "| variant | NDCG@{k} | Recall@{k} | Precision@{k} | MAP@{k} | HitRate@{k} | Coverage | Novelty (bits) | Serendipity@{k} | users evaluated | users without relevant | Δ NDCG vs full (95% CI) |"
     );
-    md.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for row in &r.rows {
         let m = &row.metrics;
         let [ndcg, recall, precision, map, hit] = accuracy_cells(m);
@@ -173,15 +201,19 @@ pub fn render_markdown(r: &EvalReport) -> String {
         };
         let _ = writeln!(
             md,
-            "| {} | {ndcg} | {recall} | {precision} | {map} | {hit} | {} | {:.2} | {serendipity} | {} | {} |",
+            "| {} | {ndcg} | {recall} | {precision} | {map} | {hit} | {} | {:.2} | {serendipity} | {} | {} | {} |",
             cell(&row.name),
             num(m.coverage),
             m.novelty,
             m.users_evaluated,
-            m.users_without_relevant
+            m.users_without_relevant,
+            ci_cell(row)
         );
     }
-    md.push('\n');
+    md.push_str(
+        "\nΔ NDCG vs full = NDCG(full) − NDCG(variant), positive when the full pipeline is better; \
+the interval is a paired per-user bootstrap 95% CI (users resampled with replacement).\n\n",
+    );
     ablation_sentences(&mut md, r);
     slices_table(&mut md, r);
     source_recall_table(&mut md, r);
@@ -204,10 +236,18 @@ fn ablation_sentences(md: &mut String, r: &EvalReport) {
     for row in r.rows.iter().filter(|row| row.name != FULL_ROW) {
         let v = row.metrics.ndcg;
         let sentence = match ablated_component(&row.name) {
-            Some(c) => format!(
-                "Without {c}: NDCG@{k} = {v:.3} ({c} contributes {:+.3})",
-                full.metrics.ndcg - v
-            ),
+            Some(c) => match &row.ndcg_vs_full {
+                Some(ci) => format!(
+                    "Without {c}: NDCG@{k} = {v:.3} ({c} contributes {:+.3}, 95% CI [{}, {}])",
+                    full.metrics.ndcg - v,
+                    signed(ci.lo),
+                    signed(ci.hi)
+                ),
+                None => format!(
+                    "Without {c}: NDCG@{k} = {v:.3} ({c} contributes {:+.3})",
+                    full.metrics.ndcg - v
+                ),
+            },
             None => format!(
                 "Variant {}: NDCG@{k} = {v:.3} ({:+.3} vs full)",
                 row.name,
@@ -217,6 +257,56 @@ fn ablation_sentences(md: &mut String, r: &EvalReport) {
         let _ = writeln!(md, "- {}.", cell(&sentence));
     }
     md.push('\n');
+    best_baseline_sentence(md, r, full);
+}
+
+/// Whether the full pipeline beats the best single-source baseline (highest NDCG among the
+/// `only_*` rows), judged by its CI: above zero, below zero, or straddling it.
+fn best_baseline_sentence(md: &mut String, r: &EvalReport, full: &AblationRow) {
+    let k = r.k;
+    let Some(best) = r
+        .rows
+        .iter()
+        .filter(|row| row.name.starts_with(ONLY_PREFIX))
+        .reduce(|a, b| {
+            if b.metrics.ndcg > a.metrics.ndcg {
+                b
+            } else {
+                a
+            }
+        })
+    else {
+        return;
+    };
+    let name = cell(&best.name);
+    let source = cell(&best.name[ONLY_PREFIX.len()..]);
+    let head = format!(
+        "Best single-source baseline: `{name}` ({source} alone, no ranker), NDCG@{k} = {:.4} vs {:.4} for the full pipeline.",
+        best.metrics.ndcg, full.metrics.ndcg
+    );
+    let verdict = match &best.ndcg_vs_full {
+        None => format!(
+            "No confidence interval was computed, so the difference ({}) is untested.",
+            signed(full.metrics.ndcg - best.metrics.ndcg)
+        ),
+        Some(ci) => {
+            let how = if ci.above_zero() {
+                "The full pipeline beats it: the 95% CI of the difference lies above zero"
+            } else if ci.below_zero() {
+                "The full pipeline does not beat it; the baseline is better: the 95% CI of the \
+difference lies below zero"
+            } else {
+                "The full pipeline does not clearly beat it: the 95% CI of the difference includes zero"
+            };
+            format!(
+                "{how} (Δ NDCG@{k} = {}; paired bootstrap over {} users, {} resamples).",
+                ci_text(ci),
+                full.metrics.users_evaluated,
+                ci.resamples
+            )
+        }
+    };
+    let _ = writeln!(md, "{head} {verdict}\n");
 }
 
 fn slices_table(md: &mut String, r: &EvalReport) {
@@ -434,16 +524,19 @@ mod tests {
                     name: "full".into(),
                     metrics: summary(0.168, 0.3, 900),
                     slices,
+                    ndcg_vs_full: None,
                 },
                 AblationRow {
                     name: "without_cf".into(),
                     metrics: summary(0.123, 0.2, 900),
                     slices: BTreeMap::new(),
+                    ndcg_vs_full: None,
                 },
                 AblationRow {
                     name: "popularity_only".into(),
                     metrics: summary(0.05, 0.1, 900),
                     slices: BTreeMap::new(),
+                    ndcg_vs_full: None,
                 },
             ],
             source_recall: vec![
@@ -505,6 +598,104 @@ mod tests {
         r.rows.remove(0);
         let md = render_markdown(&r);
         assert!(!md.contains("contributes") && md.contains("No row named `full`"));
+    }
+
+    fn ci(mean: f64, lo: f64, hi: f64) -> Option<DiffCi> {
+        Some(DiffCi {
+            mean,
+            lo,
+            hi,
+            resamples: 1000,
+        })
+    }
+
+    // Cost: renders three small reports; microseconds.
+    #[test]
+    fn markdown_shows_ndcg_ci_column_and_best_baseline_verdict() {
+        let mut r = report();
+        r.rows[1].ndcg_vs_full = ci(0.045, 0.0301, 0.0602);
+        r.rows.insert(
+            1,
+            AblationRow {
+                name: "only_cf".into(),
+                metrics: summary(0.155, 0.25, 900),
+                slices: BTreeMap::new(),
+                ndcg_vs_full: ci(0.0123, 0.0081, 0.017),
+            },
+        );
+        r.rows.insert(
+            2,
+            AblationRow {
+                name: "only_popular".into(),
+                metrics: summary(0.05, 0.1, 900),
+                slices: BTreeMap::new(),
+                ndcg_vs_full: ci(0.118, 0.1, 0.13),
+            },
+        );
+        let md = render_markdown(&r);
+        for want in [
+            "| users evaluated | users without relevant | Δ NDCG vs full (95% CI) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+            "| 900 | 1 | (reference) |",
+            "| only_cf | 0.1550 |",
+            "| 900 | 1 | +0.0123 [+0.0081, +0.0170] |",
+            // A row without an interval (the fixture's popularity_only).
+            "| 900 | 1 | n/a |",
+            "- Without cf: NDCG@10 = 0.123 (cf contributes +0.045, 95% CI [+0.0301, +0.0602]).",
+            "Best single-source baseline: `only_cf` (cf alone, no ranker), NDCG@10 = 0.1550 vs 0.1680",
+            "The full pipeline beats it: the 95% CI of the difference lies above zero \
+(Δ NDCG@10 = +0.0123 [+0.0081, +0.0170]; paired bootstrap over 900 users, 1000 resamples).",
+        ] {
+            assert!(md.contains(want), "missing {want:?} in\n{md}");
+        }
+        // Straddling zero, and below zero.
+        r.rows[1].ndcg_vs_full = ci(0.002, -0.001, 0.005);
+        let md = render_markdown(&r);
+        assert!(
+            md.contains("does not clearly beat it: the 95% CI of the difference includes zero")
+                && md.contains("+0.0020 [-0.0010, +0.0050]"),
+            "{md}"
+        );
+        r.rows[1].ndcg_vs_full = ci(-0.01, -0.02, -0.003);
+        let md = render_markdown(&r);
+        assert!(
+            md.contains("does not beat it; the baseline is better")
+                && md.contains("-0.0100 [-0.0200, -0.0030]"),
+            "{md}"
+        );
+        // A zero difference is "+0.0000", never "-0.0000".
+        assert_eq!(
+            (signed(-0.0), signed(0.0)),
+            ("+0.0000".into(), "+0.0000".into())
+        );
+        // No single-source rows, no verdict (the fixture report).
+        assert!(!render_markdown(&report()).contains("single-source"));
+    }
+
+    // Cost: a few small JSON round trips; microseconds.
+    #[test]
+    fn json_stays_backward_compatible() {
+        let r = report();
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(!json.contains("ndcg_vs_full"), "None must not be written");
+        // A report written before the field existed (no key at all) still parses.
+        let mut old: serde_json::Value = serde_json::from_str(&json).unwrap();
+        for row in old["rows"].as_array_mut().unwrap() {
+            assert!(
+                row.as_object_mut()
+                    .unwrap()
+                    .remove("ndcg_vs_full")
+                    .is_none()
+            );
+        }
+        assert_eq!(serde_json::from_value::<EvalReport>(old).unwrap(), r);
+        let mut with = r.clone();
+        with.rows[1].ndcg_vs_full = ci(0.01, 0.005, 0.02);
+        let json = serde_json::to_string(&with).unwrap();
+        assert!(
+            json.contains(r#""ndcg_vs_full":{"mean":0.01,"lo":0.005,"hi":0.02,"resamples":1000}"#)
+        );
+        assert_eq!(serde_json::from_str::<EvalReport>(&json).unwrap(), with);
     }
 
     #[test]

@@ -23,6 +23,10 @@ pub struct ServingConfig {
     pub ranker_backend: RankerBackend,
     /// Items of the user's history used for the content profile and the session source.
     pub profile_items: usize,
+    /// Multi-phase ranking: the learned first-phase blend orders every merged candidate and the
+    /// ranker re-ranks only its top `rerank_depth` (0 = every candidate). Training trains the
+    /// ranker on exactly this cut; serving a different depth is logged at load.
+    pub rerank_depth: usize,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, serde::Serialize)]
@@ -32,6 +36,12 @@ pub struct SourceBudgets {
     pub content: u64,
     pub session: u64,
     pub popular: u64,
+    #[serde(default = "default_source_budget_ms")]
+    pub item2item: u64,
+}
+
+fn default_source_budget_ms() -> u64 {
+    10
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +69,7 @@ impl ServingConfig {
             Source::Content => b.content,
             Source::Session => b.session,
             Source::Popular => b.popular,
+            Source::Item2Item => b.item2item,
         })
     }
 

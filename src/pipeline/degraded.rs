@@ -21,6 +21,9 @@ pub enum Degraded {
     RankerOverBudget,
     /// The ranker failed.
     RankerError,
+    /// Training found the ranker no better than the learned blend or a single source on
+    /// held-out users, so the best validated alternative serves instead.
+    RankerGated,
     /// The whole request overran its budget: answered from popularity.
     RequestOverBudget,
     /// The pipeline task died: answered from popularity.
@@ -34,9 +37,10 @@ impl Degraded {
             Degraded::SourceOverBudget(s) | Degraded::SourceError(s) => s.as_str(),
             Degraded::CategoryUnknown => "category",
             Degraded::NoCandidates => "retrieval",
-            Degraded::RankerUnavailable | Degraded::RankerOverBudget | Degraded::RankerError => {
-                "ranker"
-            }
+            Degraded::RankerUnavailable
+            | Degraded::RankerOverBudget
+            | Degraded::RankerError
+            | Degraded::RankerGated => "ranker",
             Degraded::RequestOverBudget => "request",
             Degraded::PipelineError => "pipeline",
         }
@@ -52,6 +56,7 @@ impl Degraded {
             Degraded::CategoryUnknown => "unknown",
             Degraded::NoCandidates => "no_candidates",
             Degraded::RankerUnavailable => "unavailable",
+            Degraded::RankerGated => "gated",
         }
     }
 
@@ -63,15 +68,18 @@ impl Degraded {
             Degraded::SourceOverBudget(Content) => "content:over_budget",
             Degraded::SourceOverBudget(Session) => "session:over_budget",
             Degraded::SourceOverBudget(Popular) => "popular:over_budget",
+            Degraded::SourceOverBudget(Item2Item) => "item2item:over_budget",
             Degraded::SourceError(Cf) => "cf:error",
             Degraded::SourceError(Content) => "content:error",
             Degraded::SourceError(Session) => "session:error",
             Degraded::SourceError(Popular) => "popular:error",
+            Degraded::SourceError(Item2Item) => "item2item:error",
             Degraded::CategoryUnknown => "category:unknown",
             Degraded::NoCandidates => "retrieval:no_candidates",
             Degraded::RankerUnavailable => "ranker:unavailable",
             Degraded::RankerOverBudget => "ranker:over_budget",
             Degraded::RankerError => "ranker:error",
+            Degraded::RankerGated => "ranker:gated",
             Degraded::RequestOverBudget => "request:over_budget",
             Degraded::PipelineError => "pipeline:error",
         }
@@ -85,15 +93,18 @@ impl Degraded {
             Degraded::SourceOverBudget(Content) => "content_over_budget",
             Degraded::SourceOverBudget(Session) => "session_over_budget",
             Degraded::SourceOverBudget(Popular) => "popular_over_budget",
+            Degraded::SourceOverBudget(Item2Item) => "item2item_over_budget",
             Degraded::SourceError(Cf) => "cf_error",
             Degraded::SourceError(Content) => "content_error",
             Degraded::SourceError(Session) => "session_error",
             Degraded::SourceError(Popular) => "popular_error",
+            Degraded::SourceError(Item2Item) => "item2item_error",
             Degraded::CategoryUnknown => "category_unknown",
             Degraded::NoCandidates => "retrieval_no_candidates",
             Degraded::RankerUnavailable => "ranker_unavailable",
             Degraded::RankerOverBudget => "ranker_over_budget",
             Degraded::RankerError => "ranker_error",
+            Degraded::RankerGated => "ranker_gated",
             Degraded::RequestOverBudget => "request_over_budget",
             Degraded::PipelineError => "pipeline_error",
         }
@@ -137,6 +148,7 @@ mod tests {
             Degraded::RankerUnavailable,
             Degraded::RankerOverBudget,
             Degraded::RankerError,
+            Degraded::RankerGated,
             Degraded::RequestOverBudget,
             Degraded::PipelineError,
         ]);

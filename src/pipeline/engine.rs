@@ -3,6 +3,7 @@
 //! beside it and swaps it whole.
 
 use super::{Query, ServingConfig, Treatment};
+use crate::bandit::BlendWeights;
 use crate::bundle::Model;
 use crate::ranking::Ranker;
 use crate::ranking::features::{FEATURE_NAMES, N_FEATURES};
@@ -38,7 +39,46 @@ pub struct Engine {
     pub ranker: Option<Ranker>,
     /// Why the bundle's ranker could not be loaded, when it could not.
     pub ranker_error: Option<String>,
+    /// What training decided about serving (from the manifest).
+    pub plan: Plan,
     pub cfg: ServingConfig,
+}
+
+/// The bundle's serving plan in typed form; bundles without one get the old behaviour (the
+/// ranker over every candidate, the default blend).
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Orders the merged candidates before the ranker's cut.
+    pub first_phase: BlendWeights,
+    /// The blend the control treatment serves without the ranker (gate failed, fallback).
+    pub fallback: BlendWeights,
+    /// The cut the ranker was trained on (0 = every candidate).
+    pub trained_depth: usize,
+    /// Whether the ranker earned its place on held-out users.
+    pub ranker_gate_passed: bool,
+    /// Whether the ranker's output is a correction to the first-phase score.
+    pub ranker_adds_first_phase: bool,
+}
+
+impl Plan {
+    fn from_model(model: &Model) -> Self {
+        match &model.manifest.serving_plan {
+            None => Plan {
+                first_phase: BlendWeights::default(),
+                fallback: BlendWeights::default(),
+                trained_depth: 0,
+                ranker_gate_passed: true,
+                ranker_adds_first_phase: false,
+            },
+            Some(p) => Plan {
+                first_phase: BlendWeights::from_named(&p.first_phase_weights),
+                fallback: BlendWeights::from_named(&p.fallback_weights),
+                trained_depth: p.rerank_depth,
+                ranker_gate_passed: p.ranker_gate_passed,
+                ranker_adds_first_phase: p.ranker_adds_first_phase,
+            },
+        }
+    }
 }
 
 impl Engine {
@@ -103,6 +143,19 @@ impl Engine {
             name: "content",
             source,
         })?;
+        let plan = Plan::from_model(&model);
+        if model.manifest.serving_plan.is_some() && plan.trained_depth != cfg.rerank_depth {
+            tracing::warn!(
+                trained = plan.trained_depth,
+                serving = cfg.rerank_depth,
+                "serving.rerank_depth differs from the cut the ranker was trained on"
+            );
+        }
+        if !plan.ranker_gate_passed {
+            tracing::warn!(
+                "training found the ranker no better than its alternatives; the control treatment serves the best validated blend"
+            );
+        }
         let (ranker, ranker_error) = match &model.ranker_text {
             None => (None, Some("bundle has no ranker".to_string())),
             Some(text) => match Ranker::load(text, cfg.ranker_backend, N_FEATURES) {
@@ -116,6 +169,7 @@ impl Engine {
             content_index,
             ranker,
             ranker_error,
+            plan,
             cfg,
         })
     }

@@ -4,7 +4,8 @@
 
 use super::{Deadline, Degraded, Engine, SourceCounts};
 use crate::retrieval::{
-    Catalog, Eligibility, N_SOURCES, Source, SourceList, UserProfile, cf, content, popular, session,
+    Catalog, Eligibility, N_SOURCES, Source, SourceList, UserProfile, cf, content, item2item,
+    popular, session,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +33,7 @@ pub fn run_source(
         Source::Content => content::candidates(catalog, profile, elig, k),
         Source::Session => session::candidates(catalog, profile, elig, k),
         Source::Popular => popular::candidates(catalog.model, profile, elig, k),
+        Source::Item2Item => item2item::candidates(catalog.model, profile, elig, k),
     }
 }
 

@@ -20,6 +20,6 @@ pub use chain::recommend_within;
 pub use config::{ServingConfig, SourceBudgets};
 pub use deadline::Deadline;
 pub use degraded::Degraded;
-pub use engine::{Engine, EngineError};
+pub use engine::{Engine, EngineError, Plan};
 pub use fanout::{Retrieved, run_source};
 pub use request::{Query, Recommendation, SourceCounts, StageTimings, Strategy, Treatment};

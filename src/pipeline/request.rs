@@ -17,6 +17,13 @@ pub struct SourceCounts {
     pub content: usize,
     pub session: usize,
     pub popular: usize,
+    /// Absent in older variant files: the default count.
+    #[serde(default = "default_item2item_count")]
+    pub item2item: usize,
+}
+
+fn default_item2item_count() -> usize {
+    SourceCounts::default().item2item
 }
 
 impl Default for SourceCounts {
@@ -26,6 +33,7 @@ impl Default for SourceCounts {
             content: 200,
             session: 100,
             popular: 50,
+            item2item: 200,
         }
     }
 }
@@ -34,9 +42,7 @@ impl SourceCounts {
     /// Scales each count by its source's weight relative to the largest weight, keeping at
     /// least a tenth of the base count for sources with any weight (the bandit's candidate mix).
     pub fn weighted(&self, w: &BlendWeights) -> SourceCounts {
-        let max = [w.cf, w.content, w.session, w.popular]
-            .into_iter()
-            .fold(0f32, f32::max);
+        let max = w.as_array().into_iter().fold(0f32, f32::max);
         let scale = |base: usize, weight: f32| {
             if max <= 0.0 || weight <= 0.0 {
                 return 0;
@@ -49,6 +55,7 @@ impl SourceCounts {
             content: scale(self.content, w.content),
             session: scale(self.session, w.session),
             popular: scale(self.popular, w.popular),
+            item2item: scale(self.item2item, w.item2item),
         }
     }
 
@@ -58,6 +65,7 @@ impl SourceCounts {
             Source::Content => self.content,
             Source::Session => self.session,
             Source::Popular => self.popular,
+            Source::Item2Item => self.item2item,
         }
     }
 }
@@ -67,7 +75,10 @@ impl SourceCounts {
 #[derive(Debug, Clone)]
 pub struct Treatment {
     pub counts: SourceCounts,
-    pub weights: BlendWeights,
+    /// Blend weights for the blend strategy; `None` = the bundle's learned weights (the best
+    /// validated alternative to the ranker). The ranker's first phase always uses the learned
+    /// first-phase weights, so an override never changes the cut the ranker was trained on.
+    pub weights: Option<BlendWeights>,
     pub use_ranker: bool,
 }
 
@@ -129,7 +140,7 @@ impl Default for Treatment {
     fn default() -> Self {
         Self {
             counts: SourceCounts::default(),
-            weights: BlendWeights::default(),
+            weights: None,
             use_ranker: true,
         }
     }
@@ -147,6 +158,7 @@ mod tests {
             content: 0.15,
             session: 0.0,
             popular: 0.3,
+            item2item: 0.0,
         };
         let c = base.weighted(&w);
         assert_eq!(c.cf, 200);

@@ -16,7 +16,7 @@ pub struct RecItem {
 
 /// Weighted blend of per-source min-max normalised scores (a missing source contributes 0).
 pub fn blend_scores(cands: &[Candidate], w: &BlendWeights) -> Vec<f64> {
-    let weights = [w.cf, w.content, w.session, w.popular];
+    let weights = w.as_array();
     let mut lo = [f32::INFINITY; N_SOURCES];
     let mut hi = [f32::NEG_INFINITY; N_SOURCES];
     for c in cands {
@@ -49,6 +49,29 @@ pub fn blend_scores(cands: &[Candidate], w: &BlendWeights) -> Vec<f64> {
 
 /// The `n` best candidates by score (ties by item id, for determinism).
 pub fn top_n(cands: &[Candidate], scores: &[f64], n: usize) -> Vec<RecItem> {
+    let key = |i: usize| {
+        if scores[i].is_nan() {
+            f64::NEG_INFINITY
+        } else {
+            scores[i]
+        }
+    };
+    top_indices(cands, scores, n)
+        .into_iter()
+        .map(|i| {
+            let c = &cands[i];
+            let sources = c.sources().fold(0u8, |acc, s| acc | (1 << s as u8));
+            RecItem {
+                item: c.item,
+                score: key(i) as f32,
+                sources,
+            }
+        })
+        .collect()
+}
+
+/// Indices of the `n` best candidates by score, best first (NaN last, ties by item id).
+pub fn top_indices(cands: &[Candidate], scores: &[f64], n: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..cands.len()).collect();
     let key = |i: usize| {
         if scores[i].is_nan() {
@@ -68,17 +91,6 @@ pub fn top_n(cands: &[Candidate], scores: &[f64], n: usize) -> Vec<RecItem> {
     }
     order.sort_unstable_by(cmp);
     order
-        .into_iter()
-        .map(|i| {
-            let c = &cands[i];
-            let sources = c.sources().fold(0u8, |acc, s| acc | (1 << s as u8));
-            RecItem {
-                item: c.item,
-                score: key(i) as f32,
-                sources,
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -95,14 +107,15 @@ mod tests {
     #[test]
     fn blend_normalises_per_source_and_weights() {
         let cands = [
-            cand(1, [1.0, f32::NAN, f32::NAN, 0.0]),
-            cand(2, [3.0, f32::NAN, f32::NAN, 10.0]),
+            cand(1, [1.0, f32::NAN, f32::NAN, 0.0, f32::NAN]),
+            cand(2, [3.0, f32::NAN, f32::NAN, 10.0, f32::NAN]),
         ];
         let w = BlendWeights {
             cf: 1.0,
             content: 0.0,
             session: 0.0,
             popular: 0.5,
+            item2item: 0.0,
         };
         let s = blend_scores(&cands, &w);
         assert!(

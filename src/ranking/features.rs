@@ -6,7 +6,7 @@ use crate::bundle::Model;
 use crate::retrieval::{Candidate, UserProfile};
 
 /// Ordered feature names; the manifest and the ranker file must list exactly these.
-pub const FEATURE_NAMES: [&str; 20] = [
+pub const FEATURE_NAMES: [&str; 22] = [
     "cf_score",
     "cf_rank",
     "content_score",
@@ -15,6 +15,8 @@ pub const FEATURE_NAMES: [&str; 20] = [
     "session_rank",
     "popular_score",
     "popular_rank",
+    "item2item_score",
+    "item2item_rank",
     "n_sources",
     "mf_dot",
     "content_sim_profile",
@@ -70,6 +72,8 @@ pub fn build_rows(model: &Model, profile: &UserProfile, cands: &[Candidate], out
             c.rank[2],
             c.score[3],
             c.rank[3],
+            c.score[4],
+            c.rank[4],
             n_sources,
             mf_dot,
             content_sim,

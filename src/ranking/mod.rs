@@ -3,12 +3,13 @@
 //! and a config switch away. Ranking reads retrieval's candidate types and never runs a source.
 
 pub mod blend;
+pub mod bootstrap;
 pub mod features;
 pub mod gbdt;
 pub mod lgbm;
 pub mod quality;
 
-pub use blend::{RecItem, blend_scores, top_n};
+pub use blend::{RecItem, blend_scores, top_indices, top_n};
 
 use crate::bundle::Model;
 use crate::retrieval::{Candidate, UserProfile};

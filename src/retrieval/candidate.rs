@@ -11,9 +11,10 @@ pub enum Source {
     Content = 1,
     Session = 2,
     Popular = 3,
+    Item2Item = 4,
 }
 
-pub const N_SOURCES: usize = 4;
+pub const N_SOURCES: usize = 5;
 
 impl Source {
     pub const ALL: [Source; N_SOURCES] = [
@@ -21,6 +22,7 @@ impl Source {
         Source::Content,
         Source::Session,
         Source::Popular,
+        Source::Item2Item,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -28,6 +30,7 @@ impl Source {
             Source::Content => "content",
             Source::Session => "session",
             Source::Popular => "popular",
+            Source::Item2Item => "item2item",
         }
     }
 }
@@ -104,6 +107,7 @@ mod tests {
             vec![(2, 0.7), (3, 0.1)],
             vec![],
             vec![(1, 0.3), (1, 0.2)],
+            vec![],
         ];
         let m = merge(&lists);
         assert_eq!(m.iter().map(|c| c.item).collect::<Vec<_>>(), vec![1, 2, 3]);
@@ -118,7 +122,7 @@ mod tests {
         /// Merging never loses or duplicates an item, whatever the lists hold.
         #[test]
         fn merge_is_a_deduplicated_union(lists in proptest::collection::vec(proptest::collection::vec((0u32..40, -1.0f32..1.0), 0..30), N_SOURCES)) {
-            let arr: [SourceList; N_SOURCES] = [lists[0].clone(), lists[1].clone(), lists[2].clone(), lists[3].clone()];
+            let arr: [SourceList; N_SOURCES] = std::array::from_fn(|s| lists[s].clone());
             let m = merge(&arr);
             let mut want: Vec<u32> = lists.iter().flatten().map(|x| x.0).collect();
             want.sort_unstable();

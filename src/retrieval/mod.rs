@@ -8,6 +8,7 @@ pub mod candidate;
 pub mod cf;
 pub mod content;
 pub mod index;
+pub mod item2item;
 pub mod popular;
 pub mod profile;
 pub mod session;

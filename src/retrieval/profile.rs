@@ -19,7 +19,13 @@ pub struct UserProfile {
     pub cat_share: FxHashMap<u32, f32>,
     /// L2-normalised mean content vector of the last profile items (empty when none).
     pub content_profile: Vec<f32>,
+    /// The item-to-item source's seeds: the last [`ITEM2ITEM_SEEDS`] distinct items of history,
+    /// online events and session together, most recent last.
+    pub seeds: Vec<u32>,
 }
+
+/// Items of history + session the item-to-item source sums neighbour weights over.
+pub const ITEM2ITEM_SEEDS: usize = 50;
 
 impl UserProfile {
     /// `extra` holds interactions recorded since training (online history), oldest first.
@@ -89,6 +95,18 @@ impl UserProfile {
         } else {
             content_profile.clear();
         }
+        let mut seeds: Vec<u32> = Vec::with_capacity(ITEM2ITEM_SEEDS);
+        if model.item2item_k > 0 {
+            for i in history_items().chain(request_recent.iter().copied()).rev() {
+                if seeds.len() == ITEM2ITEM_SEEDS {
+                    break;
+                }
+                if !seeds.contains(&i) {
+                    seeds.push(i);
+                }
+            }
+            seeds.reverse();
+        }
         Self {
             user,
             recent,
@@ -98,6 +116,7 @@ impl UserProfile {
             now,
             cat_share,
             content_profile,
+            seeds,
         }
     }
 }

@@ -79,7 +79,7 @@ pub async fn recommend(
         (Some(fb), true) => {
             let ts = p.ts.unwrap_or_else(crate::clock::now_unix);
             let pick = fb.choose_arm(known_len + online_idx.len(), p.device.as_deref(), ts);
-            treatment.weights = pick.weights;
+            treatment.weights = Some(pick.weights);
             if treatment.use_ranker {
                 // Where the ranker orders the list, the arm decides the candidate mix instead.
                 treatment.counts = treatment.counts.weighted(&pick.weights);

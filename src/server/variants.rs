@@ -12,8 +12,9 @@ pub struct Variant {
     pub name: String,
     #[serde(default)]
     pub counts: SourceCounts,
+    /// Blend weights for the blend strategy; absent = the bundle's learned weights.
     #[serde(default)]
-    pub weights: BlendWeights,
+    pub weights: Option<BlendWeights>,
     #[serde(default = "yes")]
     pub ranker: bool,
     /// When true the contextual bandit picks the blend weights per request.

@@ -6,6 +6,7 @@
 pub mod content;
 pub mod factorization;
 pub mod featurize;
+pub mod item2item;
 pub mod popularity;
 pub mod ranker;
 pub mod run;
@@ -32,6 +33,8 @@ pub enum TrainError {
     Bundle(#[from] crate::bundle::BundleError),
     #[error(transparent)]
     Engine(#[from] crate::pipeline::EngineError),
+    #[error(transparent)]
+    Item2Item(#[from] item2item::Item2ItemError),
     #[error("vector index: {0}")]
     Index(#[from] crate::retrieval::index::IndexError),
     #[error("training data: {0}")]
@@ -68,6 +71,9 @@ pub struct TrainConfig {
     pub popularity_half_life_days: f64,
     pub trend_days: f64,
     pub ranker: ranker::RankerConfig,
+    /// The item-to-item model (EASE / item-kNN); every key has a default.
+    #[serde(default)]
+    pub item2item: item2item::Item2ItemConfig,
     pub seed: u64,
 }
 
@@ -109,6 +115,8 @@ pub struct FitReport {
     pub best_epoch: usize,
     pub valid_metric: Option<f64>,
     pub seconds: f64,
+    /// How the item-to-item model was fitted (method, λ and its validation, timings).
+    pub item2item: item2item::Item2ItemReport,
 }
 
 /// Fits the stage-1 sources on `inter` (sorted by user, ts) and returns a servable model without a
@@ -139,6 +147,7 @@ pub fn fit_sources(
         valid_pairs.as_ref(),
         progress,
     )?;
+    let (neighbours, i2i_report) = item2item::fit(ds.n_items(), inter, &cfg.item2item)?;
     let user_cf = mf.user_vectors(&prep.user_matrix);
     let (item_cf, item_bias) = mf.item_vectors(&prep.item_matrix);
 
@@ -192,6 +201,7 @@ pub fn fit_sources(
         feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
         has_ranker: false,
         training: serde_json::Value::Null,
+        serving_plan: None,
     };
     let mut model = Model {
         manifest,
@@ -220,6 +230,9 @@ pub fn fit_sources(
         item_feature_names: prep.item_feature_names.clone(),
         user_feature_emb: mf.user_feature_emb.clone(),
         item_feature_emb: mf.item_feature_emb.clone(),
+        item2item_k: neighbours.k,
+        item2item_ids: neighbours.ids,
+        item2item_weights: neighbours.weights,
         ranker_text: None,
     };
     model.derive_indexes();
@@ -233,6 +246,7 @@ pub fn fit_sources(
             .map(|&(_, m)| f64::from(m))
             .fold(None, |a: Option<f64>, m| Some(a.map_or(m, |a| a.max(m)))),
         seconds: t.elapsed().as_secs_f64(),
+        item2item: i2i_report,
     };
     Ok((model, fit))
 }

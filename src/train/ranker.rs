@@ -6,10 +6,12 @@
 //! definition. Validation on held-out users compares the ranker with every single source.
 
 use super::Holdout;
+use crate::bandit::BlendWeights;
 use crate::data::dataset::Interaction;
 use crate::pipeline::{Deadline, Engine, Query, SourceCounts};
+use crate::ranking::bootstrap::{BOOTSTRAP_RESAMPLES, DiffCi, paired_bootstrap_ci};
 use crate::ranking::features::{N_FEATURES, build_rows};
-use crate::ranking::{blend_scores, top_n};
+use crate::ranking::{blend_scores, top_indices, top_n};
 use crate::retrieval::{Candidate, N_SOURCES, Source, UserProfile, merge};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use rayon::prelude::*;
@@ -81,6 +83,7 @@ pub fn holdout_split(
 }
 
 /// One user's candidate list with labels and feature rows.
+#[derive(Clone)]
 pub struct Group {
     pub user: u32,
     pub cands: Vec<Candidate>,
@@ -89,6 +92,9 @@ pub struct Group {
     pub labels: Vec<f32>,
     pub targets: FxHashSet<u32>,
     pub profile: UserProfile,
+    /// The first-phase (learned blend) score of each candidate, which the ranker boosts from;
+    /// empty until [`cut_group`] sets it.
+    pub base: Vec<f64>,
 }
 
 /// Runs the real stage-1 sources for each user with targets and labels the candidates.
@@ -133,15 +139,25 @@ pub fn build_groups(
                 labels,
                 targets: tset,
                 profile,
+                base: Vec::new(),
             })
         })
         .collect()
 }
 
 /// Flattens groups into LightGBM inputs; `max_group` > 0 keeps every positive plus sampled negatives.
-pub fn flatten(groups: &[&Group], max_group: usize, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<i32>) {
+/// LightGBM inputs: row-major features, labels, group sizes and each row's base score.
+pub struct Flat {
+    pub rows: Vec<f32>,
+    pub labels: Vec<f32>,
+    pub sizes: Vec<i32>,
+    pub base: Vec<f64>,
+}
+
+pub fn flatten(groups: &[&Group], max_group: usize, seed: u64) -> Flat {
     let mut rng = StdRng::seed_from_u64(seed);
-    let (mut rows, mut labels, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut rows, mut labels, mut sizes, mut base) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for g in groups {
         let n = g.labels.len();
         let mut keep: Vec<usize> = (0..n).collect();
@@ -160,46 +176,199 @@ pub fn flatten(groups: &[&Group], max_group: usize, seed: u64) -> (Vec<f32>, Vec
         for &i in &keep {
             rows.extend_from_slice(&g.rows[i * N_FEATURES..(i + 1) * N_FEATURES]);
             labels.push(g.labels[i]);
+            base.push(g.base.get(i).copied().unwrap_or(0.0));
         }
         sizes.push(keep.len() as i32);
     }
-    (rows, labels, sizes)
+    Flat {
+        rows,
+        labels,
+        sizes,
+        base,
+    }
 }
 
-/// NDCG@k of the ranker and of each single source (its own order) on `groups`, averaged over
-/// users with at least one target (targets outside the candidates count as misses).
+/// NDCG@k on the report users (never the ones that drove early stopping) of: the ranker over
+/// the first-phase cut (what serving does), the learned blend, the hand-set default blend, and
+/// each single source in its own order; averaged over users with at least one target (targets
+/// outside the candidates count as misses).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RankerEval {
     pub users: usize,
     pub ranker_ndcg: f64,
     pub source_ndcg: std::collections::BTreeMap<String, f64>,
+    /// The learned blend (the first phase and the fallback).
     pub blend_ndcg: f64,
+    /// The hand-set default blend, for comparison.
+    pub default_blend_ndcg: f64,
     pub best_source: String,
     pub best_source_ndcg: f64,
     pub candidate_recall: f64,
+    /// Share of the targets among the candidates that survive the first-phase cut.
+    pub cut_recall: f64,
+    /// Paired bootstrap 95% CI of `ranker − learned blend` on the report users.
+    pub ranker_vs_blend: Option<DiffCi>,
+    /// Paired bootstrap 95% CI of `ranker − best single source`.
+    pub ranker_vs_best_source: Option<DiffCi>,
+    /// Paired bootstrap 95% CI of `best single source − learned blend`.
+    pub best_source_vs_blend: Option<DiffCi>,
 }
 
+/// The learned blend: coordinate ascent on NDCG@k over a weight grid, starting from the
+/// hand-set default, a few passes over the sources. Returns the weights and their NDCG.
+pub fn fit_blend(groups: &[&Group], k: usize) -> (BlendWeights, f64) {
+    use crate::ranking::quality::ndcg_at_k;
+    // Each source's normalised score column, per group, computed once.
+    let columns: Vec<[Vec<f64>; N_SOURCES]> = groups
+        .par_iter()
+        .map(|g| std::array::from_fn(|s| blend_scores(&g.cands, &one_hot(Source::ALL[s]))))
+        .collect();
+    let ndcg = |w: &[f32; N_SOURCES]| -> f64 {
+        let sum: f64 = groups
+            .par_iter()
+            .zip(&columns)
+            .map(|(g, cols)| {
+                let scores: Vec<f64> = (0..g.cands.len())
+                    .map(|i| (0..N_SOURCES).map(|s| f64::from(w[s]) * cols[s][i]).sum())
+                    .collect();
+                let ranked: Vec<u32> = top_indices(&g.cands, &scores, k)
+                    .into_iter()
+                    .map(|i| g.cands[i].item)
+                    .collect();
+                ndcg_at_k(&ranked, &g.targets, k)
+            })
+            .sum();
+        sum / groups.len().max(1) as f64
+    };
+    const GRID: [f32; 8] = [0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0];
+    // Start from the best of the hand-set default and every single source (coordinate ascent
+    // finds a local optimum; a strong source alone is a start the default may not reach).
+    let starts = std::iter::once(BlendWeights::default().as_array())
+        .chain(Source::ALL.map(|s| one_hot(s).as_array()));
+    let (mut w, mut best) = starts
+        .map(|w| (w, ndcg(&w)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap_or((BlendWeights::default().as_array(), 0.0));
+    for _pass in 0..3 {
+        let mut improved = false;
+        for s in 0..N_SOURCES {
+            for &v in &GRID {
+                if v == w[s] {
+                    continue;
+                }
+                let mut trial = w;
+                trial[s] = v;
+                if trial.iter().all(|&x| x == 0.0) {
+                    continue;
+                }
+                let score = ndcg(&trial);
+                if score > best + 1e-9 {
+                    (best, w, improved) = (score, trial, true);
+                }
+            }
+        }
+        if !improved {
+            break;
+        }
+    }
+    (weights_from_array(w), best)
+}
+
+fn one_hot(s: Source) -> BlendWeights {
+    let mut w = [0f32; N_SOURCES];
+    w[s as usize] = 1.0;
+    weights_from_array(w)
+}
+
+fn weights_from_array(w: [f32; N_SOURCES]) -> BlendWeights {
+    BlendWeights {
+        cf: w[Source::Cf as usize],
+        content: w[Source::Content as usize],
+        session: w[Source::Session as usize],
+        popular: w[Source::Popular as usize],
+        item2item: w[Source::Item2Item as usize],
+    }
+}
+
+/// Weights that serve one source's own order (a one-hot blend).
+pub fn single_source_weights(name: &str) -> Option<BlendWeights> {
+    Source::ALL
+        .into_iter()
+        .find(|s| s.as_str() == name)
+        .map(one_hot)
+}
+
+/// The group restricted to the first phase's top `depth` candidates by `weights` (what the
+/// ranker sees at serving time); the source lists and targets stay whole, so misses count.
+pub fn cut_group(g: &Group, weights: &BlendWeights, depth: usize) -> Group {
+    let scores = blend_scores(&g.cands, weights);
+    if depth == 0 || g.cands.len() <= depth {
+        return Group {
+            base: scores,
+            ..g.clone()
+        };
+    }
+    let keep = top_indices(&g.cands, &scores, depth);
+    let mut rows = Vec::with_capacity(keep.len() * N_FEATURES);
+    for &i in &keep {
+        rows.extend_from_slice(&g.rows[i * N_FEATURES..(i + 1) * N_FEATURES]);
+    }
+    Group {
+        user: g.user,
+        cands: keep.iter().map(|&i| g.cands[i]).collect(),
+        lists: g.lists.clone(),
+        rows,
+        labels: keep.iter().map(|&i| g.labels[i]).collect(),
+        targets: g.targets.clone(),
+        profile: g.profile.clone(),
+        base: keep.iter().map(|&i| scores[i]).collect(),
+    }
+}
+
+/// `groups` are the report users' FULL candidate lists; the ranker is measured on their cut.
 pub fn evaluate(
     ranker: &crate::ranking::Ranker,
     groups: &[&Group],
     k: usize,
+    learned: &BlendWeights,
+    depth: usize,
 ) -> Result<RankerEval, crate::ranking::gbdt::RankerError> {
     use crate::ranking::quality::ndcg_at_k;
     let mut ranker_sum = 0.0;
     let mut blend_sum = 0.0;
+    let mut default_sum = 0.0;
     let mut src_sum = [0f64; N_SOURCES];
+    let (mut per_ranker, mut per_blend) = (Vec::new(), Vec::new());
+    let mut per_source: [Vec<f64>; N_SOURCES] = Default::default();
     let mut recall_sum = 0.0;
-    let weights = crate::bandit::BlendWeights::default();
+    let mut cut_recall_sum = 0.0;
+    let default_weights = BlendWeights::default();
     for g in groups {
-        let scores = ranker.score_batch(&g.rows, N_FEATURES)?;
-        let ranked: Vec<u32> = top_n(&g.cands, &scores, k).iter().map(|r| r.item).collect();
-        ranker_sum += ndcg_at_k(&ranked, &g.targets, k);
-        let blend = blend_scores(&g.cands, &weights);
+        let cut = cut_group(g, learned, depth);
+        let mut scores = ranker.score_batch(&cut.rows, N_FEATURES)?;
+        // The trees correct the first phase: serving adds their output to its score.
+        for (s, b) in scores.iter_mut().zip(&cut.base) {
+            *s += b;
+        }
+        let ranked: Vec<u32> = top_n(&cut.cands, &scores, k)
+            .iter()
+            .map(|r| r.item)
+            .collect();
+        per_ranker.push(ndcg_at_k(&ranked, &g.targets, k));
+        ranker_sum += per_ranker[per_ranker.len() - 1];
+        cut_recall_sum +=
+            cut.labels.iter().filter(|&&l| l > 0.0).count() as f64 / g.targets.len().max(1) as f64;
+        let blend = blend_scores(&g.cands, learned);
         let ranked: Vec<u32> = top_n(&g.cands, &blend, k).iter().map(|r| r.item).collect();
-        blend_sum += ndcg_at_k(&ranked, &g.targets, k);
-        for (sum, list) in src_sum.iter_mut().zip(&g.lists) {
+        per_blend.push(ndcg_at_k(&ranked, &g.targets, k));
+        blend_sum += per_blend[per_blend.len() - 1];
+        let blend = blend_scores(&g.cands, &default_weights);
+        let ranked: Vec<u32> = top_n(&g.cands, &blend, k).iter().map(|r| r.item).collect();
+        default_sum += ndcg_at_k(&ranked, &g.targets, k);
+        for ((sum, per), list) in src_sum.iter_mut().zip(&mut per_source).zip(&g.lists) {
             let list: Vec<u32> = list.iter().take(k).map(|&(i, _)| i).collect();
-            *sum += ndcg_at_k(&list, &g.targets, k);
+            per.push(ndcg_at_k(&list, &g.targets, k));
+            *sum += per[per.len() - 1];
         }
         recall_sum +=
             g.labels.iter().filter(|&&l| l > 0.0).count() as f64 / g.targets.len().max(1) as f64;
@@ -219,10 +388,23 @@ pub fn evaluate(
         ranker_ndcg: ranker_sum / n,
         source_ndcg,
         blend_ndcg: blend_sum / n,
+        default_blend_ndcg: default_sum / n,
+        cut_recall: cut_recall_sum / n,
+        ranker_vs_blend: paired_bootstrap_ci(&per_ranker, &per_blend, BOOTSTRAP_RESAMPLES, 7),
+        ranker_vs_best_source: best_per(&per_source)
+            .and_then(|b| paired_bootstrap_ci(&per_ranker, b, BOOTSTRAP_RESAMPLES, 7)),
+        best_source_vs_blend: best_per(&per_source)
+            .and_then(|b| paired_bootstrap_ci(b, &per_blend, BOOTSTRAP_RESAMPLES, 7)),
         best_source,
         best_source_ndcg,
         candidate_recall: recall_sum / n,
     })
+}
+
+/// The per-user scores of the source with the best mean.
+fn best_per(per_source: &[Vec<f64>; N_SOURCES]) -> Option<&Vec<f64>> {
+    let mean = |v: &Vec<f64>| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    per_source.iter().max_by(|a, b| mean(a).total_cmp(&mean(b)))
 }
 
 /// LightGBM parameters for lambdarank from the config.

@@ -129,6 +129,58 @@ pub fn train_dataset(
     })
 }
 
+/// The gate, decided on the report users with paired bootstrap 95% CIs. The alternative to the
+/// ranker is the learned blend, unless a single source beats the blend with the CI above zero
+/// (the blend contains that source, so it is preferred when the data cannot tell). The ranker is
+/// refused when it is significantly worse than that alternative (CI entirely below zero) or has
+/// no CI to judge by; a tie goes to the ranker, whose early-stopped trees are corrections that
+/// start from the blend's score. Refused: the alternative serves the control treatment.
+fn serving_plan(
+    eval: &ranker::RankerEval,
+    learned: &crate::bandit::BlendWeights,
+    depth: usize,
+) -> crate::bundle::ServingPlan {
+    let source_beats_blend = eval
+        .best_source_vs_blend
+        .as_ref()
+        .is_some_and(|c| c.above_zero());
+    let blend_wins = !source_beats_blend;
+    let (alt_name, alt_ndcg, alt_weights) = if blend_wins {
+        ("the learned blend".to_string(), eval.blend_ndcg, *learned)
+    } else {
+        (
+            format!("the {} source alone", eval.best_source),
+            eval.best_source_ndcg,
+            ranker::single_source_weights(&eval.best_source).unwrap_or(*learned),
+        )
+    };
+    let vs_alt = if blend_wins {
+        eval.ranker_vs_blend
+    } else {
+        eval.ranker_vs_best_source
+    };
+    let passed = vs_alt.is_some_and(|c| !c.below_zero());
+    let reason = if passed {
+        format!(
+            "the ranker (NDCG {:.4}) is not worse than its best alternative, {alt_name} ({alt_ndcg:.4}), on {} report users",
+            eval.ranker_ndcg, eval.users
+        )
+    } else {
+        format!(
+            "the ranker (NDCG {:.4}) is significantly worse than {alt_name} ({alt_ndcg:.4}) on {} report users: the control treatment serves {alt_name}",
+            eval.ranker_ndcg, eval.users
+        )
+    };
+    crate::bundle::ServingPlan {
+        ranker_adds_first_phase: true,
+        first_phase_weights: learned.to_named(),
+        rerank_depth: depth,
+        ranker_gate_passed: passed,
+        fallback_weights: alt_weights.to_named(),
+        reason,
+    }
+}
+
 /// What a training run produced, before anything is written.
 pub struct TrainedModel {
     /// The final model, refitted on all data, with its ranker.
@@ -216,23 +268,23 @@ pub fn train_model(
     users.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x5EED));
     users.truncate(rcfg.max_users);
     let groups = ranker::build_groups(&engine, &targets, &users, &rcfg.counts);
+    // Three disjoint sets of users: training (the learned blend and the ranker), early stopping,
+    // and report (the comparison and the gate; never seen by any fit).
     let n_valid = ((groups.len() as f64) * rcfg.valid_share).round() as usize;
+    let has_pos = |g: &&Group| g.labels.iter().any(|&l| l > 0.0);
     let (valid, train): (Vec<&Group>, Vec<&Group>) = {
         let (v, t) = groups.split_at(n_valid.min(groups.len()));
-        (
-            v.iter().collect(),
-            t.iter()
-                .filter(|g| g.labels.iter().any(|&l| l > 0.0))
-                .collect(),
-        )
+        (v.iter().collect(), t.iter().filter(has_pos).collect())
     };
+    let (es, report) = valid.split_at(valid.len() / 2);
     pb.finish_with_message(format!(
-        "candidate lists: {} train groups, {} validation users",
+        "candidate lists: {} train groups, {} early-stopping users, {} report users",
         train.len(),
-        valid.len()
+        es.len(),
+        report.len()
     ));
     phases.push(("candidate lists".into(), t.elapsed().as_secs_f64()));
-    if train.is_empty() || valid.is_empty() {
+    if train.is_empty() || es.is_empty() || report.is_empty() {
         return Err(TrainError::Invalid(format!(
             "too little data for the ranker: {} training groups with a positive, {} validation users",
             train.len(),
@@ -240,33 +292,52 @@ pub fn train_model(
         )));
     }
 
-    // 3. LightGBM lambdarank with early stopping on the held-out users.
+    // 3. The learned first-phase blend, then LightGBM lambdarank on exactly its cut, with
+    //    early stopping on the early-stopping users.
     let t = Instant::now();
-    let pb = spinner(opts.quiet, "training the LightGBM lambdarank ranker");
-    let (x, y, g) = ranker::flatten(&train, rcfg.max_group, seed);
-    let valid_pos: Vec<&Group> = valid
-        .iter()
-        .copied()
-        .filter(|g| g.labels.iter().any(|&l| l > 0.0))
-        .collect();
-    let (vx, vy, vg) = ranker::flatten(&valid_pos, 0, seed);
+    let pb = spinner(
+        opts.quiet,
+        "fitting the blend; training the LightGBM lambdarank ranker",
+    );
+    let (learned, learned_train_ndcg) = ranker::fit_blend(&train, rcfg.ndcg_at);
+    let depth = serving.rerank_depth;
+    let cut = |gs: &[&Group]| -> Vec<Group> {
+        gs.iter()
+            .map(|g| ranker::cut_group(g, &learned, depth))
+            .filter(|g| g.labels.iter().any(|&l| l > 0.0))
+            .collect()
+    };
+    let (train_cut, es_cut) = (cut(&train), cut(es));
+    let train_cut: Vec<&Group> = train_cut.iter().collect();
+    let es_cut: Vec<&Group> = es_cut.iter().collect();
+    if train_cut.is_empty() || es_cut.is_empty() {
+        return Err(TrainError::Invalid(
+            "no held-out item survives the first-phase cut: raise serving.rerank_depth".into(),
+        ));
+    }
+    let tr = ranker::flatten(&train_cut, rcfg.max_group, seed);
+    let va = ranker::flatten(&es_cut, 0, seed);
     let mut params = ranker::lgbm_params(&rcfg, seed);
     params["early_stopping_round"] = serde_json::json!(rcfg.early_stopping_rounds);
     let n_features = crate::ranking::features::N_FEATURES;
     let trained = crate::ranking::lgbm::train_lambdarank(
+        // Boosting starts from the first phase's score: the trees learn corrections to it, so
+        // early stopping at few trees means "the blend, barely changed", never worse.
         &LabeledRows {
-            features: &x,
+            features: &tr.rows,
             n_features,
-            labels: &y,
-            groups: Some(&g),
+            labels: &tr.labels,
+            groups: Some(&tr.sizes),
+            init_score: Some(&tr.base),
         },
         // `early_stopping_rounds = 0` keeps every iteration (no validation-driven cut); the
         // held-out users still measure the result below.
         Some(&LabeledRows {
-            features: &vx,
+            features: &va.rows,
             n_features,
-            labels: &vy,
-            groups: Some(&vg),
+            labels: &va.labels,
+            groups: Some(&va.sizes),
+            init_score: Some(&va.base),
         })
         .filter(|_| rcfg.early_stopping_rounds > 0),
         &params,
@@ -279,16 +350,23 @@ pub fn train_model(
         crate::ranking::RankerBackend::Native,
         crate::ranking::features::N_FEATURES,
     )?;
-    let eval = ranker::evaluate(&ranker, &valid, rcfg.ndcg_at)?;
+    let eval = ranker::evaluate(&ranker, report, rcfg.ndcg_at, &learned, depth)?;
     pb.finish_with_message(format!(
-        "ranker: {} trees; NDCG@{} ranker {:.4} vs best source {} {:.4} (blend {:.4})",
+        "ranker: {} trees; NDCG@{} on {} report users: ranker {:.4} vs best source {} {:.4}, learned blend {:.4}",
         best_iteration,
         rcfg.ndcg_at,
+        eval.users,
         eval.ranker_ndcg,
         eval.best_source,
         eval.best_source_ndcg,
         eval.blend_ndcg
     ));
+    let plan = serving_plan(&eval, &learned, depth);
+    if !plan.ranker_gate_passed {
+        // Loudly: shipping a second stage worse than its first is the failure to prevent.
+        eprintln!("WARNING: {}", plan.reason);
+        tracing::warn!(reason = %plan.reason, "ranker gate failed");
+    }
     phases.push(("ranker".into(), t.elapsed().as_secs_f64()));
     drop(engine);
 
@@ -319,6 +397,7 @@ pub fn train_model(
 
     model.ranker_text = Some(ranker_text);
     model.manifest.has_ranker = true;
+    model.manifest.serving_plan = Some(plan);
     model.manifest.training = serde_json::json!({
         "seed": seed,
         "ranker_holdout": rcfg.holdout,
@@ -326,9 +405,11 @@ pub fn train_model(
         "ranker": {
             "best_iteration": best_iteration,
             "validation": eval,
+            "learned_blend": { "weights": learned.to_named(), "train_ndcg": learned_train_ndcg },
+            "rerank_depth": depth,
             "config": rcfg,
             "train_groups": train.len(),
-            "train_rows": y.len(),
+            "train_rows": tr.labels.len(),
         },
         "phases_seconds": phases,
     });
@@ -338,4 +419,74 @@ pub fn train_model(
         best_iteration,
         factorization_valid_recall: fit_report.valid_metric,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn eval(ranker: f64, blend: f64, best: (&str, f64)) -> ranker::RankerEval {
+        let ci = |d: f64| crate::ranking::bootstrap::DiffCi {
+            mean: d,
+            lo: d - 0.005,
+            hi: d + 0.005,
+            resamples: 1000,
+        };
+        ranker::RankerEval {
+            users: 100,
+            ranker_ndcg: ranker,
+            source_ndcg: BTreeMap::from([(best.0.to_string(), best.1)]),
+            blend_ndcg: blend,
+            default_blend_ndcg: 0.0,
+            best_source: best.0.to_string(),
+            best_source_ndcg: best.1,
+            candidate_recall: 1.0,
+            cut_recall: 1.0,
+            ranker_vs_blend: Some(ci(ranker - blend)),
+            ranker_vs_best_source: Some(ci(ranker - best.1)),
+            best_source_vs_blend: Some(ci(best.1 - blend)),
+        }
+    }
+
+    #[test]
+    fn the_gate_serves_the_ranker_only_when_it_beats_every_alternative() {
+        let learned = crate::bandit::BlendWeights::default();
+        let p = serving_plan(&eval(0.30, 0.25, ("cf", 0.20)), &learned, 100);
+        assert!(p.ranker_gate_passed, "{}", p.reason);
+        assert_eq!(p.fallback_weights, learned.to_named());
+        assert_eq!(p.rerank_depth, 100);
+
+        // The ranker is significantly worse than the blend: the blend serves.
+        let p = serving_plan(&eval(0.24, 0.25, ("cf", 0.20)), &learned, 100);
+        assert!(
+            !p.ranker_gate_passed && p.reason.contains("learned blend"),
+            "{}",
+            p.reason
+        );
+        assert_eq!(p.fallback_weights, learned.to_named());
+
+        // A single source beats the blend significantly and the ranker: it serves alone.
+        let p = serving_plan(&eval(0.26, 0.25, ("item2item", 0.275)), &learned, 100);
+        assert!(
+            !p.ranker_gate_passed && p.reason.contains("item2item"),
+            "{}",
+            p.reason
+        );
+        let w = crate::bandit::BlendWeights::from_named(&p.fallback_weights);
+        assert_eq!((w.item2item, w.cf, w.content), (1.0, 0.0, 0.0));
+
+        // A source better than the blend by less than the noise: the blend is the alternative,
+        // and a ranker significantly worse than it is refused.
+        let p = serving_plan(&eval(0.24, 0.250, ("item2item", 0.253)), &learned, 100);
+        assert!(
+            !p.ranker_gate_passed && p.reason.contains("learned blend"),
+            "{}",
+            p.reason
+        );
+
+        // Within the noise of the alternative: the ranker serves (a tie goes to the ranker).
+        let p = serving_plan(&eval(0.248, 0.25, ("cf", 0.20)), &learned, 100);
+        assert!(p.ranker_gate_passed, "{}", p.reason);
+    }
 }

@@ -34,6 +34,7 @@ pub fn test_config(events_dir: &std::path::Path) -> Config {
         content: 2_000,
         session: 2_000,
         popular: 2_000,
+        item2item: 2_000,
     };
     cfg
 }

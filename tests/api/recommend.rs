@@ -216,6 +216,7 @@ async fn zero_budgets_fall_back_to_popularity_and_say_so() {
             content: 0,
             session: 0,
             popular: 0,
+            item2item: 0,
         };
     })
     .await;

@@ -19,6 +19,9 @@ pub struct LabeledRows<'a> {
     pub labels: &'a [f32],
     /// Sizes of consecutive query groups, summing to the number of rows (ranking objectives).
     pub groups: Option<&'a [i32]>,
+    /// A base score per row that boosting starts from (LightGBM's `init_score`): the trees learn
+    /// corrections to it, and the model's output must be added to it when predicting.
+    pub init_score: Option<&'a [f64]>,
 }
 
 fn invalid(reason: impl Into<String>) -> RankerError {
@@ -75,6 +78,14 @@ impl Dataset {
                 )));
             }
         }
+        if let Some(init) = rows.init_score
+            && (init.len() != n_rows || init.iter().any(|v| !v.is_finite()))
+        {
+            return Err(invalid(format!(
+                "init_score must hold one finite value per row ({} for {n_rows} rows)",
+                init.len()
+            )));
+        }
         let n_rows_i32 = to_i32(n_rows, "number of rows")?;
         let mut handle: sys::DatasetHandle = std::ptr::null_mut();
         // SAFETY: `features` holds n_rows × n_features f32 values (checked above) and LightGBM
@@ -106,6 +117,14 @@ impl Dataset {
                 groups.as_ptr().cast(),
                 len,
                 sys::C_API_DTYPE_INT32,
+            )?;
+        }
+        if let Some(init) = rows.init_score {
+            dataset.set_field(
+                c"init_score",
+                init.as_ptr().cast(),
+                n_rows_i32,
+                sys::C_API_DTYPE_FLOAT64,
             )?;
         }
         Ok(dataset)

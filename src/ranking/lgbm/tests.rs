@@ -121,6 +121,7 @@ fn check_native_matches_lightgbm(
         n_features: nf,
         labels: &labels,
         groups: (objective == Objective::Lambdarank).then_some(&groups[..]),
+        init_score: None,
     };
     let mut params = json!({
         "objective": match objective {
@@ -269,12 +270,14 @@ fn lambdarank_early_stopping_keeps_the_best_iteration() {
         n_features: 6,
         labels: &labels,
         groups: Some(&groups),
+        init_score: None,
     };
     let valid = LabeledRows {
         features: &vrows,
         n_features: 6,
         labels: &vlabels,
         groups: Some(&vgroups),
+        init_score: None,
     };
     let params = json!({"num_iterations": 300, "early_stopping_round": 5, "learning_rate": 0.3,
                         "num_leaves": 31, "min_data_in_leaf": 2, "seed": 3, "deterministic": true});
@@ -309,6 +312,7 @@ fn lambdarank_without_validation_keeps_every_iteration() {
         n_features: 6,
         labels: &labels,
         groups: Some(&groups),
+        init_score: None,
     };
     let TrainedModel {
         model_text: text,
@@ -330,6 +334,7 @@ fn training_input_errors() {
         n_features: 6,
         labels: &labels,
         groups: Some(&groups),
+        init_score: None,
     };
     let rank = |rows: LabeledRows<'_>, params: Value| train_lambdarank(&rows, None, &params, None);
     let invalid =
@@ -377,6 +382,7 @@ fn training_input_errors() {
         features: &rows[..30],
         labels: &labels[..10],
         groups: Some(&[10]),
+        init_score: None,
     };
     assert!(matches!(
         train_lambdarank(&ok, Some(&valid), &json!({}), None),
@@ -404,6 +410,7 @@ fn feature_names_are_stored_in_the_model() {
         n_features: 6,
         labels: &labels,
         groups: Some(&groups),
+        init_score: None,
     };
     let names = [
         "item_pop", "cf_score", "cf_rank", "age_days", "price", "ctr",
@@ -435,6 +442,7 @@ fn small_model() -> (String, Vec<f32>) {
         n_features: 6,
         labels: &labels,
         groups: Some(&groups),
+        init_score: None,
     };
     let text = train_lambdarank(&train_rows, None, &json!({"num_iterations": 20}), None)
         .unwrap()

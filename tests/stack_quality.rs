@@ -1,0 +1,141 @@
+//! What the ranking stack achieves on generated data, with real training and fixed seeds, judged by
+//! the paired per-user bootstrap 95% CI of `NDCG@10(full) − NDCG@10(baseline)`:
+//! - **global temporal split** (train on the past, test on the future), default and weak-features
+//!   regimes: the full pipeline beats every single source alone (cf, content, session, popular,
+//!   item2item) AND the learned blend, with the CI above zero;
+//! - **random per-user split**, both regimes: it beats cf, content, session and popularity with
+//!   the CI above zero. Here it does NOT yet beat item2item alone (measured: −0.008 NDCG, CI below
+//!   zero): the sources the ranker is trained on are fitted without the held-out interactions, so
+//!   item2item is weaker in training than in serving and the learned blend and the gate
+//!   under-weight it. The test prints the gap; the README's evaluation section reports it.
+//!
+//! Cost: four small training runs (1,500 users × 800 items × 40k rows), ~15–30 s each in the
+//! test profile, run in parallel by the test harness.
+
+use recserve::config::Config;
+use recserve::data::generate::{GenerateConfig, Regime, generate};
+use recserve::eval::ablation::{EvalInput, ablation_rows, evaluate};
+use recserve::eval::report::{EvalReport, FULL_ROW, ONLY_PREFIX};
+use recserve::eval::split::{SplitKind, split};
+use recserve::pipeline::{Engine, Treatment};
+use recserve::train::{Holdout, TrainOptions};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+fn run(regime: Regime, kind: SplitKind, seed: u64) -> EvalReport {
+    let dir = tempfile::tempdir().unwrap();
+    let gcfg = GenerateConfig {
+        users: 1500,
+        items: 800,
+        interactions: 40_000,
+        seed,
+        regime,
+        ..Default::default()
+    };
+    generate(&gcfg, dir.path()).unwrap();
+    let ds = recserve::data::load_dir(dir.path(), &Default::default()).unwrap();
+    let (train, test) = split(&ds.interactions, kind, 0.8, seed).unwrap();
+    let train_ds = ds.with_interactions(train.clone());
+    let mut cfg = Config::load_with_env(None, Vec::new()).unwrap();
+    cfg.train.factorization.components = 32;
+    cfg.train.factorization.max_epochs = 15;
+    // One SGD thread: Hogwild with several threads is not repeatable, and these tests must be.
+    cfg.train.factorization.threads = 1;
+    cfg.train.content_dim = 32;
+    cfg.train.ranker.max_users = 1200;
+    cfg.train.ranker.num_iterations = 150;
+    let holdout = match kind {
+        SplitKind::Temporal | SplitKind::LeaveLast => Holdout::Temporal,
+        _ => Holdout::Random,
+    };
+    let opts = TrainOptions {
+        data: dir.path().to_path_buf(),
+        out: dir.path().join("bundle"),
+        holdout: Some(holdout),
+        seed: Some(seed),
+        skip_bad_lines: false,
+        quiet: true,
+    };
+    let trained = recserve::train::run::train_model(
+        &train_ds,
+        &cfg.train,
+        &cfg.serving,
+        &cfg.index,
+        &opts,
+        &mut Vec::new(),
+    )
+    .unwrap();
+    let engine =
+        Arc::new(Engine::new(trained.model, cfg.serving.clone(), &cfg.index, None).unwrap());
+    let input = EvalInput {
+        engine,
+        train: &train,
+        test: &test,
+        k: 10,
+        max_users: 1000,
+        seed,
+        quiet: true,
+    };
+    let rows: Vec<(String, Treatment)> = ablation_rows(&Treatment::default())
+        .into_iter()
+        .filter(|(n, _)| n == FULL_ROW || n.starts_with(ONLY_PREFIX) || n == "without_ranker")
+        .collect();
+    evaluate(&input, &rows, BTreeMap::new()).unwrap()
+}
+
+/// Baselines the full pipeline must beat outright (the CI of the difference above zero) on every
+/// protocol; on the temporal split, every baseline.
+const MUST_BEAT: [&str; 4] = ["only_cf", "only_content", "only_session", "only_popular"];
+
+fn assert_full_beats(report: &EvalReport, what: &str, every_baseline: bool) {
+    let full = report.rows.iter().find(|r| r.name == FULL_ROW).unwrap();
+    let mut table = String::new();
+    for r in &report.rows {
+        table.push_str(&format!(
+            "{:<18} ndcg {:.4} ci {:?}\n",
+            r.name, r.metrics.ndcg, r.ndcg_vs_full
+        ));
+    }
+    eprintln!("{what}\n{table}");
+    assert_eq!(
+        report.rows.len(),
+        7,
+        "full, five single sources, the learned blend"
+    );
+    for r in report.rows.iter().filter(|r| r.name != FULL_ROW) {
+        let ci = r.ndcg_vs_full.as_ref().expect("a CI for every baseline");
+        if every_baseline || MUST_BEAT.contains(&r.name.as_str()) {
+            assert!(
+                ci.lo > 0.0,
+                "{what}: full ({:.4}) does not beat {} ({:.4}) with the CI above zero: {ci:?}\n{table}",
+                full.metrics.ndcg,
+                r.name,
+                r.metrics.ndcg
+            );
+        }
+    }
+}
+
+#[test]
+fn random_split_default_regime() {
+    let r = run(Regime::Default, SplitKind::RandomUser, 21);
+    assert_full_beats(&r, "random split, default regime", false);
+}
+
+#[test]
+fn temporal_split_default_regime() {
+    let r = run(Regime::Default, SplitKind::Temporal, 22);
+    assert_full_beats(&r, "temporal split, default regime", true);
+}
+
+#[test]
+fn random_split_weak_features_regime() {
+    let r = run(Regime::WeakFeatures, SplitKind::RandomUser, 23);
+    assert_full_beats(&r, "random split, weak-features regime", false);
+}
+
+#[test]
+fn temporal_split_weak_features_regime() {
+    let r = run(Regime::WeakFeatures, SplitKind::Temporal, 24);
+    assert_full_beats(&r, "temporal split, weak-features regime", true);
+}
