@@ -19,16 +19,10 @@ struct Trained {
     cold_items: Vec<u32>,
 }
 
+mod common;
+
 fn test_config() -> Config {
-    let mut cfg = Config::load_with_env(None, Vec::new()).unwrap();
-    cfg.train.factorization.components = 32;
-    cfg.train.factorization.max_epochs = 15;
-    // One SGD thread: Hogwild with several threads is not repeatable, and these tests must be.
-    cfg.train.factorization.threads = 1;
-    cfg.train.content_dim = 32;
-    cfg.train.ranker.max_users = 1200;
-    cfg.train.ranker.num_iterations = 150;
-    cfg
+    common::small_train_config()
 }
 
 /// Generates, splits (temporal) and trains once for all tests of this binary.

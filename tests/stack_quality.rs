@@ -12,7 +12,6 @@
 //! Cost: four small training runs (1,500 users × 800 items × 40k rows), ~15–30 s each in the
 //! test profile, run in parallel by the test harness.
 
-use recserve::config::Config;
 use recserve::data::generate::{GenerateConfig, Regime, generate};
 use recserve::eval::ablation::{EvalInput, ablation_rows, evaluate};
 use recserve::eval::report::{EvalReport, FULL_ROW, ONLY_PREFIX};
@@ -21,6 +20,8 @@ use recserve::pipeline::{Engine, Treatment};
 use recserve::train::{Holdout, TrainOptions};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+mod common;
 
 fn run(regime: Regime, kind: SplitKind, seed: u64) -> EvalReport {
     let dir = tempfile::tempdir().unwrap();
@@ -36,14 +37,7 @@ fn run(regime: Regime, kind: SplitKind, seed: u64) -> EvalReport {
     let ds = recserve::data::load_dir(dir.path(), &Default::default()).unwrap();
     let (train, test) = split(&ds.interactions, kind, 0.8, seed).unwrap();
     let train_ds = ds.with_interactions(train.clone());
-    let mut cfg = Config::load_with_env(None, Vec::new()).unwrap();
-    cfg.train.factorization.components = 32;
-    cfg.train.factorization.max_epochs = 15;
-    // One SGD thread: Hogwild with several threads is not repeatable, and these tests must be.
-    cfg.train.factorization.threads = 1;
-    cfg.train.content_dim = 32;
-    cfg.train.ranker.max_users = 1200;
-    cfg.train.ranker.num_iterations = 150;
+    let cfg = common::small_train_config();
     let holdout = match kind {
         SplitKind::Temporal | SplitKind::LeaveLast => Holdout::Temporal,
         _ => Holdout::Random,

@@ -27,9 +27,11 @@ fn format_err(path: &Path, e: impl std::fmt::Display) -> BundleError {
     }
 }
 
-/// Reads a 2-D float32 array; returns (rows, cols, data).
-pub fn read_f32_2d(path: &Path) -> Result<(usize, usize, Vec<f32>), BundleError> {
-    let a = Array2::<f32>::read_npy(open(path)?).map_err(|e| format_err(path, e))?;
+/// Reads a 2-D array of `T` in C order; returns (rows, cols, data).
+fn read_2d<T: ndarray_npy::ReadableElement + Copy>(
+    path: &Path,
+) -> Result<(usize, usize, Vec<T>), BundleError> {
+    let a = Array2::<T>::read_npy(open(path)?).map_err(|e| format_err(path, e))?;
     let (r, c) = a.dim();
     let data = if a.is_standard_layout() {
         a.into_raw_vec_and_offset().0
@@ -39,16 +41,14 @@ pub fn read_f32_2d(path: &Path) -> Result<(usize, usize, Vec<f32>), BundleError>
     Ok((r, c, data))
 }
 
+/// Reads a 2-D float32 array; returns (rows, cols, data).
+pub fn read_f32_2d(path: &Path) -> Result<(usize, usize, Vec<f32>), BundleError> {
+    read_2d(path)
+}
+
 /// Reads a 2-D int32 array; returns (rows, cols, data).
 pub fn read_i32_2d(path: &Path) -> Result<(usize, usize, Vec<i32>), BundleError> {
-    let a = Array2::<i32>::read_npy(open(path)?).map_err(|e| format_err(path, e))?;
-    let (r, c) = a.dim();
-    let data = if a.is_standard_layout() {
-        a.into_raw_vec_and_offset().0
-    } else {
-        a.iter().copied().collect()
-    };
-    Ok((r, c, data))
+    read_2d(path)
 }
 
 pub fn read_f32_1d(path: &Path) -> Result<Vec<f32>, BundleError> {
@@ -75,14 +75,24 @@ fn create(path: &Path) -> Result<BufWriter<File>, BundleError> {
         })
 }
 
+/// Writes a 2-D array of `T` in C order.
+fn write_2d<T: ndarray_npy::WritableElement>(
+    path: &Path,
+    rows: usize,
+    cols: usize,
+    data: &[T],
+) -> Result<(), BundleError> {
+    let a = ndarray::ArrayView2::from_shape((rows, cols), data).map_err(|e| format_err(path, e))?;
+    a.write_npy(create(path)?).map_err(|e| format_err(path, e))
+}
+
 pub fn write_f32_2d(
     path: &Path,
     rows: usize,
     cols: usize,
     data: &[f32],
 ) -> Result<(), BundleError> {
-    let a = ndarray::ArrayView2::from_shape((rows, cols), data).map_err(|e| format_err(path, e))?;
-    a.write_npy(create(path)?).map_err(|e| format_err(path, e))
+    write_2d(path, rows, cols, data)
 }
 
 pub fn write_i32_2d(
@@ -91,8 +101,7 @@ pub fn write_i32_2d(
     cols: usize,
     data: &[i32],
 ) -> Result<(), BundleError> {
-    let a = ndarray::ArrayView2::from_shape((rows, cols), data).map_err(|e| format_err(path, e))?;
-    a.write_npy(create(path)?).map_err(|e| format_err(path, e))
+    write_2d(path, rows, cols, data)
 }
 
 pub fn write_f32_1d(path: &Path, data: &[f32]) -> Result<(), BundleError> {

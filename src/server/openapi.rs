@@ -97,7 +97,7 @@ pub fn spec() -> Value {
                         "arm": { "type": "string", "description": "Bandit arm, when the variant uses the bandit" },
                         "items": { "type": "array", "items": { "type": "object", "required": ["item_id", "score", "sources"], "properties": {
                             "item_id": { "type": "string" }, "score": { "type": "number" },
-                            "sources": { "type": "array", "items": { "type": "string", "enum": ["cf", "content", "session", "popular"] } } } } }
+                            "sources": { "type": "array", "items": { "type": "string", "enum": ["cf", "content", "session", "popular", "item2item"] } } } } }
                     } },
                 "FeedbackEvent": { "type": "object", "required": ["request_id", "user_id", "item_id", "event"], "properties": {
                     "request_id": { "type": "string" }, "user_id": { "type": "string" }, "item_id": { "type": "string" },

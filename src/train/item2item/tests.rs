@@ -358,25 +358,25 @@ fn holdout_shift_gives_the_gram_of_the_remaining_pairs() {
 // Cost: < 1 ms.
 #[test]
 fn evaluate_ranks_reached_items_and_excludes_fit_items() {
-    // Item 0 → [2 (0.5), 1 (0.4), 3 (0.1)], item 1 → [3 (0.9)]; items 2, 3 have no neighbours.
+    // Item 0 → [2 (0.5), 1 (0.4), 3 (0.1)], item 1 → [3 (0.9), 0 (0.6)], items 2, 3 → none.
     let nb = Neighbours {
         k: 3,
-        ids: vec![2, 1, 3, 3, -1, -1, -1, -1, -1, -1, -1, -1],
-        weights: vec![0.5, 0.4, 0.1, 0.9, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        ids: vec![2, 1, 3, 3, 0, -1, -1, -1, -1, -1, -1, -1],
+        weights: vec![0.5, 0.4, 0.1, 0.9, 0.6, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
     };
-    // User 0 = {0, 1, 3} holding out 3: 3 scores 1.0, 2 scores 0.5 → rank 0.
-    // User 1 = {0, 2} holding out 2: 1 (0.4, reached, not fit) is below 2 (0.5) → rank 0; the
-    //   fit item 0 itself is never ranked.
-    // User 2 = {1, 2} holding out 2: only 3 is reached → miss.
-    // User 3 = {0, 3} holding out 3: 2 (0.5) and 1 (0.4) beat 3 (0.1) → rank 2.
-    let users = Csr::from_rows(&[vec![0, 1, 3], vec![0, 2], vec![1, 2], vec![0, 3]]);
+    // User 0 = {0, 1, 3} holding out 3: 3 scores 1.0, best of all → rank 0.
+    // User 1 = {0, 1, 2} holding out 2 (0.5): 3 (1.0) is above; the fit items 0 (0.6) and
+    //   1 (0.4) are reached but never ranked → rank 1.
+    // User 2 = {1, 2} holding out 2: only 3 and 0 are reached → miss.
+    // User 3 = {0, 3} holding out 3 (0.1): 2 (0.5) and 1 (0.4) are above → rank 2.
+    let users = Csr::from_rows(&[vec![0, 1, 3], vec![0, 1, 2], vec![1, 2], vec![0, 3]]);
     let holdouts = Holdouts {
         users: vec![0, 1, 2, 3],
         items: vec![3, 2, 2, 3],
     };
     let (recall, ndcg) = eval::evaluate(&nb, &users, &holdouts);
     assert!((recall - 0.75).abs() < 1e-12, "{recall}");
-    let want = (1.0 + 1.0 + 0.0 + 1.0 / 4f64.log2()) / 4.0;
+    let want = (1.0 + 1.0 / 3f64.log2() + 0.0 + 1.0 / 4f64.log2()) / 4.0;
     assert!((ndcg - want).abs() < 1e-12, "{ndcg} vs {want}");
 }
 
