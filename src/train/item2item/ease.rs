@@ -154,35 +154,14 @@ pub(super) fn fit(
     report.seconds.gram = start.elapsed().as_secs_f64();
 
     let start = Instant::now();
-    let holdouts = Holdouts::sample(users, cfg.validation_users, cfg.seed);
-    let lambda = if cfg.lambdas.len() == 1 {
-        cfg.lambdas[0]
-    } else if holdouts.len() == 0 {
-        grid_median(&cfg.lambdas)
-    } else {
-        gram.shift_holdouts(users, &holdouts, -1.0);
-        let mut best: Option<(f64, f64)> = None;
-        for &lambda in &cfg.lambdas {
-            let t = Instant::now();
-            let (nb, _, _) = gram.neighbours(lambda, cfg.neighbours)?;
-            let (recall, ndcg) = eval::evaluate(&nb, users, &holdouts);
-            report.validation.push(LambdaScore {
-                lambda,
-                recall_at_20: recall,
-                ndcg_at_20: ndcg,
-                seconds: t.elapsed().as_secs_f64(),
-            });
-            // Exact ties go to the larger (more regularised) λ.
-            let better = best.is_none_or(|(bl, bm)| ndcg > bm || (ndcg == bm && lambda > bl));
-            if better {
-                best = Some((lambda, ndcg));
-            }
-        }
-        gram.shift_holdouts(users, &holdouts, 1.0);
-        report.validation_users = holdouts.len();
-        let (lambda, metric) = best.expect("the grid is not empty");
-        report.validation_metric = Some(metric);
-        lambda
+    let holdouts = match cfg.lambdas.len() {
+        1 => None,
+        _ => Some(Holdouts::sample(users, cfg.validation_users, cfg.seed)),
+    };
+    let lambda = match holdouts {
+        None => cfg.lambdas[0],
+        Some(h) if h.len() == 0 => grid_median(&cfg.lambdas),
+        Some(holdouts) => validate_lambda(&mut gram, users, &holdouts, cfg, report)?,
     };
     report.seconds.validation = start.elapsed().as_secs_f64();
     report.lambda = Some(lambda);
@@ -191,4 +170,38 @@ pub(super) fn fit(
     report.seconds.inverse = inverse;
     report.seconds.neighbours = top_k;
     Ok(nb)
+}
+
+/// Fits every grid λ on the Gram matrix minus the held-out pairs (restored afterwards), records
+/// its metrics in `report` and returns the λ with the best ndcg@20.
+fn validate_lambda(
+    gram: &mut Gram,
+    users: &Csr,
+    holdouts: &Holdouts,
+    cfg: &Item2ItemConfig,
+    report: &mut Item2ItemReport,
+) -> Result<f64, Item2ItemError> {
+    gram.shift_holdouts(users, holdouts, -1.0);
+    let mut best: Option<(f64, f64)> = None;
+    for &lambda in &cfg.lambdas {
+        let t = Instant::now();
+        let (nb, _, _) = gram.neighbours(lambda, cfg.neighbours)?;
+        let (recall, ndcg) = eval::evaluate(&nb, users, holdouts);
+        report.validation.push(LambdaScore {
+            lambda,
+            recall_at_20: recall,
+            ndcg_at_20: ndcg,
+            seconds: t.elapsed().as_secs_f64(),
+        });
+        // Exact ties go to the larger (more regularised) λ.
+        let better = best.is_none_or(|(bl, bm)| ndcg > bm || (ndcg == bm && lambda > bl));
+        if better {
+            best = Some((lambda, ndcg));
+        }
+    }
+    gram.shift_holdouts(users, holdouts, 1.0);
+    report.validation_users = holdouts.len();
+    let (lambda, metric) = best.expect("validated configs have a non-empty grid");
+    report.validation_metric = Some(metric);
+    Ok(lambda)
 }
