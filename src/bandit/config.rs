@@ -221,14 +221,14 @@ impl TryFrom<RawBanditConfig> for BanditConfig {
 
 impl Default for BanditConfig {
     fn default() -> Self {
-        let arm = |name: &str, cf, content, session, popular| ArmConfig {
+        let arm = |name: &str, cf, content, session, popular, item2item| ArmConfig {
             name: name.to_owned(),
             weights: BlendWeights {
                 cf,
                 content,
                 session,
                 popular,
-                item2item: 0.0,
+                item2item,
             },
         };
         let rewards = [
@@ -244,9 +244,9 @@ impl Default for BanditConfig {
         Self {
             policy: PolicyConfig::default(),
             arms: vec![
-                arm("cf_heavy", 0.6, 0.15, 0.15, 0.1),
-                arm("content_heavy", 0.15, 0.6, 0.15, 0.1),
-                arm("balanced", 0.3, 0.3, 0.2, 0.2),
+                arm("cf_heavy", 0.5, 0.1, 0.1, 0.1, 0.2),
+                arm("content_heavy", 0.1, 0.5, 0.1, 0.1, 0.2),
+                arm("balanced", 0.2, 0.2, 0.15, 0.15, 0.3),
             ],
             rewards,
             discount: None,
