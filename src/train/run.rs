@@ -370,10 +370,15 @@ pub fn train_model(
     phases.push(("ranker".into(), t.elapsed().as_secs_f64()));
     drop(engine);
 
-    // 4. Refit the sources on all data for serving, with the epochs early stopping chose.
+    // 4. Refit the sources on all data for serving, with the epochs early stopping chose and the
+    //    item2item penalty the holdout fit validated (no second λ search).
     let t = Instant::now();
     let mut final_cfg = fcfg.clone();
     final_cfg.max_epochs = fit_report.best_epoch.max(1);
+    let mut final_train_cfg = cfg.clone();
+    if let Some(lambda) = fit_report.item2item.lambda {
+        final_train_cfg.item2item.lambdas = vec![lambda];
+    }
     let epochs_bar2 = if opts.quiet {
         ProgressBar::hidden()
     } else {
@@ -385,7 +390,7 @@ pub fn train_model(
         &prep,
         &ds.interactions,
         None,
-        cfg,
+        &final_train_cfg,
         &final_cfg,
         &progress2,
     )?;
