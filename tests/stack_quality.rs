@@ -5,9 +5,9 @@
 //!   item2item) AND the learned blend, with the CI above zero;
 //! - **random per-user split**, both regimes: it beats cf, content, session and popularity with
 //!   the CI above zero. Here it does NOT yet beat item2item alone (measured: −0.008 NDCG, CI below
-//!   zero): the sources the ranker is trained on are fitted without the held-out interactions, so
-//!   item2item is weaker in training than in serving and the learned blend and the gate
-//!   under-weight it. The test prints the gap; the README's evaluation section reports it.
+//!   zero): training's own report users rank item2item first too, but by a margin their paired CI
+//!   cannot separate from noise, and the gate gives ties to the ranker. The test prints the gap;
+//!   the README's evaluation section reports it.
 //!
 //! Cost: four small training runs (1,500 users × 800 items × 40k rows), ~15–30 s each in the
 //! test profile, run in parallel by the test harness.
