@@ -7,11 +7,10 @@
 
 use recserve::bandit::BlendWeights;
 use recserve::bundle::Model;
-use recserve::config::Config;
-use recserve::pipeline::{Deadline, Engine, Query, SourceCounts, Treatment};
+use recserve::pipeline::{Deadline, Query, SourceCounts, Treatment};
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
-use std::sync::Arc;
+
+mod common;
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 struct Golden {
@@ -19,10 +18,6 @@ struct Golden {
     strategy: String,
     items: Vec<String>,
     scores: Vec<f32>,
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The fixed request set: known users (with and without seen-item exclusion, with a category,
@@ -114,12 +109,7 @@ fn requests(m: &Model) -> Vec<(String, Query, Treatment)> {
 
 #[test]
 fn demo_lists_are_unchanged_with_budgets_off() {
-    let cfg = Config::load_with_env(None, Vec::new()).expect("default config");
-    let bundle = root().join("models/demo");
-    let model = Model::read(&bundle).expect("demo bundle");
-    let engine = Arc::new(
-        Engine::new(model, cfg.serving.clone(), &cfg.index, Some(&bundle)).expect("engine"),
-    );
+    let engine = common::demo_engine(|_| {});
     let m = &engine.model;
     let got: Vec<Golden> = requests(m)
         .into_iter()
@@ -137,7 +127,7 @@ fn demo_lists_are_unchanged_with_budgets_off() {
             }
         })
         .collect();
-    let path = root().join("tests/golden/demo_lists.json");
+    let path = common::root().join("tests/golden/demo_lists.json");
     if std::env::var_os("RECSERVE_BLESS").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, serde_json::to_string_pretty(&got).unwrap()).unwrap();

@@ -4,22 +4,17 @@
 //! ranker. Cost: one demo engine, a few dozen requests (well under a second).
 
 use recserve::bandit::BlendWeights;
-use recserve::bundle::Model;
-use recserve::config::Config;
 use recserve::pipeline::{Deadline, Degraded, Engine, Query, Strategy, Treatment};
 use recserve::ranking::{blend_scores, top_indices};
 use recserve::retrieval::merge;
-use std::path::PathBuf;
 use std::sync::Arc;
 
+mod common;
+
 fn engine(edit: impl FnOnce(&mut Engine)) -> Arc<Engine> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let cfg = Config::load_with_env(None, Vec::new()).unwrap();
-    let bundle = root.join("models/demo");
-    let model = Model::read(&bundle).unwrap();
-    let mut e = Engine::new(model, cfg.serving.clone(), &cfg.index, Some(&bundle)).unwrap();
-    edit(&mut e);
-    Arc::new(e)
+    let mut e = common::demo_engine(|_| {});
+    edit(Arc::get_mut(&mut e).expect("a fresh engine is not shared"));
+    e
 }
 
 fn users(e: &Engine) -> Vec<Query> {

@@ -6,13 +6,12 @@
 
 use ndarray::{Array1, Array2};
 use ndarray_npy::WriteNpyExt;
-use recserve::bundle::Model;
-use recserve::config::Config;
-use recserve::pipeline::{Deadline, Engine, Query};
+use recserve::pipeline::{Deadline, Query};
 use recserve::ranking::features::{N_FEATURES, build_rows};
 use recserve::retrieval::merge;
-use std::path::PathBuf;
 use std::sync::Arc;
+
+mod common;
 
 #[test]
 fn numpy_and_lightgbm_read_the_bundle_and_agree_with_recserve() {
@@ -24,11 +23,9 @@ fn numpy_and_lightgbm_read_the_bundle_and_agree_with_recserve() {
         std::path::Path::new(&python).exists(),
         "no Python at {python}: run scripts/test.sh (it installs numpy and lightgbm) or set RECSERVE_PYTHON"
     );
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = common::root();
     let bundle = root.join("models/demo");
-    let cfg = Config::load_with_env(None, Vec::new()).unwrap();
-    let model = Model::read(&bundle).unwrap();
-    let engine = Arc::new(Engine::new(model, cfg.serving.clone(), &cfg.index, None).unwrap());
+    let engine = common::demo_engine(|_| {});
     let ranker = engine
         .ranker
         .as_ref()

@@ -2,12 +2,11 @@
 //! the factorization beats popularity, cold items are reachable through their features, the
 //! ranker beats its best single source, and the full hybrid beats popularity-only and the blend.
 
-use recserve::config::Config;
 use recserve::data::generate::{GenerateConfig, generate};
 use recserve::eval::ablation::{EvalInput, ablation_rows, evaluate};
 use recserve::eval::split::{SplitKind, split};
 use recserve::pipeline::{Engine, SourceCounts, Treatment};
-use recserve::train::{Holdout, TrainOptions};
+use recserve::train::Holdout;
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
@@ -20,10 +19,6 @@ struct Trained {
 }
 
 mod common;
-
-fn test_config() -> Config {
-    common::small_train_config()
-}
 
 /// Generates, splits (temporal) and trains once for all tests of this binary.
 fn trained() -> &'static Trained {
@@ -41,34 +36,14 @@ fn trained() -> &'static Trained {
         let ds = recserve::data::load_dir(dir.path(), &Default::default()).unwrap();
         let (train, test) = split(&ds.interactions, SplitKind::Temporal, 0.8, 11).unwrap();
         let train_ds = ds.with_interactions(train.clone());
-        let cfg = test_config();
-        let opts = TrainOptions {
-            data: dir.path().to_path_buf(),
-            out: dir.path().join("bundle"),
-            holdout: Some(Holdout::Temporal),
-            seed: Some(11),
-            skip_bad_lines: false,
-            quiet: true,
-        };
-        let mut phases = Vec::new();
-        let trained = recserve::train::run::train_model(
-            &train_ds,
-            &cfg.train,
-            &cfg.serving,
-            &cfg.index,
-            &opts,
-            &mut phases,
-        )
-        .unwrap();
+        let (engine, ranker) = common::train_engine(&train_ds, dir.path(), Holdout::Temporal, 11);
         let with: std::collections::HashSet<u32> = ds.interactions.iter().map(|x| x.item).collect();
         let cold_items = (0..ds.n_items() as u32)
             .filter(|i| !with.contains(i) && ds.item_features.has_any(*i as usize))
             .collect();
-        let engine =
-            Arc::new(Engine::new(trained.model, cfg.serving.clone(), &cfg.index, None).unwrap());
         Trained {
             engine,
-            ranker: trained.ranker_eval,
+            ranker,
             train,
             test,
             cold_items,

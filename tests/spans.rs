@@ -3,15 +3,14 @@
 //! subscriber layer that records every thread a span named `request` is entered on.
 //! Cost: one demo engine and one request (well under a second).
 
-use recserve::bundle::Model;
-use recserve::config::Config;
-use recserve::pipeline::{Engine, Query, Treatment, recommend_within};
+use recserve::pipeline::{Query, Treatment, recommend_within};
 use std::collections::HashSet;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::thread::ThreadId;
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
+
+mod common;
 
 /// Threads the `request` span was entered on, with their names.
 static ENTERED: OnceLock<Mutex<HashSet<(ThreadId, String)>>> = OnceLock::new();
@@ -38,13 +37,7 @@ fn the_request_span_is_entered_on_the_blocking_thread_and_the_source_tasks() {
     let subscriber = tracing_subscriber::registry().with(RecordEnters);
     tracing::subscriber::set_global_default(subscriber).expect("global subscriber");
 
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut cfg = Config::load_with_env(None, Vec::new()).unwrap();
-    cfg.serving.parallel_sources = true;
-    let bundle = root.join("models/demo");
-    let model = Model::read(&bundle).unwrap();
-    let engine =
-        Arc::new(Engine::new(model, cfg.serving.clone(), &cfg.index, Some(&bundle)).unwrap());
+    let engine = common::demo_engine(|c| c.serving.parallel_sources = true);
     let user = engine.model.user_ids[0].clone();
     let q = Query {
         user_id: Some(user),

@@ -16,10 +16,9 @@ use recserve::data::generate::{GenerateConfig, Regime, generate};
 use recserve::eval::ablation::{EvalInput, ablation_rows, evaluate};
 use recserve::eval::report::{EvalReport, FULL_ROW, ONLY_PREFIX};
 use recserve::eval::split::{SplitKind, split};
-use recserve::pipeline::{Engine, Treatment};
-use recserve::train::{Holdout, TrainOptions};
+use recserve::pipeline::Treatment;
+use recserve::train::Holdout;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 mod common;
 
@@ -37,30 +36,11 @@ fn run(regime: Regime, kind: SplitKind, seed: u64) -> EvalReport {
     let ds = recserve::data::load_dir(dir.path(), &Default::default()).unwrap();
     let (train, test) = split(&ds.interactions, kind, 0.8, seed).unwrap();
     let train_ds = ds.with_interactions(train.clone());
-    let cfg = common::small_train_config();
     let holdout = match kind {
         SplitKind::Temporal | SplitKind::LeaveLast => Holdout::Temporal,
         _ => Holdout::Random,
     };
-    let opts = TrainOptions {
-        data: dir.path().to_path_buf(),
-        out: dir.path().join("bundle"),
-        holdout: Some(holdout),
-        seed: Some(seed),
-        skip_bad_lines: false,
-        quiet: true,
-    };
-    let trained = recserve::train::run::train_model(
-        &train_ds,
-        &cfg.train,
-        &cfg.serving,
-        &cfg.index,
-        &opts,
-        &mut Vec::new(),
-    )
-    .unwrap();
-    let engine =
-        Arc::new(Engine::new(trained.model, cfg.serving.clone(), &cfg.index, None).unwrap());
+    let (engine, _) = common::train_engine(&train_ds, dir.path(), holdout, seed);
     let input = EvalInput {
         engine,
         train: &train,

@@ -73,6 +73,18 @@ impl BlendWeights {
             .collect()
     }
 
+    /// From weights in the candidate sources' column order (the inverse of [`Self::as_array`]).
+    pub fn from_array(w: [f32; 5]) -> Self {
+        let [cf, content, session, popular, item2item] = w;
+        Self {
+            cf,
+            content,
+            session,
+            popular,
+            item2item,
+        }
+    }
+
     /// The weights in the candidate sources' column order (`retrieval::Source::ALL`).
     pub fn as_array(&self) -> [f32; 5] {
         self.named().map(|(_, w)| w)

@@ -205,28 +205,38 @@ pub fn evaluate(
     // Per row, per user (in `users` order: `par_iter().collect()` keeps it), NDCG@K on "all".
     let mut per_user_ndcg: Vec<Vec<Option<f64>>> = Vec::new();
     let mut latency: Vec<StageLatency> = Vec::new();
+    // Rows with the same treatment (e.g. `only_popular` and `popularity_only`) run once.
+    let mut computed: Vec<(&Treatment, Vec<UserResult>)> = Vec::new();
     for (name, t) in rows {
         pb.set_message(name.clone());
-        let results: Vec<UserResult> = users
-            .par_iter()
-            .map(|&u| {
-                let rec = engine.recommend(&query(u), t, Deadline::NONE);
-                let items: Vec<u32> = rec.items.iter().map(|r| r.item).collect();
-                let tm = &rec.timings;
-                let secs = |d: std::time::Duration| d.as_secs_f64() * 1e3;
-                let lat = [
-                    secs(tm.profile),
-                    secs(tm.retrieval),
-                    secs(tm.merge),
-                    secs(tm.rank),
-                    secs(tm.total),
-                ];
-                pb.inc(1);
-                (u, items, lat)
-            })
-            .collect();
+        if let Some((_, done)) = computed.iter().find(|(prev, _)| *prev == t) {
+            let done = done.clone();
+            pb.inc(users.len() as u64);
+            computed.push((t, done));
+        } else {
+            let results: Vec<UserResult> = users
+                .par_iter()
+                .map(|&u| {
+                    let rec = engine.recommend(&query(u), t, Deadline::NONE);
+                    let items: Vec<u32> = rec.items.iter().map(|r| r.item).collect();
+                    let tm = &rec.timings;
+                    let secs = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+                    let lat = [
+                        secs(tm.profile),
+                        secs(tm.retrieval),
+                        secs(tm.merge),
+                        secs(tm.rank),
+                        secs(tm.total),
+                    ];
+                    pb.inc(1);
+                    (u, items, lat)
+                })
+                .collect();
+            computed.push((t, results));
+        }
+        let results = &computed[computed.len() - 1].1;
         let mut acc = MetricAccumulator::new(k, stats.clone()).map_err(|e| e.to_string())?;
-        for (u, items, _) in &results {
+        for (u, items, _) in results {
             let rel = &relevant[u];
             let mut slices = vec!["all"];
             if train_len.get(u).copied().unwrap_or(0) <= COLD_USER_MAX {

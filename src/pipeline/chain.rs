@@ -4,8 +4,7 @@
 //! is kept in `degraded`; the chain never answers empty while eligible items exist.
 
 use super::{Deadline, Degraded, Engine, Query, Recommendation, StageTimings, Strategy, Treatment};
-use crate::bandit::BlendWeights;
-use crate::ranking::{RecItem, blend_scores, top_indices, top_n};
+use crate::ranking::{FirstPhase, RecItem, blend_scores, top_n};
 use crate::retrieval::{Candidate, N_SOURCES, Source, UserProfile, merge, popular};
 use rustc_hash::FxHashSet;
 use std::sync::Arc;
@@ -127,26 +126,21 @@ impl Engine {
                     let start = Instant::now();
                     let budget = deadline.stage(start, self.cfg.ranker_budget());
                     // Phase 1: the learned blend picks the cut; phase 2: the ranker orders it.
-                    let phase1 = FirstPhase::run(
-                        cands,
-                        &self.plan.first_phase,
-                        self.cfg.rerank_depth,
-                        self.plan.ranker_adds_first_phase,
-                    );
-                    let cut = phase1.cut.as_ref();
-                    let phase2: &[Candidate] = cut.map_or(cands, Vec::as_slice);
+                    let phase1 =
+                        FirstPhase::run(cands, &self.plan.first_phase, self.cfg.rerank_depth);
+                    let cut = phase1.cut(cands);
+                    let phase2: &[Candidate] = cut.as_deref().unwrap_or(cands);
                     match ranker.score_candidates(&self.model, profile, phase2) {
                         Ok(_) if !budget.met_by(Instant::now()) => {
                             degraded.push(Degraded::RankerOverBudget);
                         }
                         Ok(mut scores) => {
-                            // A ranker boosted from the first phase outputs a correction to it.
-                            for (s, b) in scores.iter_mut().zip(&phase1.base) {
-                                *s += b;
+                            if self.plan.ranker_adds_first_phase {
+                                phase1.add_base(&mut scores);
                             }
                             let mut items = top_n(phase2, &scores, n);
                             if items.len() < n && cut.is_some() {
-                                extend_below(&mut items, cands, &self.plan.first_phase, n);
+                                extend_below(&mut items, cands, &phase1.scores, n);
                             }
                             return (items, Strategy::Ranked);
                         }
@@ -164,50 +158,12 @@ impl Engine {
     }
 }
 
-/// The first phase of multi-phase ranking.
-struct FirstPhase {
-    /// The `depth` best candidates by the learned blend; `None` when every candidate goes to
-    /// the ranker (`depth == 0` or no more candidates than it).
-    cut: Option<Vec<Candidate>>,
-    /// The first-phase score of each candidate the ranker sees (empty when not needed).
-    base: Vec<f64>,
-}
-
-impl FirstPhase {
-    fn run(cands: &[Candidate], weights: &BlendWeights, depth: usize, with_base: bool) -> Self {
-        let cutting = depth > 0 && cands.len() > depth;
-        if !cutting && !with_base {
-            return Self {
-                cut: None,
-                base: Vec::new(),
-            };
-        }
-        let scores = blend_scores(cands, weights);
-        if !cutting {
-            return Self {
-                cut: None,
-                base: scores,
-            };
-        }
-        let keep = top_indices(cands, &scores, depth);
-        Self {
-            cut: Some(keep.iter().map(|&i| cands[i]).collect()),
-            base: if with_base {
-                keep.iter().map(|&i| scores[i]).collect()
-            } else {
-                Vec::new()
-            },
-        }
-    }
-}
-
 /// Appends candidates outside the ranked cut, in first-phase order, until `items` holds `n`
 /// (scores kept below the ranked part).
-fn extend_below(items: &mut Vec<RecItem>, cands: &[Candidate], weights: &BlendWeights, n: usize) {
+fn extend_below(items: &mut Vec<RecItem>, cands: &[Candidate], phase1: &[f64], n: usize) {
     let taken: FxHashSet<u32> = items.iter().map(|r| r.item).collect();
     let floor = items.last().map_or(0.0, |r| r.score);
-    let scores = blend_scores(cands, weights);
-    let rest = top_n(cands, &scores, n + taken.len());
+    let rest = top_n(cands, phase1, n + taken.len());
     for (k, mut r) in rest
         .into_iter()
         .filter(|r| !taken.contains(&r.item))

@@ -72,7 +72,7 @@ impl SourceCounts {
 
 /// How one request is treated: which sources with how many candidates, whether the ranker runs,
 /// and the blend weights used by the blend stage (the fallback, or the bandit's arm).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Treatment {
     pub counts: SourceCounts,
     /// Blend weights for the blend strategy; `None` = the bundle's learned weights (the best

@@ -105,6 +105,24 @@ mod tests {
     }
 
     #[test]
+    fn blend_weights_follow_the_source_column_order() {
+        // `BlendWeights` lives below retrieval (in bandit), so this is where the two orders meet.
+        let names: Vec<&str> = BlendWeights::default()
+            .named()
+            .iter()
+            .map(|x| x.0)
+            .collect();
+        let sources: Vec<&str> = crate::retrieval::Source::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        assert_eq!(names, sources);
+        let w = BlendWeights::from_array([1.0, 2.0, 3.0, 4.0, 5.0]);
+        assert_eq!(w.as_array(), [1.0, 2.0, 3.0, 4.0, 5.0]);
+        assert_eq!((w.cf, w.item2item), (1.0, 5.0));
+    }
+
+    #[test]
     fn blend_normalises_per_source_and_weights() {
         let cands = [
             cand(1, [1.0, f32::NAN, f32::NAN, 0.0, f32::NAN]),

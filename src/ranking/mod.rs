@@ -7,9 +7,11 @@ pub mod bootstrap;
 pub mod features;
 pub mod gbdt;
 pub mod lgbm;
+pub mod phase;
 pub mod quality;
 
 pub use blend::{RecItem, blend_scores, top_indices, top_n};
+pub use phase::FirstPhase;
 
 use crate::bundle::Model;
 use crate::retrieval::{Candidate, UserProfile};

@@ -11,7 +11,7 @@ use crate::data::dataset::Interaction;
 use crate::pipeline::{Deadline, Engine, Query, SourceCounts};
 use crate::ranking::bootstrap::{BOOTSTRAP_RESAMPLES, DiffCi, paired_bootstrap_ci};
 use crate::ranking::features::{N_FEATURES, build_rows};
-use crate::ranking::{blend_scores, top_indices, top_n};
+use crate::ranking::{FirstPhase, blend_scores, top_indices, top_n};
 use crate::retrieval::{Candidate, N_SOURCES, Source, UserProfile, merge};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use rayon::prelude::*;
@@ -271,23 +271,13 @@ pub fn fit_blend(groups: &[&Group], k: usize) -> (BlendWeights, f64) {
             break;
         }
     }
-    (weights_from_array(w), best)
+    (BlendWeights::from_array(w), best)
 }
 
 fn one_hot(s: Source) -> BlendWeights {
     let mut w = [0f32; N_SOURCES];
     w[s as usize] = 1.0;
-    weights_from_array(w)
-}
-
-fn weights_from_array(w: [f32; N_SOURCES]) -> BlendWeights {
-    BlendWeights {
-        cf: w[Source::Cf as usize],
-        content: w[Source::Content as usize],
-        session: w[Source::Session as usize],
-        popular: w[Source::Popular as usize],
-        item2item: w[Source::Item2Item as usize],
-    }
+    BlendWeights::from_array(w)
 }
 
 /// Weights that serve one source's own order (a one-hot blend).
@@ -301,16 +291,15 @@ pub fn single_source_weights(name: &str) -> Option<BlendWeights> {
 /// The group restricted to the first phase's top `depth` candidates by `weights` (what the
 /// ranker sees at serving time); the source lists and targets stay whole, so misses count.
 pub fn cut_group(g: &Group, weights: &BlendWeights, depth: usize) -> Group {
-    let scores = blend_scores(&g.cands, weights);
-    if depth == 0 || g.cands.len() <= depth {
+    let phase1 = FirstPhase::run(&g.cands, weights, depth);
+    let Some(keep) = &phase1.keep else {
         return Group {
-            base: scores,
+            base: phase1.scores,
             ..g.clone()
         };
-    }
-    let keep = top_indices(&g.cands, &scores, depth);
+    };
     let mut rows = Vec::with_capacity(keep.len() * N_FEATURES);
-    for &i in &keep {
+    for &i in keep {
         rows.extend_from_slice(&g.rows[i * N_FEATURES..(i + 1) * N_FEATURES]);
     }
     Group {
@@ -321,7 +310,7 @@ pub fn cut_group(g: &Group, weights: &BlendWeights, depth: usize) -> Group {
         labels: keep.iter().map(|&i| g.labels[i]).collect(),
         targets: g.targets.clone(),
         profile: g.profile.clone(),
-        base: keep.iter().map(|&i| scores[i]).collect(),
+        base: phase1.kept_scores(),
     }
 }
 
@@ -345,8 +334,8 @@ pub fn evaluate(
     let default_weights = BlendWeights::default();
     for g in groups {
         let cut = cut_group(g, learned, depth);
+        // The trees correct the first phase: its score is added, as serving does.
         let mut scores = ranker.score_batch(&cut.rows, N_FEATURES)?;
-        // The trees correct the first phase: serving adds their output to its score.
         for (s, b) in scores.iter_mut().zip(&cut.base) {
             *s += b;
         }
