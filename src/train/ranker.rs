@@ -13,7 +13,7 @@ use crate::ranking::bootstrap::{BOOTSTRAP_RESAMPLES, DiffCi, paired_bootstrap_ci
 use crate::ranking::features::{N_FEATURES, build_rows};
 use crate::ranking::{FirstPhase, blend_scores, top_indices, top_n};
 use crate::retrieval::{Candidate, N_SOURCES, Source, UserProfile, merge};
-use rand::{RngExt, SeedableRng, rngs::StdRng};
+use rand::{RngExt, SeedableRng, rngs::StdRng, seq::SliceRandom};
 use rayon::prelude::*;
 use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
@@ -23,8 +23,12 @@ use std::sync::Arc;
 #[serde(deny_unknown_fields)]
 pub struct RankerConfig {
     pub holdout: Holdout,
-    /// Share of each user's interactions held out as targets.
+    /// Share of each user's interactions held out as targets, per fold.
     pub holdout_share: f64,
+    /// Holdout folds: the sources are refitted per fold and every fold's labelled candidate
+    /// lists are pooled, so the ranker sees `folds` times the groups (see [`holdout_split`]).
+    #[serde(default = "one")]
+    pub folds: usize,
     /// Users with fewer interactions keep them all for fitting.
     pub min_history: usize,
     /// Users sampled for ranker training + validation.
@@ -41,11 +45,23 @@ pub struct RankerConfig {
     pub ndcg_at: usize,
 }
 
-/// Splits interactions (sorted by user, ts) into (fit, targets) per the holdout policy.
+fn one() -> usize {
+    1
+}
+
+/// Splits interactions (sorted by user, ts) into (fit, targets) per the holdout policy, for
+/// holdout fold `fold` (0-based, `< cfg.folds`). Each user eligible for a holdout (at least
+/// `min_history` interactions) gets `k = round(n × holdout_share)` targets per fold:
+/// - temporal: a rolling origin — fold 0 holds out the latest `k`, fold 1 the `k` before them,
+///   and so on; a fold's fit keeps only what came before its targets (never the future);
+/// - random: disjoint shares of one per-user shuffle (K-fold), so folds label different items.
+///
+/// A user too short for fold `fold` keeps what the fold's origin allows for fitting.
 pub fn holdout_split(
     inter: &[Interaction],
     cfg: &RankerConfig,
     seed: u64,
+    fold: usize,
 ) -> (Vec<Interaction>, Vec<Interaction>) {
     let mut fit = Vec::with_capacity(inter.len());
     let mut targets = Vec::new();
@@ -59,16 +75,23 @@ pub fn holdout_split(
         let k = ((n as f64 * cfg.holdout_share).round() as usize).clamp(1, n - 1);
         match cfg.holdout {
             Holdout::Temporal => {
-                fit.extend_from_slice(&user_rows[..n - k]);
-                targets.extend_from_slice(&user_rows[n - k..]);
+                // Targets [end - k, end), fit [0, end - k), with end = n - fold × k.
+                let end = n.saturating_sub(fold * k);
+                if end < k + 1 {
+                    fit.extend_from_slice(&user_rows[..end.min(n)]);
+                    continue;
+                }
+                fit.extend_from_slice(&user_rows[..end - k]);
+                targets.extend_from_slice(&user_rows[end - k..end]);
             }
             Holdout::Random => {
+                // One shuffle per user (the same for every fold: same seed, same order), of
+                // which fold f takes the f-th block of k; folds past n/k hold nothing out.
                 let mut idx: Vec<usize> = (0..n).collect();
-                for i in 0..k {
-                    let j = rng.random_range(i..n);
-                    idx.swap(i, j);
-                }
-                let held: FxHashSet<usize> = idx[..k].iter().copied().collect();
+                idx.shuffle(&mut rng);
+                let lo = (fold * k).min(n);
+                let hi = ((fold + 1) * k).min(n - 1).max(lo);
+                let held: FxHashSet<usize> = idx[lo..hi].iter().copied().collect();
                 for (i, x) in user_rows.iter().enumerate() {
                     if held.contains(&i) {
                         targets.push(*x)
@@ -415,4 +438,124 @@ pub fn lgbm_params(cfg: &RankerConfig, seed: u64) -> serde_json::Value {
         "num_threads": 0,
         "verbosity": -1,
     })
+}
+
+#[cfg(test)]
+mod fold_tests {
+    use super::*;
+
+    fn cfg(holdout: Holdout) -> RankerConfig {
+        RankerConfig {
+            holdout,
+            holdout_share: 0.2,
+            folds: 3,
+            min_history: 3,
+            max_users: 100,
+            valid_share: 0.25,
+            max_group: 0,
+            counts: SourceCounts::default(),
+            num_iterations: 1,
+            learning_rate: 0.1,
+            num_leaves: 2,
+            min_data_in_leaf: 1,
+            early_stopping_rounds: 0,
+            ndcg_at: 10,
+        }
+    }
+
+    /// Users 0..4 with 10, 5, 2 and 20 interactions at increasing timestamps.
+    fn data() -> Vec<Interaction> {
+        let mut v = Vec::new();
+        for (u, n) in [(0u32, 10usize), (1, 5), (2, 2), (3, 20)] {
+            for t in 0..n {
+                v.push(Interaction {
+                    user: u,
+                    item: t as u32,
+                    ts: t as i64,
+                    weight: 1.0,
+                    count: 1,
+                });
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn temporal_folds_roll_the_origin_back_and_never_fit_on_the_future() {
+        let data = data();
+        let c = cfg(Holdout::Temporal);
+        let mut seen_targets = FxHashSet::default();
+        for fold in 0..3 {
+            let (fit, targets) = holdout_split(&data, &c, 1, fold);
+            for t in &targets {
+                assert!(
+                    seen_targets.insert((t.user, t.item)),
+                    "folds hold out disjoint interactions"
+                );
+                // Every fitted interaction of the same user precedes every target.
+                let last_fit = fit.iter().filter(|x| x.user == t.user).map(|x| x.ts).max();
+                assert!(
+                    last_fit.is_none_or(|l| l < t.ts),
+                    "fold {fold}: fit sees the future"
+                );
+            }
+            // User 0 (10 rows, k = 2): fold f holds out ts [8 - 2f, 10 - 2f).
+            let u0: Vec<i64> = targets
+                .iter()
+                .filter(|x| x.user == 0)
+                .map(|x| x.ts)
+                .collect();
+            let lo = 8 - 2 * fold as i64;
+            assert_eq!(u0, vec![lo, lo + 1]);
+            assert!(fit.iter().filter(|x| x.user == 0).all(|x| x.ts < lo));
+            // User 2 is below min_history: always fitted, never a target.
+            assert!(targets.iter().all(|x| x.user != 2));
+            assert_eq!(fit.iter().filter(|x| x.user == 2).count(), 2);
+        }
+        // User 1 (5 rows, k = 1): folds 0..3 hold out ts 4, 3, 2.
+        let (_, t2) = holdout_split(&data, &c, 1, 2);
+        assert_eq!(
+            t2.iter()
+                .filter(|x| x.user == 1)
+                .map(|x| x.ts)
+                .collect::<Vec<_>>(),
+            vec![2]
+        );
+    }
+
+    #[test]
+    fn random_folds_are_disjoint_and_partition_each_user() {
+        let data = data();
+        let c = cfg(Holdout::Random);
+        let mut seen = FxHashSet::default();
+        for fold in 0..3 {
+            let (fit, targets) = holdout_split(&data, &c, 9, fold);
+            assert_eq!(
+                fit.len() + targets.len(),
+                data.len(),
+                "a random fold drops nothing"
+            );
+            let t: FxHashSet<(u32, u32)> = targets.iter().map(|x| (x.user, x.item)).collect();
+            assert!(fit.iter().all(|x| !t.contains(&(x.user, x.item))));
+            for k in t {
+                assert!(seen.insert(k), "fold {fold} repeats a target");
+            }
+            // User 3: 20 rows, k = 4 per fold; user 0: k = 2.
+            assert_eq!(targets.iter().filter(|x| x.user == 3).count(), 4);
+            assert_eq!(targets.iter().filter(|x| x.user == 0).count(), 2);
+        }
+        // Deterministic per seed.
+        assert_eq!(
+            holdout_split(&data, &c, 9, 1)
+                .1
+                .iter()
+                .map(|x| x.item)
+                .collect::<Vec<_>>(),
+            holdout_split(&data, &c, 9, 1)
+                .1
+                .iter()
+                .map(|x| x.item)
+                .collect::<Vec<_>>()
+        );
+    }
 }

@@ -11,6 +11,7 @@ use crate::ranking::lgbm::LabeledRows;
 use crate::retrieval::index::{IndexConfig, VectorIndex};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
+use rustc_hash::FxHashSet;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -227,68 +228,114 @@ pub fn train_model(
     ));
     phases.push(("features + content".into(), t.elapsed().as_secs_f64()));
 
-    // 1. Fit the sources without the held-out interactions.
-    let t = Instant::now();
-    let (fit, targets) = ranker::holdout_split(&ds.interactions, &rcfg, seed);
-    let epochs_bar = if opts.quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(fcfg.max_epochs as u64)
-    };
-    epochs_bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} epochs {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let progress = |r: super::factorization::EpochReport| {
-        epochs_bar.inc(1);
-        epochs_bar.set_message(format!("{r:?}"));
-    };
-    let (holdout_model, fit_report) =
-        fit_sources(ds, &prep, &fit, Some(&targets), cfg, &fcfg, &progress)?;
-    epochs_bar.finish_with_message(format!(
-        "factorization: best epoch {} (recall {:?})",
-        fit_report.best_epoch, fit_report.valid_metric
-    ));
-    phases.push((
-        "factorization (holdout fit)".into(),
-        t.elapsed().as_secs_f64(),
-    ));
-
-    // 2. Candidate lists from the real stage-1 sources, labelled by the held-out items.
-    let t = Instant::now();
-    let pb = spinner(opts.quiet, "generating labelled candidate lists");
+    // 1–2. Per holdout fold: fit the sources without the fold's held-out interactions, then
+    //      run the real stage-1 sources for the sampled users, labelled by those held-out items.
+    //      Users keep one role (training, early stopping, report) across folds, so no user's
+    //      labels are on both sides of a comparison.
+    let folds = rcfg.folds.max(1);
+    let mut groups: Vec<Group> = Vec::new();
+    let mut users: Vec<u32> = Vec::new();
+    let mut fit_report = None;
+    let mut fold_seconds = Vec::with_capacity(folds);
     // Offline, exact search is affordable and spares building a graph that is thrown away.
     let exact = IndexConfig {
         exact_below: usize::MAX,
         ..index.clone()
     };
-    let engine = Arc::new(Engine::new(holdout_model, serving.clone(), &exact, None)?);
-    let mut users: Vec<u32> = targets.iter().map(|x| x.user).collect();
-    users.dedup();
-    users.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x5EED));
-    users.truncate(rcfg.max_users);
-    let groups = ranker::build_groups(&engine, &targets, &users, &rcfg.counts);
+    for fold in 0..folds {
+        let t = Instant::now();
+        let (fit, targets) = ranker::holdout_split(&ds.interactions, &rcfg, seed, fold);
+        if fold == 0 {
+            users = targets.iter().map(|x| x.user).collect();
+            users.dedup();
+            users.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x5EED));
+            users.truncate(rcfg.max_users);
+        }
+        if targets.is_empty() {
+            continue;
+        }
+        let epochs_bar = if opts.quiet {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(fcfg.max_epochs as u64)
+        };
+        epochs_bar.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} epochs {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        let progress = |r: super::factorization::EpochReport| {
+            epochs_bar.inc(1);
+            epochs_bar.set_message(format!("{r:?}"));
+        };
+        let (holdout_model, report) =
+            fit_sources(ds, &prep, &fit, Some(&targets), cfg, &fcfg, &progress)?;
+        epochs_bar.finish_with_message(format!(
+            "fold {}/{folds} factorization: best epoch {} (recall {:?})",
+            fold + 1,
+            report.best_epoch,
+            report.valid_metric
+        ));
+        let fit_secs = t.elapsed().as_secs_f64();
+        phases.push((
+            format!("factorization (holdout fit, fold {})", fold + 1),
+            fit_secs,
+        ));
+        let t = Instant::now();
+        let pb = spinner(opts.quiet, "generating labelled candidate lists");
+        let engine = Arc::new(Engine::new(holdout_model, serving.clone(), &exact, None)?);
+        groups.extend(ranker::build_groups(
+            &engine,
+            &targets,
+            &users,
+            &rcfg.counts,
+        ));
+        pb.finish_and_clear();
+        let list_secs = t.elapsed().as_secs_f64();
+        phases.push((format!("candidate lists, fold {}", fold + 1), list_secs));
+        fold_seconds.push(fit_secs + list_secs);
+        if fold == 0 {
+            fit_report = Some(report);
+        }
+    }
+    let Some(fit_report) = fit_report else {
+        return Err(TrainError::Invalid(
+            "no user has enough interactions for a ranker holdout".into(),
+        ));
+    };
     // Three disjoint sets of users: training (the learned blend and the ranker), early stopping,
     // and report (the comparison and the gate; never seen by any fit).
-    let n_valid = ((groups.len() as f64) * rcfg.valid_share).round() as usize;
+    let n_valid = ((users.len() as f64) * rcfg.valid_share).round() as usize;
+    let (valid_users, _) = users.split_at(n_valid.min(users.len()));
+    let (es_users, report_users) = valid_users.split_at(valid_users.len() / 2);
+    let es_users: FxHashSet<u32> = es_users.iter().copied().collect();
+    let report_users: FxHashSet<u32> = report_users.iter().copied().collect();
     let has_pos = |g: &&Group| g.labels.iter().any(|&l| l > 0.0);
-    let (valid, train): (Vec<&Group>, Vec<&Group>) = {
-        let (v, t) = groups.split_at(n_valid.min(groups.len()));
-        (v.iter().collect(), t.iter().filter(has_pos).collect())
-    };
-    let (es, report) = valid.split_at(valid.len() / 2);
-    pb.finish_with_message(format!(
-        "candidate lists: {} train groups, {} early-stopping users, {} report users",
+    let es: Vec<&Group> = groups
+        .iter()
+        .filter(|g| es_users.contains(&g.user))
+        .collect();
+    let report: Vec<&Group> = groups
+        .iter()
+        .filter(|g| report_users.contains(&g.user))
+        .collect();
+    let train: Vec<&Group> = groups
+        .iter()
+        .filter(|g| !es_users.contains(&g.user) && !report_users.contains(&g.user))
+        .filter(has_pos)
+        .collect();
+    let (es, report) = (&es[..], &report[..]);
+    let valid_len = es.len() + report.len();
+    spinner(opts.quiet, "").finish_with_message(format!(
+        "candidate lists ({folds} folds): {} train groups, {} early-stopping groups, {} report groups",
         train.len(),
         es.len(),
         report.len()
     ));
-    phases.push(("candidate lists".into(), t.elapsed().as_secs_f64()));
     if train.is_empty() || es.is_empty() || report.is_empty() {
         return Err(TrainError::Invalid(format!(
             "too little data for the ranker: {} training groups with a positive, {} validation users",
             train.len(),
-            valid.len()
+            valid_len
         )));
     }
 
@@ -368,7 +415,6 @@ pub fn train_model(
         tracing::warn!(reason = %plan.reason, "ranker gate failed");
     }
     phases.push(("ranker".into(), t.elapsed().as_secs_f64()));
-    drop(engine);
 
     // 4. Refit the sources on all data for serving, with the epochs early stopping chose and the
     //    item2item penalty the holdout fit validated (no second λ search).
@@ -414,6 +460,8 @@ pub fn train_model(
             "rerank_depth": depth,
             "config": rcfg,
             "train_groups": train.len(),
+            "folds": folds,
+            "fold_seconds": fold_seconds,
             "train_rows": tr.labels.len(),
         },
         "phases_seconds": phases,
