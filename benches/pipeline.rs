@@ -4,7 +4,7 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use recserve::bundle::Model;
 use recserve::config::Config;
-use recserve::pipeline::{Deadline, Engine, Query, Treatment};
+use recserve::pipeline::{Deadline, Engine, Parallelism, Query, Treatment};
 use recserve::ranking::features::{N_FEATURES, build_rows};
 use recserve::retrieval::{cf, content, item2item, merge, popular, session};
 use std::hint::black_box;
@@ -17,6 +17,8 @@ fn engine() -> Arc<Engine> {
     // Benchmarks measure the work, not the budget: give every stage room.
     cfg.serving.total_budget_ms = 10_000;
     cfg.serving.ranker_budget_ms = 10_000;
+    // The first engine runs the sources on the rayon pool; the sequential one is built below.
+    cfg.serving.parallel_sources = Parallelism::Parallel;
     let bundle = root.join("models/demo");
     let model = Model::read(&bundle).expect("demo bundle");
     Arc::new(Engine::new(model, cfg.serving.clone(), &cfg.index, Some(&bundle)).expect("engine"))
@@ -89,7 +91,7 @@ fn bench(c: &mut Criterion) {
         })
     });
     let mut serial = e.cfg.clone();
-    serial.parallel_sources = false;
+    serial.parallel_sources = Parallelism::Sequential;
     let index_cfg = Config::load_with_env(None, Vec::new())
         .expect("config")
         .index;

@@ -212,7 +212,10 @@ mod tests {
         let cfg = Config::load_with_env(None, env).unwrap();
         assert_eq!(cfg.serving.max_n, 77);
         assert_eq!(cfg.server.admin_token, "12345");
-        assert!(!cfg.serving.parallel_sources);
+        assert_eq!(
+            cfg.serving.parallel_sources,
+            crate::pipeline::Parallelism::Sequential
+        );
     }
 
     #[test]

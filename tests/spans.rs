@@ -3,7 +3,7 @@
 //! subscriber layer that records every thread a span named `request` is entered on.
 //! Cost: one demo engine and one request (well under a second).
 
-use recserve::pipeline::{Query, Treatment, recommend_within};
+use recserve::pipeline::{Parallelism, Query, Treatment, recommend_within};
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
 use std::thread::ThreadId;
@@ -37,7 +37,7 @@ fn the_request_span_is_entered_on_the_blocking_thread_and_the_source_tasks() {
     let subscriber = tracing_subscriber::registry().with(RecordEnters);
     tracing::subscriber::set_global_default(subscriber).expect("global subscriber");
 
-    let engine = common::demo_engine(|c| c.serving.parallel_sources = true);
+    let engine = common::demo_engine(|c| c.serving.parallel_sources = Parallelism::Parallel);
     let user = engine.model.user_ids[0].clone();
     let q = Query {
         user_id: Some(user),

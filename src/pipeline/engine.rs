@@ -42,6 +42,8 @@ pub struct Engine {
     /// What training decided about serving (from the manifest).
     pub plan: Plan,
     pub cfg: ServingConfig,
+    /// `cfg.parallel_sources` resolved for this catalogue and machine at load.
+    pub parallel_sources: bool,
 }
 
 /// The bundle's serving plan in typed form; bundles without one get the old behaviour (the
@@ -163,6 +165,8 @@ impl Engine {
                 Err(e) => (None, Some(e.to_string())),
             },
         };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let parallel_sources = cfg.parallel_sources.resolve(model.n_items(), cores);
         Ok(Self {
             model,
             cf_index,
@@ -171,6 +175,7 @@ impl Engine {
             ranker_error,
             plan,
             cfg,
+            parallel_sources,
         })
     }
 

@@ -1,6 +1,8 @@
 //! Stage 1 fan-out: runs the candidate sources a treatment asks for, in parallel on the rayon
-//! pool when configured, each under its own budget inside the request's deadline, and reports
-//! every source it had to drop. Offline ([`Deadline::NONE`]) runs every source to completion.
+//! pool when configured (or resolved by `"auto"`), else one after another on the request's own
+//! thread, each under its own budget inside the request's deadline, and reports every source it
+//! had to drop; sequentially, sources after the deadline are not started. Offline
+//! ([`Deadline::NONE`]) runs every source to completion.
 
 use super::{Deadline, Degraded, Engine, SourceCounts};
 use crate::retrieval::{
@@ -53,7 +55,7 @@ impl Engine {
             .collect();
         let start = Instant::now();
         let budget_of = |s: Source| deadline.stage(start, self.cfg.source_budget(s));
-        if self.cfg.parallel_sources && deadline.is_bounded() && active.len() > 1 {
+        if self.parallel_sources && deadline.is_bounded() && active.len() > 1 {
             let (tx, rx) = std::sync::mpsc::channel::<(Source, Option<SourceList>, Duration)>();
             for &s in &active {
                 let (engine, profile, elig, tx) = (
@@ -109,6 +111,12 @@ impl Engine {
         } else {
             let catalog = self.catalog();
             for &s in &active {
+                // The request's deadline bounds the work, not just the answer: once it has
+                // passed, the remaining sources are not started.
+                if deadline.expired() {
+                    out.degraded.push(Degraded::SourceOverBudget(s));
+                    continue;
+                }
                 let t = Instant::now();
                 let list = run_source(&catalog, s, profile, elig, counts.get(s));
                 let took = t.elapsed();

@@ -17,7 +17,7 @@ mod fanout;
 mod request;
 
 pub use chain::recommend_within;
-pub use config::{ServingConfig, SourceBudgets};
+pub use config::{Parallelism, ServingConfig, SourceBudgets};
 pub use deadline::Deadline;
 pub use degraded::Degraded;
 pub use engine::{Engine, EngineError, Plan};
