@@ -2,7 +2,9 @@
 # Load test: starts the release server on the demo bundle (unless RECSERVE_URL points at one),
 # drives it with wrk at several concurrencies with a realistic request mix (known users with and
 # without session items, unknown users, anonymous sessions), checks that responses are "ranked",
-# and prints requests/s and latency percentiles. Installs wrk from Debian when missing.
+# and prints requests/s, latency percentiles and the server's CPU time per response (from
+# /proc/<pid>/stat: user + system time of the whole process ÷ responses; needs the server's pid,
+# known when this script starts it, or RECSERVE_PID). Installs wrk from Debian when missing.
 #   scripts/loadtest.sh [duration_s=10] [concurrencies="1 4 16 64"]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,22 +64,33 @@ response = function(status, headers, body)
   if status ~= 200 or not string.find(body, '"strategy":"ranked"', 1, true) then bad = bad + 1 end
 end
 done = function(summary, latency, requests)
-  io.write(string.format("RESULT rps=%.0f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f errors=%d\n",
-    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
+  io.write(string.format("RESULT requests=%d rps=%.0f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f errors=%d\n",
+    summary.requests, summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
     latency:percentile(90) / 1000, latency:percentile(99) / 1000,
     summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end
 LUA
 
-echo "concurrency,rps,p50_ms,p90_ms,p99_ms,errors" > "$OUT/results.csv"
+SERVER_PID="${RECSERVE_PID:-$PID}"
+TICKS=$(getconf CLK_TCK)
+# The server process's user + system CPU time in clock ticks (fields 14 and 15 of /proc/pid/stat).
+cpu_ticks() { [ -n "$SERVER_PID" ] && awk '{print $14 + $15}' "/proc/$SERVER_PID/stat" 2>/dev/null || echo ""; }
+echo "concurrency,rps,p50_ms,p90_ms,p99_ms,errors,cpu_us_per_response" > "$OUT/results.csv"
 for c in $CONCS; do
   threads=$(( c < 2 ? 1 : 2 ))
+  cpu0=$(cpu_ticks)
   line=$(wrk -t"$threads" -c"$c" -d"${DURATION}s" --latency -s "$OUT/mix.lua" "$RECSERVE_URL" | grep '^RESULT')
   rps=$(sed -E 's/.*rps=([0-9.]+).*/\1/' <<<"$line"); p50=$(sed -E 's/.*p50_ms=([0-9.]+).*/\1/' <<<"$line")
   p90=$(sed -E 's/.*p90_ms=([0-9.]+).*/\1/' <<<"$line"); p99=$(sed -E 's/.*p99_ms=([0-9.]+).*/\1/' <<<"$line")
   err=$(sed -E 's/.*errors=([0-9]+).*/\1/' <<<"$line")
-  echo "$c,$rps,$p50,$p90,$p99,$err" >> "$OUT/results.csv"
-  printf 'c=%-4s %8s req/s  p50 %7s ms  p90 %7s ms  p99 %7s ms  errors %s\n' "$c" "$rps" "$p50" "$p90" "$p99" "$err"
+  reqs=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$line")
+  cpu1=$(cpu_ticks)
+  cpu="n/a"
+  if [ -n "$cpu0" ] && [ -n "$cpu1" ] && [ "$reqs" -gt 0 ]; then
+    cpu=$(( (cpu1 - cpu0) * 1000000 / TICKS / reqs ))
+  fi
+  echo "$c,$rps,$p50,$p90,$p99,$err,$cpu" >> "$OUT/results.csv"
+  printf 'c=%-4s %8s req/s  p50 %7s ms  p90 %7s ms  p99 %7s ms  errors %s  server CPU %s µs/response\n' "$c" "$rps" "$p50" "$p90" "$p99" "$err" "$cpu"
 done
 # Check the strategy of a sample of responses (wrk's per-thread Lua state cannot report it reliably).
 nonranked=0

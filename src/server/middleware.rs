@@ -1,5 +1,6 @@
 //! Cross-cutting request handling: request id (echoed or generated), query-length limit, the
-//! request span, in-flight gauge, request metrics by route template and one access-log line.
+//! request span, in-flight gauge, request metrics by route template and one access-log line
+//! (at debug level: the access log is the metrics; `RUST_LOG=recserve::server=debug` shows it).
 
 use super::error::ApiError;
 use super::state::AppState;
@@ -78,7 +79,7 @@ pub async fn observe(State(st): State<Arc<AppState>>, mut req: Request, next: Ne
         resp.headers_mut().insert("x-request-id", v);
     }
     span.in_scope(|| {
-        tracing::info!(status = status.as_u16(), latency_us = elapsed.as_micros() as u64, variant = %variant, strategy, "request")
+        tracing::debug!(status = status.as_u16(), latency_us = elapsed.as_micros() as u64, variant = %variant, strategy, "request")
     });
     resp
 }
