@@ -85,6 +85,7 @@ fn hybrid_beats_popularity_and_blend_and_every_source_has_recall() {
         max_users: 800,
         seed: 3,
         quiet: true,
+        recent_days: 30.0,
     };
     let mut rows = ablation_rows(&Treatment::default());
     rows.push((

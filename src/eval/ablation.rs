@@ -131,6 +131,96 @@ type UserResult = (u32, Vec<u32>, [f64; 5]);
 /// Per source name, its candidate items best first.
 type SourceLists = Vec<(&'static str, Vec<u32>)>;
 
+/// Baseline row: the most interacted items over all of training (no time window).
+pub const ALL_TIME_POPULAR_ROW: &str = "only_all_time_popular";
+/// Baseline row: the most interacted items over training's last `recent_days` days.
+pub const RECENT_POPULAR_ROW: &str = "only_recent_popular";
+
+/// Items by descending interaction count among interactions at or after `from` (ties by id);
+/// items without any come last, so every list can be filled.
+fn popularity_order(train: &[Interaction], n_items: usize, from: i64) -> Vec<u32> {
+    let mut count = vec![0f64; n_items];
+    for x in train.iter().filter(|x| x.ts >= from) {
+        if let Some(c) = count.get_mut(x.item as usize) {
+            *c += f64::from(x.count.max(1));
+        }
+    }
+    let mut order: Vec<u32> = (0..n_items as u32).collect();
+    order.sort_by(|&a, &b| {
+        count[b as usize]
+            .total_cmp(&count[a as usize])
+            .then(a.cmp(&b))
+    });
+    order
+}
+
+/// What scoring one row needs besides its lists.
+struct RowContext<'a> {
+    k: usize,
+    stats: &'a CatalogueStats,
+    relevant: &'a FxHashMap<u32, FxHashSet<u32>>,
+    train_len: &'a FxHashMap<u32, usize>,
+    train_items: &'a FxHashSet<u32>,
+    obvious: &'a FxHashMap<u32, Vec<u32>>,
+}
+
+/// One row's metrics (all users and the cold slices) and its per-user NDCG@K, in `ranked` order.
+fn score_row(
+    name: &str,
+    ranked: &[(u32, &[u32])],
+    ctx: &RowContext,
+) -> Result<(AblationRow, Vec<Option<f64>>), String> {
+    let k = ctx.k;
+    let mut acc = MetricAccumulator::new(k, ctx.stats.clone()).map_err(|e| e.to_string())?;
+    for &(u, items) in ranked {
+        let rel = &ctx.relevant[&u];
+        let mut slices = vec!["all"];
+        if ctx.train_len.get(&u).copied().unwrap_or(0) <= COLD_USER_MAX {
+            slices.push("cold_users");
+        }
+        acc.add(
+            &slices,
+            &UserRanking {
+                ranked: items,
+                relevant: rel,
+                obvious: ctx.obvious.get(&u).map(Vec::as_slice),
+            },
+        );
+        let cold_rel: FxHashSet<u32> = rel
+            .iter()
+            .copied()
+            .filter(|i| !ctx.train_items.contains(i))
+            .collect();
+        if !cold_rel.is_empty() {
+            acc.add(
+                &["cold_items"],
+                &UserRanking {
+                    ranked: items,
+                    relevant: &cold_rel,
+                    obvious: None,
+                },
+            );
+        }
+    }
+    let per_user = ranked
+        .iter()
+        .map(|&(u, items)| {
+            rank_metrics(&items[..items.len().min(k)], &ctx.relevant[&u], k).map(|m| m.ndcg)
+        })
+        .collect();
+    let mut summaries = acc.summaries();
+    let metrics = summaries.remove("all").ok_or("no users to evaluate")?;
+    Ok((
+        AblationRow {
+            name: name.to_string(),
+            metrics,
+            slices: summaries,
+            ndcg_vs_full: None,
+        },
+        per_user,
+    ))
+}
+
 pub struct EvalInput<'a> {
     pub engine: Arc<Engine>,
     /// The training part (for popularity statistics, cold slices).
@@ -140,6 +230,8 @@ pub struct EvalInput<'a> {
     pub max_users: usize,
     pub seed: u64,
     pub quiet: bool,
+    /// The window of the recent-popularity baseline, in days before training's last interaction.
+    pub recent_days: f64,
 }
 
 /// Runs every ablation row and the component evaluation; returns the report body.
@@ -201,6 +293,14 @@ pub fn evaluate(
             (u, list)
         })
         .collect();
+    let ctx = RowContext {
+        k,
+        stats: &stats,
+        relevant: &relevant,
+        train_len: &train_len,
+        train_items: &train_items,
+        obvious: &obvious,
+    };
     let mut out_rows = Vec::new();
     // Per row, per user (in `users` order: `par_iter().collect()` keeps it), NDCG@K on "all".
     let mut per_user_ndcg: Vec<Vec<Option<f64>>> = Vec::new();
@@ -235,53 +335,13 @@ pub fn evaluate(
             computed.push((t, results));
         }
         let results = &computed[computed.len() - 1].1;
-        let mut acc = MetricAccumulator::new(k, stats.clone()).map_err(|e| e.to_string())?;
-        for (u, items, _) in results {
-            let rel = &relevant[u];
-            let mut slices = vec!["all"];
-            if train_len.get(u).copied().unwrap_or(0) <= COLD_USER_MAX {
-                slices.push("cold_users");
-            }
-            acc.add(
-                &slices,
-                &UserRanking {
-                    ranked: items,
-                    relevant: rel,
-                    obvious: obvious.get(u).map(Vec::as_slice),
-                },
-            );
-            let cold_rel: FxHashSet<u32> = rel
-                .iter()
-                .copied()
-                .filter(|i| !train_items.contains(i))
-                .collect();
-            if !cold_rel.is_empty() {
-                acc.add(
-                    &["cold_items"],
-                    &UserRanking {
-                        ranked: items,
-                        relevant: &cold_rel,
-                        obvious: None,
-                    },
-                );
-            }
-        }
-        per_user_ndcg.push(
-            results
-                .iter()
-                .map(|(u, items, _)| {
-                    rank_metrics(&items[..items.len().min(k)], &relevant[u], k).map(|m| m.ndcg)
-                })
-                .collect(),
-        );
-        let mut summaries = acc.summaries();
-        let metrics = summaries.remove("all").ok_or("no users to evaluate")?;
-        out_rows.push(AblationRow {
-            name: name.clone(),
-            metrics,
-            slices: summaries,
-            ndcg_vs_full: None,
-        });
+        let ranked: Vec<(u32, &[u32])> = results
+            .iter()
+            .map(|(u, items, _)| (*u, items.as_slice()))
+            .collect();
+        let (row, per_user) = score_row(name, &ranked, &ctx)?;
+        out_rows.push(row);
+        per_user_ndcg.push(per_user);
         if name.as_str() == FULL_ROW {
             for (i, stage) in ["profile", "retrieval", "merge", "rank", "total"]
                 .iter()
@@ -291,6 +351,39 @@ pub fn evaluate(
                 latency.extend(StageLatency::from_samples(*stage, &samples));
             }
         }
+    }
+
+    // The strongest simple baselines, computed here without the pipeline: popularity over all
+    // of training and over its last `recent_days` days, the user's training items removed.
+    pb.set_message("popularity baselines");
+    let last_ts = input.train.iter().map(|x| x.ts).max().unwrap_or(0);
+    let since = last_ts - (input.recent_days * 86_400.0) as i64;
+    for (name, from) in [
+        (ALL_TIME_POPULAR_ROW, i64::MIN),
+        (RECENT_POPULAR_ROW, since),
+    ] {
+        let order = popularity_order(input.train, model.n_items(), from);
+        let mut seen: FxHashMap<u32, FxHashSet<u32>> = FxHashMap::default();
+        for x in input.train {
+            seen.entry(x.user).or_default().insert(x.item);
+        }
+        let lists: Vec<(u32, Vec<u32>)> = users
+            .iter()
+            .map(|&u| {
+                let s = seen.get(&u);
+                let list = order
+                    .iter()
+                    .copied()
+                    .filter(|i| s.is_none_or(|s| !s.contains(i)))
+                    .take(k)
+                    .collect();
+                (u, list)
+            })
+            .collect();
+        let ranked: Vec<(u32, &[u32])> = lists.iter().map(|(u, l)| (*u, l.as_slice())).collect();
+        let (row, per_user) = score_row(name, &ranked, &ctx)?;
+        out_rows.push(row);
+        per_user_ndcg.push(per_user);
     }
 
     attach_ndcg_ci(&mut out_rows, &per_user_ndcg, bootstrap_seed(input.seed));

@@ -40,6 +40,9 @@ pub struct EvaluateArgs {
     /// Test users evaluated at most (sampled, seeded).
     #[arg(long, default_value_t = 2000)]
     pub max_users: usize,
+    /// Window of the recent-popularity baseline row, in days before training's last interaction.
+    #[arg(long, default_value_t = 30.0)]
+    pub recent_days: f64,
     #[arg(long)]
     pub config: Option<PathBuf>,
     #[arg(long)]
@@ -252,5 +255,6 @@ fn eval_input<'a>(
         max_users: args.max_users,
         seed: args.seed,
         quiet: args.quiet,
+        recent_days: args.recent_days,
     }
 }
