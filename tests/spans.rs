@@ -61,6 +61,7 @@ fn the_request_span_is_entered_on_the_blocking_thread_and_the_source_tasks() {
             q,
             Treatment::default(),
             std::time::Duration::from_secs(30),
+            (),
         )
         .instrument(span)
         .await

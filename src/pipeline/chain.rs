@@ -177,11 +177,15 @@ fn extend_below(items: &mut Vec<RecItem>, cands: &[Candidate], phase1: &[f64], n
 
 /// Runs the pipeline on a blocking thread (the request's span follows it) under `budget`; past
 /// the budget, or if the pipeline task dies, the request is answered from popularity and says why.
-pub async fn recommend_within(
+///
+/// `hold` (for example the caller's admission permit) lives in the pipeline task and is dropped
+/// only when its CPU work ends, even if the answer went out earlier as a budget fallback.
+pub async fn recommend_within<H: Send + 'static>(
     engine: &Arc<Engine>,
     q: Query,
     t: Treatment,
     budget: Duration,
+    hold: H,
 ) -> Recommendation {
     let deadline = Deadline::after(budget);
     let e = Arc::clone(engine);
@@ -189,7 +193,9 @@ pub async fn recommend_within(
     let span = tracing::Span::current();
     let task = tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
-        e.recommend(&q2, &t, deadline)
+        let rec = e.recommend(&q2, &t, deadline);
+        drop(hold);
+        rec
     });
     let reason = match tokio::time::timeout(budget, task).await {
         Ok(Ok(rec)) => return rec,

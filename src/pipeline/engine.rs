@@ -29,6 +29,9 @@ pub enum EngineError {
         bundle: Vec<String>,
         build: Vec<String>,
     },
+    /// The manifest says the bundle has a ranker, but it does not load (refused on reload).
+    #[error("the bundle's ranker does not load: {0}")]
+    RankerUnavailable(String),
 }
 
 /// Everything needed to serve, built once from a bundle and never mutated: swapped whole on reload.

@@ -2,6 +2,7 @@
 //! start-up (listen first, load and warm the engine, then report ready), SIGHUP reload and
 //! graceful shutdown. Handlers stay thin; the pipeline lives in `crate::pipeline`.
 
+pub mod admission;
 pub mod config;
 pub mod error;
 pub mod feedback;
@@ -17,7 +18,6 @@ pub mod variants;
 pub use config::{ServerConfig, ServiceConfig};
 
 use axum::Router;
-use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -28,7 +28,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tower::ServiceBuilder;
 
 /// The request id of the current request (echoed from `X-Request-Id` or generated).
 #[derive(Debug, Clone)]
@@ -41,35 +40,25 @@ pub struct RouteLabels {
     pub strategy: &'static str,
 }
 
-async fn shed(st: Arc<AppState>, err: tower::BoxError) -> axum::response::Response {
-    if err.is::<tower::load_shed::error::Overloaded>() {
-        st.metrics.shed.inc();
-        ApiError::Overloaded.into_response()
-    } else {
-        ApiError::Internal(err.to_string()).into_response()
-    }
-}
-
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
     ApiError::Internal("handler panicked".into()).into_response()
 }
 
-/// The full router over `state`. Business routes sit behind the concurrency limit; operations
-/// routes (health, readiness, metrics) do not, so ops can still see an overloaded server.
+/// The full router over `state`. Business routes share one in-flight limit ([`admission`]);
+/// operations and admin routes (health, readiness, metrics, reload) do not, so ops can still see
+/// and fix an overloaded server.
 pub fn router(state: Arc<AppState>) -> Router {
-    let st = Arc::clone(&state);
-    let limit = ServiceBuilder::new()
-        .layer(HandleErrorLayer::new(move |err| shed(Arc::clone(&st), err)))
-        .load_shed()
-        .concurrency_limit(state.cfg.server.max_concurrency);
     let api = Router::new()
         .route("/recommendations", get(recommend::recommend))
         .route("/feedback", post(feedback::post_one))
         .route("/feedback/batch", post(feedback::post_batch))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            admission::admit,
+        ));
+    let ops_routes = Router::new()
         .route("/admin/reload", post(ops::reload))
         .route("/admin/bandit", get(feedback::bandit_stats))
-        .layer(limit);
-    let ops_routes = Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -2,6 +2,7 @@
 //! under the request budget (`pipeline::recommend_within`, which falls back to popularity when the
 //! budget runs out), record the impression, answer. Never a 5xx because a stage failed.
 
+use super::admission::Admission;
 use super::error::ApiError;
 use super::params;
 use super::state::AppState;
@@ -39,6 +40,7 @@ pub struct RecResponse {
 pub async fn recommend(
     State(st): State<Arc<AppState>>,
     Extension(rid): Extension<RequestId>,
+    admission: Option<Extension<Admission>>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -99,7 +101,9 @@ pub async fn recommend(
         ts: p.ts,
         online: online_idx,
     };
-    let rec = recommend_within(&engine, q.clone(), treatment, scfg.total_budget()).await;
+    // The admission permit rides in the pipeline task: the slot frees when the work ends.
+    let permit = admission.and_then(|Extension(a)| a.take());
+    let rec = recommend_within(&engine, q.clone(), treatment, scfg.total_budget(), permit).await;
     observe(&st, &rec);
 
     let items: Vec<ItemOut> = rec

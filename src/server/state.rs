@@ -22,6 +22,10 @@ pub struct AppState {
     /// Serialises reloads (a second concurrent reload gets 409).
     pub reload_lock: tokio::sync::Mutex<()>,
     pub feedback: Option<Arc<crate::feedback::service::FeedbackService>>,
+    /// The one in-flight limit of the business routes (`server.max_concurrency` permits). A
+    /// recommendation's permit moves into its pipeline task, so it is held until the CPU work
+    /// really ends, even when the answer has already gone out as a budget fallback.
+    pub admission: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -31,6 +35,7 @@ impl AppState {
         metrics: Arc<Metrics>,
         bundle_dir: PathBuf,
     ) -> Self {
+        let cfg_max_concurrency = cfg.server.max_concurrency;
         Self {
             engine: ArcSwapOption::empty(),
             cfg: Arc::new(cfg),
@@ -39,6 +44,7 @@ impl AppState {
             bundle_dir: PlMutex::new(bundle_dir),
             reload_lock: tokio::sync::Mutex::new(()),
             feedback: None,
+            admission: Arc::new(tokio::sync::Semaphore::new(cfg_max_concurrency)),
         }
     }
 
@@ -53,7 +59,8 @@ impl AppState {
     }
 
     /// Loads `dir` (or the configured bundle) beside the serving engine and swaps it in. A bundle
-    /// that fails validation is refused and the old engine keeps serving.
+    /// that fails validation, or whose ranker does not load while an engine is serving, is
+    /// refused and the old engine keeps serving.
     pub async fn reload(self: &Arc<Self>, dir: Option<PathBuf>) -> Result<String, ApiError> {
         let _guard = self
             .reload_lock
@@ -63,6 +70,7 @@ impl AppState {
         let state = Arc::clone(self);
         let dir2 = dir.clone();
         let span = tracing::Span::current();
+        let has_engine = self.engine.load().is_some();
         let built = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
             let engine = Arc::new(Engine::load(
@@ -70,6 +78,17 @@ impl AppState {
                 state.cfg.serving.clone(),
                 &state.cfg.index,
             )?);
+            // A replacement bundle that says it has a ranker must bring one that loads: swapping
+            // it in would silently drop all traffic to the blend while the old engine ranks. (At
+            // start-up there is nothing better: it serves the blend and says `ranker:unavailable`.)
+            if has_engine
+                && engine.model.manifest.has_ranker
+                && let Some(reason) = &engine.ranker_error
+            {
+                return Err(crate::pipeline::EngineError::RankerUnavailable(
+                    reason.clone(),
+                ));
+            }
             engine.warm_up(state.cfg.server.warmup_requests);
             Ok::<_, crate::pipeline::EngineError>(engine)
         })

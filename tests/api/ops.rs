@@ -2,6 +2,7 @@
 
 use crate::helpers::*;
 use crate::recommend::copy_dir;
+use std::sync::Arc;
 
 #[tokio::test]
 async fn health_ready_and_openapi_cover_real_routes() {
@@ -203,5 +204,87 @@ async fn reload_needs_the_token_refuses_corrupt_bundles_and_swaps_good_ones() {
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains(r#"recserve_model_info{model_version="reloaded-test-version""#));
     assert!(metrics.contains(r#"recserve_reloads_total{result="refused"} 1"#));
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn reload_refuses_a_bundle_whose_ranker_does_not_load() {
+    let app = TestApp::spawn().await;
+    let before = app.state.current().unwrap().version().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken-ranker");
+    copy_dir(&demo_bundle(), &broken);
+    std::fs::write(broken.join("ranker.txt"), "this is not a LightGBM model\n").unwrap();
+    let r = app
+        .client
+        .post(format!("{}/admin/reload", app.base))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"bundle": broken}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(error_code(&body), "bundle_refused");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ranker"),
+        "{body}"
+    );
+    let engine = app.state.current().unwrap();
+    assert_eq!(engine.version(), before, "the old engine keeps serving");
+    assert!(engine.ranker.is_some(), "with its ranker");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_full_admission_limit_sheds_business_routes_but_not_ops_or_admin() {
+    let app = TestApp::spawn_with(|c| c.server.max_concurrency = 3).await;
+    // Hold every slot, as three long requests would; one limit for all business routes.
+    let held = Arc::clone(&app.state.admission)
+        .try_acquire_many_owned(3)
+        .unwrap();
+    let user = app.user_with_history(5);
+    let r = app
+        .client
+        .get(format!("{}/recommendations?user_id={user}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert!(r.headers().get("retry-after").is_some());
+    let r = app
+        .client
+        .post(format!("{}/feedback", app.base))
+        .json(&serde_json::json!({"user_id": user, "item_id": "x", "event": "click"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503, "feedback shares the one limit");
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(app.get(path).await.status().as_u16(), 200, "{path}");
+    }
+    let r = app
+        .client
+        .get(format!("{}/admin/bandit", app.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(
+        r.status().as_u16(),
+        503,
+        "admin routes sit outside the limit"
+    );
+    drop(held);
+    let r = app
+        .client
+        .get(format!("{}/recommendations?user_id={user}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "slots free again once released");
     app.shutdown().await;
 }
