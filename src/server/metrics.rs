@@ -2,9 +2,10 @@
 //! family, and labels with bounded values only (route templates, stages, sources, variants,
 //! strategies, reasons — never a user id, an item id or a raw URI).
 
+use crate::retrieval::{N_SOURCES, Source};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder, exponential_buckets,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder, exponential_buckets,
 };
 
 pub struct Metrics {
@@ -22,6 +23,19 @@ pub struct Metrics {
     pub reloads: IntCounterVec,
     pub model_info: IntGaugeVec,
     pub bandit_pulls: IntCounterVec,
+    /// The per-request series resolved once (no label hashing on the request path).
+    pub hot: HotSeries,
+}
+
+/// Pipeline stages in [`HotSeries::stage`] order.
+pub const STAGES: [&str; 5] = ["profile", "retrieval", "merge", "rank", "total"];
+
+/// Histogram children of the label sets every request observes, in fixed order: stages as
+/// [`STAGES`], sources as `Source::ALL`.
+pub struct HotSeries {
+    pub stage: [Histogram; STAGES.len()],
+    pub source_seconds: [Histogram; N_SOURCES],
+    pub source_candidates: [Histogram; N_SOURCES],
 }
 
 fn latency_buckets() -> Vec<f64> {
@@ -119,7 +133,14 @@ impl Metrics {
             "Bandit arm selections by context and arm.",
             &["context", "arm"],
         )?;
+        let hot = HotSeries {
+            stage: STAGES.map(|s| stage_seconds.with_label_values(&[s])),
+            source_seconds: Source::ALL.map(|s| source_seconds.with_label_values(&[s.as_str()])),
+            source_candidates: Source::ALL
+                .map(|s| source_candidates.with_label_values(&[s.as_str()])),
+        };
         Ok(Self {
+            hot,
             registry: r,
             requests,
             request_seconds,

@@ -168,25 +168,19 @@ pub async fn recommend(
 fn observe(st: &AppState, rec: &Recommendation) {
     let m = &st.metrics;
     let t = &rec.timings;
-    for (stage, d) in [
-        ("profile", t.profile),
-        ("retrieval", t.retrieval),
-        ("merge", t.merge),
-        ("rank", t.rank),
-        ("total", t.total),
-    ] {
-        m.stage_seconds
-            .with_label_values(&[stage])
-            .observe(d.as_secs_f64());
+    // In `metrics::STAGES` order.
+    for (h, d) in m
+        .hot
+        .stage
+        .iter()
+        .zip([t.profile, t.retrieval, t.merge, t.rank, t.total])
+    {
+        h.observe(d.as_secs_f64());
     }
     for s in Source::ALL {
         if let Some(d) = t.sources[s as usize] {
-            m.source_seconds
-                .with_label_values(&[s.as_str()])
-                .observe(d.as_secs_f64());
-            m.source_candidates
-                .with_label_values(&[s.as_str()])
-                .observe(rec.candidates[s as usize] as f64);
+            m.hot.source_seconds[s as usize].observe(d.as_secs_f64());
+            m.hot.source_candidates[s as usize].observe(rec.candidates[s as usize] as f64);
         }
     }
     for &d in &rec.degraded {
