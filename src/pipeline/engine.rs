@@ -226,7 +226,7 @@ impl Engine {
             .category
             .as_deref()
             .map(|c| m.category_index.get(c).copied().unwrap_or(NO_SUCH_CATEGORY));
-        (profile, Eligibility { excluded, category })
+        (profile, Eligibility::new(excluded, category))
     }
 
     /// Runs a few internal requests so caches, pools and page faults are paid before traffic.

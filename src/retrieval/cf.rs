@@ -18,5 +18,7 @@ pub fn candidates(
     let query = catalog.model.user_cf(u);
     catalog
         .cf_index
-        .search_eligible(query, k, |i| elig.allows(catalog.model, i))
+        .search_eligible(query, k, &elig.excluded, |i| {
+            elig.in_category(catalog.model, i)
+        })
 }

@@ -15,7 +15,7 @@ pub fn candidates(
     }
     catalog
         .content_index
-        .search_eligible(&profile.content_profile, k, |i| {
-            elig.allows(catalog.model, i)
+        .search_eligible(&profile.content_profile, k, &elig.excluded, |i| {
+            elig.in_category(catalog.model, i)
         })
 }

@@ -17,7 +17,6 @@ pub use candidate::{Candidate, N_SOURCES, Source, SourceList, merge, source_name
 pub use profile::UserProfile;
 
 use crate::bundle::Model;
-use rustc_hash::FxHashSet;
 
 /// What the sources search: the bundle's arrays and the two vector indexes built over them.
 #[derive(Clone, Copy)]
@@ -31,23 +30,37 @@ pub struct Catalog<'a> {
 pub const NO_SUCH_CATEGORY: u32 = u32::MAX;
 
 /// Which items a request may receive: not excluded (seen or `exclude=`), and in `category` when given.
+/// The excluded ids are kept sorted, so the exact index scan skips them by position (no lookup per
+/// item) and [`allows`](Self::allows) is a binary search over a user's tens to hundreds of items.
 #[derive(Debug, Clone, Default)]
 pub struct Eligibility {
-    pub excluded: FxHashSet<u32>,
+    pub excluded: ExcludedIds,
     pub category: Option<u32>,
 }
 
 impl Eligibility {
+    /// Eligibility excluding `excluded` (any order, duplicates allowed) and, when given, requiring `category`.
+    pub fn new(excluded: impl IntoIterator<Item = u32>, category: Option<u32>) -> Self {
+        Self {
+            excluded: ExcludedIds::new(excluded),
+            category,
+        }
+    }
+
     #[inline]
     pub fn allows(&self, model: &Model, item: u32) -> bool {
-        !self.excluded.contains(&item)
-            && self
-                .category
-                .is_none_or(|c| model.item_categories(item).contains(&c))
+        !self.excluded.contains(item) && self.in_category(model, item)
+    }
+
+    /// The category half of [`allows`](Self::allows): `true` without a category filter.
+    #[inline]
+    pub fn in_category(&self, model: &Model, item: u32) -> bool {
+        self.category
+            .is_none_or(|c| model.item_categories(item).contains(&c))
     }
 }
 
-use index::{IndexConfig, IndexError, VectorIndex};
+use index::{ExcludedIds, IndexConfig, IndexError, VectorIndex};
 
 /// Loads the stored index `name` from `dir` when present and consistent, else builds one.
 pub fn index_for(
@@ -64,10 +77,17 @@ pub fn index_for(
     }
 }
 
-/// Top-`k` eligible items by the index's score, best first (the exact scan filters inline; the
+/// Top-`k` items by the index's score that are not in `excluded` and pass `allow`, best first
+/// (the exact scan skips `excluded` by position and calls `allow` only for would-be results; the
 /// graph search walks past excluded items).
 pub trait SearchEligible {
-    fn search_eligible(&self, query: &[f32], k: usize, allow: impl Fn(u32) -> bool) -> SourceList;
+    fn search_eligible(
+        &self,
+        query: &[f32],
+        k: usize,
+        excluded: &ExcludedIds,
+        allow: impl Fn(u32) -> bool,
+    ) -> SourceList;
 }
 
 thread_local! {
@@ -76,12 +96,21 @@ thread_local! {
 }
 
 impl SearchEligible for VectorIndex {
-    fn search_eligible(&self, query: &[f32], k: usize, allow: impl Fn(u32) -> bool) -> SourceList {
-        let mut out = Vec::with_capacity(k);
+    fn search_eligible(
+        &self,
+        query: &[f32],
+        k: usize,
+        excluded: &ExcludedIds,
+        allow: impl Fn(u32) -> bool,
+    ) -> SourceList {
+        let mut out = Vec::with_capacity(k.min(self.len()));
         let res = SCRATCH.with(|s| match s.try_borrow_mut() {
-            Ok(mut scratch) => self.search_filtered(query, k, &allow, &mut scratch, &mut out),
+            Ok(mut scratch) => {
+                self.search_excluding(query, k, excluded, &allow, &mut scratch, &mut out)
+            }
             Err(_) => {
-                self.search_filtered(query, k, &allow, &mut index::SearchScratch::new(), &mut out)
+                let mut scratch = index::SearchScratch::new();
+                self.search_excluding(query, k, excluded, &allow, &mut scratch, &mut out)
             }
         });
         if let Err(e) = res {

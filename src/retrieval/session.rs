@@ -45,5 +45,7 @@ pub fn candidates(
     }
     catalog
         .cf_index
-        .search_eligible(&query, k, |i| !seeds.contains(&i) && elig.allows(model, i))
+        .search_eligible(&query, k, &elig.excluded, |i| {
+            !seeds.contains(&i) && elig.in_category(model, i)
+        })
 }

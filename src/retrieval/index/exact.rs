@@ -1,11 +1,28 @@
-//! Exact inner-product scan: a dot kernel LLVM vectorises, blocked scoring, and a bounded top-k
-//! heap, so a query costs one pass over the vectors and no allocation proportional to the catalogue.
+//! Exact inner-product scan without per-item heap work, plus the dot kernel and the bounded top-k
+//! heap the graph search shares.
+//!
+//! 1. Score every item into a reused per-thread buffer: `dot + bias` per row, with an AVX kernel
+//!    when the CPU has it (detected at run time; the crate is built for baseline x86-64) or the
+//!    portable [`dot`]. The AVX kernel scores eight rows per group and reduces them together
+//!    (a transpose instead of eight horizontal sums), with the query in registers for 16/32/48/64-d.
+//!    Every kernel rounds exactly like [`dot`] (same lanes, same additions, no FMA), so scores are
+//!    bit-identical to [`VectorIndex::score`](super::VectorIndex::score) and to the former scan.
+//! 2. Estimate a threshold from an even-stride sample of the non-excluded scores (the rank that
+//!    leaves about `k` plus three standard deviations of items above it).
+//! 3. Collect, without a branch per item, the ids scoring at least the threshold, skipping the
+//!    excluded ids (a sorted list) by splitting the id range around them: `O(|excluded|)`, no
+//!    lookup per item. Only these candidates (~1.25 k) get a `u64` key, whose unsigned order is the
+//!    result order (score by `f32::total_cmp`, ties to the lower id), and meet `allow`.
+//! 4. `select_nth_unstable` keeps the best `k` keys and a sort of those gives the list. If fewer
+//!    than `k` candidates passed (an unlucky sample, or an `allow` rejecting most items), step 3
+//!    runs again without a threshold, so the result is always the exact top `k`.
+//!
+//! Memory: 8 bytes per item of the largest catalogue scanned, reused per thread; nothing is
+//! allocated per query once the buffers have grown.
 
 use std::cmp::Ordering;
 
-/// Items scored per block before selection: the scores stay in L1 and the dot loop stays branch-free.
-const BLOCK: usize = 256;
-/// Independent accumulators in [`dot`]: enough to hide add latency with SSE2 (4 registers) or AVX2 (2).
+/// Independent accumulators in [`dot`]: enough to hide add latency with SSE2 (4 registers) or AVX (2).
 const LANES: usize = 16;
 
 /// Dot product over the common prefix of `a` and `b`. Sixteen independent accumulators let LLVM
@@ -42,8 +59,368 @@ fn reduce(acc: [f32; LANES]) -> f32 {
     (quarter[0] + quarter[2]) + (quarter[1] + quarter[3])
 }
 
-/// Scores every item, keeping the `k` best that pass `allow` in `top`.
-/// `allow` is called only for items whose score would enter the current top-k.
+/// The dot kernels the scan can use; [`Kernel::detect`] picks the best the CPU supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kernel {
+    /// [`dot`] per row, as LLVM vectorises it for the build target.
+    Portable,
+    /// 256-bit AVX, two registers of eight accumulators; only constructed when the CPU has AVX.
+    #[cfg(target_arch = "x86_64")]
+    Avx,
+}
+
+impl Kernel {
+    /// The fastest kernel this CPU runs (the detection result is cached by std).
+    #[inline]
+    pub(crate) fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx") {
+            return Self::Avx;
+        }
+        Self::Portable
+    }
+
+    /// Every kernel this CPU can run, for tests comparing them.
+    #[cfg(test)]
+    pub(crate) fn available() -> Vec<Self> {
+        let mut all = vec![Self::Portable];
+        if Self::detect() != Self::Portable {
+            all.push(Self::detect());
+        }
+        all
+    }
+
+    /// `out[j] = dot(query, row j of rows)` for the `out.len()` rows of `rows` (`dim` floats each).
+    #[inline]
+    pub(crate) fn score_rows(self, query: &[f32], rows: &[f32], dim: usize, out: &mut [f32]) {
+        match self {
+            Self::Portable => {
+                for (s, row) in out.iter_mut().zip(rows.chunks_exact(dim)) {
+                    *s = dot(query, row);
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx => {
+                // SAFETY: `Kernel::Avx` is only constructed by `detect` after
+                // `is_x86_feature_detected!("avx")` returned true, so this CPU executes AVX.
+                unsafe { avx::score_rows(query, rows, dim, out) }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx {
+    use std::arch::x86_64::{
+        __m256, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_movehl_ps, _mm_shuffle_ps,
+        _mm256_add_ps, _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_loadu_ps,
+        _mm256_mul_ps, _mm256_permute2f128_ps, _mm256_setzero_ps, _mm256_shuffle_ps,
+        _mm256_storeu_ps,
+    };
+
+    use super::LANES;
+
+    /// Items per group: one AVX register of final scores.
+    const GROUP: usize = 8;
+    /// Row scored into slot `s` of a group, chosen so that [`reduce8`] yields the scores in item order.
+    const SLOT: [usize; GROUP] = [0, 4, 1, 5, 2, 6, 3, 7];
+
+    /// [`super::Kernel::score_rows`] with AVX: groups of eight rows share one transposed reduction
+    /// (about 4 instructions per item instead of 9); the last `< 8` rows go one at a time.
+    #[target_feature(enable = "avx")]
+    pub(super) fn score_rows(query: &[f32], rows: &[f32], dim: usize, out: &mut [f32]) {
+        if query.len() == dim && dim.is_multiple_of(LANES) {
+            match dim / LANES {
+                1 => return score_rows_fixed::<1>(query, rows, out),
+                2 => return score_rows_fixed::<2>(query, rows, out),
+                3 => return score_rows_fixed::<3>(query, rows, out),
+                4 => return score_rows_fixed::<4>(query, rows, out),
+                _ => {}
+            }
+        }
+        let len = query.len().min(dim);
+        let (q_chunks, q_tail) = query[..len].as_chunks::<LANES>();
+        let mut groups = out.chunks_exact_mut(GROUP);
+        let mut row_groups = rows.chunks_exact(GROUP * dim);
+        for (scores, group) in (&mut groups).zip(&mut row_groups) {
+            let mut halves = [_mm256_setzero_ps(); GROUP];
+            let mut tails = [0.0f32; GROUP];
+            for (s, half) in halves.iter_mut().enumerate() {
+                let row = group.get(SLOT[s] * dim..SLOT[s] * dim + len).unwrap_or(&[]);
+                let (r_chunks, r_tail) = row.as_chunks::<LANES>();
+                *half = accumulate(q_chunks, r_chunks);
+                let mut tail = 0.0f32;
+                for (x, y) in q_tail.iter().zip(r_tail) {
+                    tail += x * y;
+                }
+                tails[SLOT[s]] = tail;
+            }
+            let sums = _mm256_add_ps(reduce8(halves), load8(&tails));
+            if let Ok(scores) = <&mut [f32; GROUP]>::try_from(scores) {
+                // SAFETY: `scores` is exactly eight floats; `storeu` has no alignment requirement.
+                unsafe { _mm256_storeu_ps(scores.as_mut_ptr(), sums) };
+            }
+        }
+        let rest = groups.into_remainder();
+        for (s, row) in rest
+            .iter_mut()
+            .zip(row_groups.remainder().chunks_exact(dim))
+        {
+            *s = dot(query, row);
+        }
+    }
+
+    /// [`score_rows`] for `dim = CHUNKS × 16` (no tail), the query held in registers and the
+    /// chunk loop unrolled.
+    #[target_feature(enable = "avx")]
+    fn score_rows_fixed<const CHUNKS: usize>(query: &[f32], rows: &[f32], out: &mut [f32]) {
+        let dim = CHUNKS * LANES;
+        let (q_chunks, _) = query.as_chunks::<LANES>();
+        let mut q = [[_mm256_setzero_ps(); 2]; CHUNKS];
+        for (q, chunk) in q.iter_mut().zip(q_chunks) {
+            *q = [load::<0>(chunk), load::<8>(chunk)];
+        }
+        let mut groups = out.chunks_exact_mut(GROUP);
+        let mut row_groups = rows.chunks_exact(GROUP * dim);
+        for (scores, group) in (&mut groups).zip(&mut row_groups) {
+            let mut halves = [_mm256_setzero_ps(); GROUP];
+            for (s, half) in halves.iter_mut().enumerate() {
+                let row = group.get(SLOT[s] * dim..(SLOT[s] + 1) * dim).unwrap_or(&[]);
+                let (r_chunks, _) = row.as_chunks::<LANES>();
+                let mut lo = _mm256_setzero_ps();
+                let mut hi = _mm256_setzero_ps();
+                for ([q_lo, q_hi], y) in q.iter().zip(r_chunks) {
+                    lo = _mm256_add_ps(lo, _mm256_mul_ps(*q_lo, load::<0>(y)));
+                    hi = _mm256_add_ps(hi, _mm256_mul_ps(*q_hi, load::<8>(y)));
+                }
+                *half = _mm256_add_ps(lo, hi);
+            }
+            // `+ tail` of `super::dot`, with the empty tail's 0.0.
+            let sums = _mm256_add_ps(reduce8(halves), _mm256_setzero_ps());
+            if let Ok(scores) = <&mut [f32; GROUP]>::try_from(scores) {
+                // SAFETY: `scores` is exactly eight floats; `storeu` has no alignment requirement.
+                unsafe { _mm256_storeu_ps(scores.as_mut_ptr(), sums) };
+            }
+        }
+        let rest = groups.into_remainder();
+        for (s, row) in rest
+            .iter_mut()
+            .zip(row_groups.remainder().chunks_exact(dim))
+        {
+            *s = dot(query, row);
+        }
+    }
+
+    /// `acc[i] + acc[i + 8]` of [`super::dot`]'s sixteen accumulators, as one register: lane `i`
+    /// of `lo` is accumulator `i`, lane `i` of `hi` accumulator `i + 8`, each a multiply then an add
+    /// from 0 per chunk, as there.
+    #[inline]
+    #[target_feature(enable = "avx")]
+    fn accumulate(a: &[[f32; LANES]], b: &[[f32; LANES]]) -> __m256 {
+        let mut lo = _mm256_setzero_ps();
+        let mut hi = _mm256_setzero_ps();
+        for (x, y) in a.iter().zip(b) {
+            lo = _mm256_add_ps(lo, _mm256_mul_ps(load::<0>(x), load::<0>(y)));
+            hi = _mm256_add_ps(hi, _mm256_mul_ps(load::<8>(x), load::<8>(y)));
+        }
+        _mm256_add_ps(lo, hi)
+    }
+
+    /// The rest of [`super::reduce`] for eight items at once: `halves[s]` holds the eight `half`
+    /// values of the row in slot `s`; lane `j` of the result is `(q0 + q2) + (q1 + q3)` of row `j`,
+    /// where `q_i = half[i] + half[i + 4]` (the same additions of the same operands).
+    #[inline]
+    #[target_feature(enable = "avx")]
+    fn reduce8(h: [__m256; GROUP]) -> __m256 {
+        // [q of slot a | q of slot b]: low halves plus high halves.
+        let quarters = |a: __m256, b: __m256| {
+            _mm256_add_ps(
+                _mm256_permute2f128_ps::<0x20>(a, b),
+                _mm256_permute2f128_ps::<0x31>(a, b),
+            )
+        };
+        let (q01, q23) = (quarters(h[0], h[1]), quarters(h[2], h[3]));
+        let (q45, q67) = (quarters(h[4], h[5]), quarters(h[6], h[7]));
+        // [q0 + q2, q1 + q3] of slots (a, c | b, d) from [a | b] and [c | d].
+        let pairs = |ab: __m256, cd: __m256| {
+            _mm256_add_ps(
+                _mm256_shuffle_ps::<0b01_00_01_00>(ab, cd),
+                _mm256_shuffle_ps::<0b11_10_11_10>(ab, cd),
+            )
+        };
+        let (p0213, p4657) = (pairs(q01, q23), pairs(q45, q67));
+        // Lanes: slots 0, 2, 4, 6 | 1, 3, 5, 7, which `SLOT` maps to rows 0..8 in order.
+        _mm256_add_ps(
+            _mm256_shuffle_ps::<0b10_00_10_00>(p0213, p4657),
+            _mm256_shuffle_ps::<0b11_01_11_01>(p0213, p4657),
+        )
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx")]
+    fn load8(values: &[f32; GROUP]) -> __m256 {
+        // SAFETY: eight floats in bounds; `loadu` has no alignment requirement.
+        unsafe { _mm256_loadu_ps(values.as_ptr()) }
+    }
+
+    /// Loads eight floats starting at `chunk[OFFSET]`.
+    #[inline]
+    #[target_feature(enable = "avx")]
+    fn load<const OFFSET: usize>(chunk: &[f32; LANES]) -> __m256 {
+        const { assert!(OFFSET + 8 <= LANES) };
+        // SAFETY: `chunk` holds LANES floats and OFFSET + 8 <= LANES (checked at compile time), so
+        // the eight floats read are in bounds; `loadu` has no alignment requirement.
+        unsafe { _mm256_loadu_ps(chunk.as_ptr().add(OFFSET)) }
+    }
+
+    /// [`super::dot`] for one row with the same rounding: the accumulators of [`accumulate`], then
+    /// `half[i] + half[i + 4]`, `(q0 + q2) + (q1 + q3)`, and the scalar tail.
+    #[inline]
+    #[target_feature(enable = "avx")]
+    fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let len = a.len().min(b.len());
+        let (a_chunks, a_tail) = a[..len].as_chunks::<LANES>();
+        let (b_chunks, b_tail) = b[..len].as_chunks::<LANES>();
+        let half = accumulate(a_chunks, b_chunks);
+        let mut tail = 0.0f32;
+        for (x, y) in a_tail.iter().zip(b_tail) {
+            tail += x * y;
+        }
+        let quarter = _mm_add_ps(
+            _mm256_castps256_ps128(half),
+            _mm256_extractf128_ps::<1>(half),
+        );
+        // [q0 + q2, q1 + q3, ..], then lane 0 + lane 1.
+        let pairs = _mm_add_ps(quarter, _mm_movehl_ps(quarter, quarter));
+        let sum = _mm_add_ss(pairs, _mm_shuffle_ps::<0b01>(pairs, pairs));
+        _mm_cvtss_f32(sum) + tail
+    }
+}
+
+/// The sort key of `(score, id)`: a larger key ranks higher (higher score by `f32::total_cmp`,
+/// then lower id). Never 0 for a real item, since ids are below `u32::MAX`.
+#[inline]
+pub(crate) fn key(score: f32, id: u32) -> u64 {
+    let bits = score.to_bits();
+    // Negative: flip every bit (larger magnitude sorts lower); positive: set the sign bit.
+    let ordered = bits ^ ((((bits as i32) >> 31) as u32) | 0x8000_0000);
+    (u64::from(ordered) << 32) | u64::from(!id)
+}
+
+/// Inverse of [`key`]: `(id, score)`, the score bit for bit.
+#[inline]
+pub(crate) fn unkey(key: u64) -> (u32, f32) {
+    let ordered = (key >> 32) as u32;
+    let bits = if ordered & 0x8000_0000 != 0 {
+        ordered ^ 0x8000_0000
+    } else {
+        !ordered
+    };
+    (!(key as u32), f32::from_bits(bits))
+}
+
+/// Reusable buffers of [`scan`], kept per thread: every score and a candidate id list (8 bytes
+/// per item of the largest catalogue scanned with it), the sample and the candidate keys.
+#[derive(Debug, Default)]
+pub(crate) struct ScanScratch {
+    scores: Vec<f32>,
+    ids: Vec<u32>,
+    sample: Vec<u32>,
+    keys: Vec<u64>,
+}
+
+/// The order-preserving `u32` of a score (the high half of its [`key`]).
+#[inline]
+fn ordered(score: f32) -> u32 {
+    (key(score, 0) >> 32) as u32
+}
+
+/// Items sampled to estimate the selection threshold.
+const SAMPLE: usize = 256;
+
+/// A score `t` such that very likely at least `k` eligible items score `>= t` (and not many
+/// more): the matching rank of an even-stride sample of the non-excluded scores, with three
+/// standard deviations of margin. `None` when a threshold would not cut much.
+fn sample_threshold(
+    scores: &[f32],
+    excluded: &[u32],
+    k: usize,
+    sample: &mut Vec<u32>,
+) -> Option<f32> {
+    let n = scores.len();
+    let stride = n / SAMPLE;
+    if stride < 2 {
+        return None;
+    }
+    sample.clear();
+    let mut excluded_iter = excluded.iter().copied().peekable();
+    for (i, &score) in scores.iter().enumerate().step_by(stride) {
+        while excluded_iter.next_if(|&e| (e as usize) < i).is_some() {}
+        if excluded_iter.peek() != Some(&(i as u32)) {
+            sample.push(ordered(score));
+        }
+    }
+    let n_excluded = excluded.partition_point(|&e| (e as usize) < n);
+    let eligible = n.saturating_sub(n_excluded).max(1) as f64;
+    let m = sample.len() as f64;
+    let p = (k as f64 / eligible).min(1.0);
+    let rank = (m * p + 3.0 * (m * p * (1.0 - p)).sqrt()).ceil() as usize + 1;
+    if rank >= sample.len() / 2 {
+        return None;
+    }
+    let (_, &mut t, _) = sample.select_nth_unstable_by(rank - 1, |a, b| b.cmp(a));
+    // Back from the ordered form to the score.
+    Some(unkey(u64::from(t) << 32).1)
+}
+
+/// Appends to `keys` the keys of the items outside `excluded` with `ordered(score) >=
+/// ordered(threshold)` that pass `allow`, in id order. `ids` is scratch.
+fn collect(
+    scores: &[f32],
+    excluded: &[u32],
+    threshold: f32,
+    allow: &impl Fn(u32) -> bool,
+    ids: &mut Vec<u32>,
+    keys: &mut Vec<u64>,
+) {
+    let n = scores.len();
+    ids.resize(n, 0);
+    let mut len = 0;
+    let mut start = 0;
+    let segments = excluded
+        .iter()
+        .map(|&e| e as usize)
+        .take_while(|&e| e < n)
+        .chain([n]);
+    for end in segments {
+        if end < start {
+            continue; // a duplicate id
+        }
+        // Branch-free: write every id, advance past it if it may pass. `!(s < t)` is a superset
+        // of the exact test below (it also admits NaN and -0.0 against 0.0).
+        for (j, &s) in scores.iter().enumerate().take(end).skip(start) {
+            if let Some(slot) = ids.get_mut(len) {
+                *slot = j as u32;
+            }
+            // Intended: unordered (NaN) passes, so the exact key test decides.
+            #[allow(clippy::neg_cmp_op_on_partial_ord)]
+            let may_pass = !(s < threshold);
+            len += usize::from(may_pass);
+        }
+        start = end + 1;
+    }
+    let min_key = u64::from(ordered(threshold)) << 32;
+    for &id in &ids[..len.min(n)] {
+        let key = key(scores.get(id as usize).copied().unwrap_or(f32::NAN), id);
+        if key >= min_key && allow(id) {
+            keys.push(key);
+        }
+    }
+}
+
+/// Top-`k` items by `dot(query, row) + bias` among those not in `excluded` (sorted ascending;
+/// duplicates allowed) with `allow(id)`, best first, appended to `out`. `allow` is only called for
+/// items scoring at least the sampled threshold (all eligible ones when that leaves fewer than `k`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn scan(
     vectors: &[f32],
@@ -51,35 +428,46 @@ pub(crate) fn scan(
     dim: usize,
     query: &[f32],
     k: usize,
+    excluded: &[u32],
     allow: &impl Fn(u32) -> bool,
-    top: &mut TopK,
-    block: &mut Vec<f32>,
+    kernel: Kernel,
+    scratch: &mut ScanScratch,
+    out: &mut Vec<(u32, f32)>,
 ) {
-    top.reset(k);
-    if dim == 0 {
+    if dim == 0 || k == 0 {
         return;
     }
-    block.resize(BLOCK, 0.0);
-    for (b, rows) in vectors.chunks(BLOCK * dim).enumerate() {
-        let base = b * BLOCK;
-        let count = rows.len() / dim;
-        let scores = &mut block[..count];
-        for (s, row) in scores.iter_mut().zip(rows.chunks_exact(dim)) {
-            *s = dot(query, row);
-        }
-        if let Some(bias) = bias {
-            for (s, b) in scores.iter_mut().zip(&bias[base..base + count]) {
-                *s += b;
-            }
-        }
-        for (j, &score) in scores.iter().enumerate() {
-            // `vectors` holds at most u32::MAX + 1 rows (checked at build), so ids fit.
-            let id = (base + j) as u32;
-            if top.would_accept(score, id) && allow(id) {
-                top.push(score, id);
-            }
+    let n = vectors.len() / dim;
+    let k = k.min(n);
+    let ScanScratch {
+        scores,
+        ids,
+        sample,
+        keys,
+    } = scratch;
+    scores.resize(n, 0.0);
+    kernel.score_rows(query, vectors, dim, scores);
+    if let Some(bias) = bias {
+        for (s, b) in scores.iter_mut().zip(bias) {
+            *s += b;
         }
     }
+    keys.clear();
+    let threshold = sample_threshold(scores, excluded, k, sample);
+    if let Some(t) = threshold {
+        collect(scores, excluded, t, allow, ids, keys);
+    }
+    if keys.len() < k {
+        // No threshold, or too few eligible items above it: take every eligible item.
+        keys.clear();
+        collect(scores, excluded, f32::NEG_INFINITY, allow, ids, keys);
+    }
+    if keys.len() > k {
+        keys.select_nth_unstable_by(k - 1, |a, b| b.cmp(a));
+        keys.truncate(k);
+    }
+    keys.sort_unstable_by(|a, b| b.cmp(a));
+    out.extend(keys.iter().map(|&key| unkey(key)));
 }
 
 /// `true` when `(sa, ia)` ranks strictly below `(sb, ib)`: lower score, or equal score and higher id.
@@ -92,8 +480,8 @@ fn worse(sa: f32, ia: u32, sb: f32, ib: u32) -> bool {
     }
 }
 
-/// Bounded top-k: a binary min-heap (worst entry at the root) of at most `cap` `(score, id)` pairs.
-/// Ties on score are broken towards the lower id, so results are deterministic.
+/// Bounded top-k for the graph search: a binary min-heap (worst entry at the root) of at most
+/// `cap` `(score, id)` pairs. Ties on score are broken towards the lower id, so results are deterministic.
 #[derive(Debug, Default)]
 pub(crate) struct TopK {
     heap: Vec<(f32, u32)>,

@@ -1,5 +1,6 @@
-//! Tests of the index against naive references: brute-force top-k, exact vs HNSW, MIPS vs
-//! nearest-neighbour, bias, dump/reload round trips, and inputs that must error instead of panicking.
+//! Tests of the index against naive references: brute-force top-k, the key-selection scan vs the
+//! heap scan it replaced (bit for bit, every kernel), exact vs HNSW, MIPS vs nearest-neighbour,
+//! bias, dump/reload round trips, and inputs that must error instead of panicking.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -8,7 +9,7 @@ use hnsw_rs::prelude::Distance;
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 
-use super::exact::TopK;
+use super::exact::{self, Kernel, ScanScratch, TopK};
 use super::mips::{AugmentedL2, augment_item, augment_query, augmentation_norm};
 use super::*;
 
@@ -207,6 +208,208 @@ proptest! {
             let dist = f64::from(AugmentedL2.eval(&q_aug, &x_aug));
             prop_assert!((dist - (2.0 - 2.0 * score / (m * qn))).abs() < 1e-4, "{} vs {}", dist, score);
         }
+    }
+}
+
+/// The exact scan as it was before key selection, kept as the reference its replacement must
+/// equal exactly: `dot + bias` per item (no bias: no addition), then for each item a heap-threshold
+/// test, `allow`, and a push into the bounded heap.
+fn heap_scan_reference(
+    vectors: &[f32],
+    bias: Option<&[f32]>,
+    dim: usize,
+    q: &[f32],
+    k: usize,
+    allow: impl Fn(u32) -> bool,
+) -> Vec<(u32, f32)> {
+    let mut top = TopK::default();
+    top.reset(k);
+    for (i, row) in vectors.chunks_exact(dim).enumerate() {
+        let id = i as u32;
+        let mut score = exact::dot(q, row);
+        if let Some(b) = bias {
+            score += b[i];
+        }
+        if top.would_accept(score, id) && allow(id) {
+            top.push(score, id);
+        }
+    }
+    let mut out = Vec::new();
+    top.drain_sorted_into(&mut out);
+    out
+}
+
+/// `(id, score bits)`: equality of these is bit-for-bit (`-0.0 != 0.0`).
+fn bits(list: &[(u32, f32)]) -> Vec<(u32, u32)> {
+    list.iter().map(|&(id, s)| (id, s.to_bits())).collect()
+}
+
+/// A random scan problem from `seed`: integer values in -2..=2 (many exact ties and signed zeros)
+/// or continuous ones, optional bias, exclusions (unsorted, with duplicates and out-of-range ids)
+/// covering `excluded_pct` percent of the catalogue.
+struct ScanCase {
+    n: usize,
+    dim: usize,
+    vectors: Vec<f32>,
+    bias: Option<Vec<f32>>,
+    query: Vec<f32>,
+    excluded: Vec<u32>,
+}
+
+impl ScanCase {
+    fn new(
+        seed: u64,
+        n: usize,
+        dim: usize,
+        ints: bool,
+        with_bias: bool,
+        excluded_pct: u32,
+    ) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let value = |rng: &mut StdRng| {
+            if ints {
+                match rng.random_range(-2i8..=3) {
+                    3 => -0.0,
+                    v => f32::from(v),
+                }
+            } else {
+                rng.random_range(-1.0f32..1.0)
+            }
+        };
+        let vectors: Vec<f32> = (0..n * dim).map(|_| value(&mut rng)).collect();
+        let bias = with_bias.then(|| (0..n).map(|_| value(&mut rng)).collect());
+        let query: Vec<f32> = (0..dim).map(|_| value(&mut rng)).collect();
+        let count = n * excluded_pct as usize / 100 + 3;
+        let excluded = (0..count)
+            .map(|_| rng.random_range(0..n as u32 + 5))
+            .collect();
+        Self {
+            n,
+            dim,
+            vectors,
+            bias,
+            query,
+            excluded,
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn key_selection_scan_equals_heap_scan_bit_for_bit(
+        seed in any::<u64>(),
+        n in 0usize..1300,
+        dim in 1usize..70,
+        k in 0usize..320,
+        ints: bool,
+        with_bias: bool,
+        excluded_pct in prop_oneof![Just(0u32), 0u32..20, 0u32..=100],
+        modulus in 1u32..6,
+    ) {
+        let c = ScanCase::new(seed, n, dim, ints, with_bias, excluded_pct);
+        let excluded = ExcludedIds::new(c.excluded.iter().copied());
+        let allow = |id: u32| modulus == 1 || !id.is_multiple_of(modulus);
+        let reference = heap_scan_reference(&c.vectors, c.bias.as_deref(), c.dim, &c.query, k, |id| {
+            !c.excluded.contains(&id) && allow(id)
+        });
+        prop_assert!(reference.len() <= k);
+        for kernel in Kernel::available() {
+            let mut got = Vec::new();
+            exact::scan(
+                &c.vectors, c.bias.as_deref(), c.dim, &c.query, k, excluded.as_slice(), &allow,
+                kernel, &mut ScanScratch::default(), &mut got,
+            );
+            prop_assert_eq!(bits(&got), bits(&reference), "{:?}, n={}", kernel, c.n);
+        }
+        if n > 0 {
+            let index = VectorIndex::build(c.vectors.clone(), c.bias.clone(), c.dim, &IndexConfig::default()).unwrap();
+            let mut scratch = SearchScratch::new();
+            let mut got = Vec::new();
+            index.search_excluding(&c.query, k, &excluded, allow, &mut scratch, &mut got).unwrap();
+            prop_assert_eq!(bits(&got), bits(&reference));
+            // The same scratch serves the next search unchanged by this one.
+            index.search_excluding(&c.query, k, &excluded, allow, &mut scratch, &mut got).unwrap();
+            prop_assert_eq!(bits(&got), bits(&reference));
+        }
+    }
+
+    #[test]
+    fn every_kernel_rounds_like_dot(seed in any::<u64>(), len in prop_oneof![0usize..100, Just(16), Just(32), Just(48), Just(64)], scale in prop_oneof![Just(1.0f32), Just(1e18f32), Just(1e-20f32)]) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let a: Vec<f32> = (0..len).map(|_| rng.random_range(-1.0f32..1.0) * scale).collect();
+        let n = rng.random_range(0..40usize);
+        let rows: Vec<f32> = (0..n * len).map(|_| rng.random_range(-1.0f32..1.0) * scale).collect();
+        let want: Vec<u32> = rows.chunks_exact(len.max(1)).map(|r| exact::dot(&a, r).to_bits()).collect();
+        if len > 0 {
+            for kernel in Kernel::available() {
+                let mut got = vec![0.0f32; n];
+                kernel.score_rows(&a, &rows, len, &mut got);
+                let got: Vec<u32> = got.iter().map(|s| s.to_bits()).collect();
+                prop_assert_eq!(&got, &want, "{:?}", kernel);
+            }
+        }
+    }
+
+    #[test]
+    fn keys_order_like_total_cmp_then_lower_id(a in any::<u32>(), b in any::<u32>(), ia in 0u32..u32::MAX, ib in 0u32..u32::MAX) {
+        let (sa, sb) = (f32::from_bits(a), f32::from_bits(b));
+        let want = sa.total_cmp(&sb).then(ib.cmp(&ia));
+        prop_assert_eq!(exact::key(sa, ia).cmp(&exact::key(sb, ib)), want);
+        prop_assert!(exact::key(sa, ia) > 0);
+        let (id, s) = exact::unkey(exact::key(sa, ia));
+        prop_assert_eq!((id, s.to_bits()), (ia, a));
+    }
+}
+
+#[test]
+fn excluded_ids_are_sorted_deduplicated_and_searchable() {
+    let ids = ExcludedIds::new([9, 3, 3, 700, 0, 9]);
+    assert_eq!(ids.as_slice(), [0, 3, 9, 700]);
+    assert_eq!(ids.len(), 4);
+    assert!(ids.contains(700) && ids.contains(0) && !ids.contains(4));
+    assert!(ExcludedIds::default().is_empty());
+    let collected: ExcludedIds = [5, 1, 5].into_iter().collect();
+    assert_eq!(collected.as_slice(), [1, 5]);
+}
+
+#[test]
+fn excluding_everything_or_all_but_a_few_still_returns_the_best_allowed() {
+    let (n, dim) = (2000, 8);
+    let v = clustered(n, dim, 4, 21);
+    let q = [0.3, -0.2, 0.1, 0.5, -0.4, 0.2, 0.0, 0.1];
+    for cfg in [IndexConfig::default(), hnsw_cfg()] {
+        let index = VectorIndex::build(v.clone(), None, dim, &cfg).unwrap();
+        let mut out = vec![(0, 0.0)];
+        let all = ExcludedIds::new(0..n as u32);
+        index
+            .search_excluding(&q, 10, &all, |_| true, &mut SearchScratch::new(), &mut out)
+            .unwrap();
+        assert!(out.is_empty(), "{}", index.kind());
+        // Keep only ids ≡ 7 (mod 100), 20 items spread over every block.
+        let most = ExcludedIds::new((0..n as u32).filter(|id| id % 100 != 7));
+        index
+            .search_excluding(&q, 50, &most, |_| true, &mut SearchScratch::new(), &mut out)
+            .unwrap();
+        let want = brute_force(&v, None, dim, &q, 50, |id| id % 100 == 7);
+        let ids: Vec<u32> = out.iter().map(|p| p.0).collect();
+        let want_ids: Vec<u32> = want.iter().map(|p| p.0).collect();
+        if index.kind() == "exact" {
+            assert_eq!(ids, want_ids);
+        } else {
+            assert!(ids.iter().all(|id| id % 100 == 7));
+        }
+    }
+}
+
+#[test]
+fn huge_k_is_clamped_to_the_catalogue() {
+    let v = clustered(300, 4, 3, 5);
+    for cfg in [IndexConfig::default(), hnsw_cfg()] {
+        let index = VectorIndex::build(v.clone(), None, 4, &cfg).unwrap();
+        let top = search(&index, &[0.1, 0.2, 0.3, 0.4], usize::MAX);
+        assert_eq!(top.len(), 300, "{}", index.kind());
     }
 }
 
