@@ -1,21 +1,14 @@
-//! Branch-free batch scoring of small numerical trees with integer bins and leaf bitmasks.
-//!
-//! Walking a tree costs one data-dependent step per level. Here every split of a tree is
-//! evaluated for a block of rows instead, with no branches, in a form the compiler vectorises
-//! (QuickScorer's leaf bitmasks, evaluated densely): each row starts with all leaves of the
-//! tree possible (a `u32` bitmask, leaves numbered left to right) and every split the row goes
-//! right at clears the leaves of its left subtree; the exit leaf is the lowest bit left.
-//!
-//! Comparisons are made exact and cheap by binning: each feature's distinct thresholds are
-//! sorted, an input becomes the number of thresholds below it, and "x > threshold j" becomes
-//! "bin > j". Missing values are folded into per-split input variants: a NaN (or, under
-//! LightGBM's zero-as-missing, a zero) gets bin `i32::MAX` in the variant read by splits that
-//! send it right and `-1` in the one read by splits that send it left.
+//! The batch scorer as it was before the f32 rewrite of [`super::binned`] (integer bins found
+//! by binary search, 64-row blocks whatever the batch size), kept only so that the `ranker`
+//! bench can compare old and new in the same run on a noisy machine. Not used by serving.
 
-use super::{K_ZERO_THRESHOLD, LEAF, Node, SPECIAL_LEFT, TreeInfo, ZERO_SPECIAL};
+use super::{
+    K_ZERO_THRESHOLD, LANES, LEAF, NativeModel, Node, RankerError, SPECIAL_LEFT, TreeInfo,
+    ZERO_SPECIAL, walk,
+};
 
 /// Rows evaluated together (sixteen SSE2 registers of bitmasks; measured ~10% faster than 32).
-pub(super) const BLOCK: usize = 64;
+const BLOCK: usize = 64;
 /// Largest tree (in leaves) that fits the `u32` bitmasks.
 const MAX_LEAVES: usize = 32;
 
@@ -64,7 +57,7 @@ struct BinnedTree {
 
 /// The binned form of the model's eligible trees (numerical splits only, at most 32 leaves).
 #[derive(Clone, Debug, Default)]
-pub(super) struct BinnedForest {
+struct BinnedForest {
     /// Sorted distinct thresholds of each feature.
     thresholds: Vec<Vec<f64>>,
     /// Input columns (feature, variant) that some split reads.
@@ -79,7 +72,7 @@ pub(super) struct BinnedForest {
 impl BinnedForest {
     /// Builds the binned form of every eligible tree and returns, per tree, its index in the
     /// forest (`None` for trees that must be walked).
-    pub(super) fn build(
+    fn build(
         nodes: &[Node],
         trees: &[TreeInfo],
         num_features: usize,
@@ -183,12 +176,12 @@ impl BinnedForest {
     }
 
     /// Whether the model has any binned tree (otherwise no bins need computing).
-    pub(super) fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.trees.is_empty()
     }
 
     /// Fills `bins` (column-major, `BLOCK` rows per column) for up to `BLOCK` row-major rows.
-    pub(super) fn bin_rows(&self, rows: &[f32], num_features: usize, bins: &mut Vec<i32>) {
+    fn bin_rows(&self, rows: &[f32], num_features: usize, bins: &mut Vec<i32>) {
         bins.clear();
         bins.resize(self.columns.len() * BLOCK, 0);
         for (feature, columns) in self.columns_of_feature.iter().enumerate() {
@@ -222,7 +215,7 @@ impl BinnedForest {
     /// Adds the leaf values of binned tree `tree` for the rows binned in `bins` (by
     /// [`BinnedForest::bin_rows`]) to `acc` (one per row, at most `BLOCK`).
     #[inline]
-    pub(super) fn add_tree_scores(&self, tree: u32, bins: &[i32], acc: &mut [f64]) {
+    fn add_tree_scores(&self, tree: u32, bins: &[i32], acc: &mut [f64]) {
         let Some(t) = self.trees.get(tree as usize) else {
             return;
         };
@@ -269,4 +262,89 @@ fn is_eligible(nodes: &[Node], tree: &TreeInfo) -> bool {
             n.flags() & LEAF != 0
                 || (n.flags() & super::CATEGORICAL == 0 && !f64::from_bits(n.payload).is_nan())
         })
+}
+
+/// The previous batch scorer of a model (see the module docs); build it with
+/// [`NativeModel::legacy_scorer`].
+#[doc(hidden)]
+pub struct LegacyScorer<'a> {
+    model: &'a NativeModel,
+    forest: BinnedForest,
+    index: Vec<Option<u32>>,
+}
+
+impl NativeModel {
+    /// The previous batch scorer, for same-run bench comparisons only.
+    #[doc(hidden)]
+    pub fn legacy_scorer(&self) -> LegacyScorer<'_> {
+        let (forest, index) = BinnedForest::build(&self.nodes, &self.trees, self.num_features());
+        LegacyScorer {
+            model: self,
+            forest,
+            index,
+        }
+    }
+}
+
+impl LegacyScorer<'_> {
+    /// [`NativeModel::score_batch`] as it was.
+    pub fn score_batch(
+        &self,
+        rows: &[f32],
+        n_features: usize,
+        out: &mut Vec<f64>,
+    ) -> Result<(), RankerError> {
+        let m = self.model;
+        let nf = m.num_features();
+        if n_features != nf || !rows.len().is_multiple_of(nf) {
+            return Err(RankerError::FeatureMismatch {
+                expected: nf,
+                got: n_features,
+            });
+        }
+        out.clear();
+        out.resize(rows.len() / nf, 0.0);
+        let walked = self.index.iter().any(Option::is_none);
+        let stride = nf + 1;
+        let mut bins = Vec::new();
+        let mut converted = Vec::new();
+        for (rows_in, acc) in rows.chunks(BLOCK * nf).zip(out.chunks_mut(BLOCK)) {
+            if !self.forest.is_empty() {
+                self.forest.bin_rows(rows_in, nf, &mut bins);
+            }
+            if walked {
+                converted.clear();
+                for row in rows_in.chunks_exact(nf) {
+                    walk::convert_row(row, &mut converted);
+                }
+            }
+            let full = acc.len() / LANES * LANES;
+            for (tree, binned) in m.trees.iter().zip(&self.index) {
+                if let Some(b) = *binned {
+                    self.forest.add_tree_scores(b, &bins, acc);
+                    continue;
+                }
+                let root = tree.root as usize;
+                let rest = if tree.simple {
+                    for (r, lanes) in acc[..full].chunks_exact_mut(LANES).enumerate() {
+                        let offsets = std::array::from_fn(|l| (r * LANES + l) * stride);
+                        let values = m.walk_lanes([root; LANES], offsets, &converted, tree.depth);
+                        for (a, v) in lanes.iter_mut().zip(values) {
+                            *a += v;
+                        }
+                    }
+                    full
+                } else {
+                    0
+                };
+                for (r, a) in acc.iter_mut().enumerate().skip(rest) {
+                    let x = converted
+                        .get(r * stride..(r + 1) * stride)
+                        .unwrap_or_default();
+                    *a += m.eval_tree(root, x);
+                }
+            }
+        }
+        Ok(())
+    }
 }
