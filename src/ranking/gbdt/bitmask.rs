@@ -61,7 +61,8 @@ impl Variant {
         }
     }
 
-    /// The value a special input is read as: above every threshold (right) or below (left).
+    /// The value a special input is read as: NaN (`NaN <= t` is false for every `t`: right)
+    /// or −∞ (`-inf <= t` for every non-NaN `t`: left).
     fn special_value(self) -> f32 {
         match self {
             Variant::NanRight | Variant::ZeroRight => f32::NAN,
@@ -270,9 +271,9 @@ impl BitmaskForest {
             let Some(Ok(column)) = columns.get(start..start + B).map(<&[f32; B]>::try_from) else {
                 continue;
             };
-            // Right (`x > threshold`): keep only `keep`; left: keep all. Written as arithmetic
-            // so that it compiles to vector compares and masks, not to branches. No input is
-            // NaN here (specials are ±∞, padding is 0), so `x <= threshold` is exactly "not right".
+            // Left (`x <= threshold`): keep all; right (including a NaN special): keep only
+            // `keep`. A select over a fixed-length array: the compiler makes it a vector
+            // compare and masks, not branches.
             for (a, &x) in alive.iter_mut().zip(column) {
                 let kept = *a & keep;
                 *a = if x <= threshold { *a } else { kept };
