@@ -164,10 +164,6 @@ fn bench_demo(c: &mut Criterion) {
     native.score_batch(&all, nf, &mut out).expect("score");
     let reference = booster.predict_batch(&all, nf).expect("predict");
     assert_eq!(out, reference, "native and LightGBM scores differ");
-    let legacy = native.legacy_scorer();
-    let mut old = Vec::new();
-    legacy.score_batch(&all, nf, &mut old).expect("score");
-    assert_eq!(old, reference, "the previous scorer and LightGBM differ");
     let mut group = c.benchmark_group("demo_ranker");
     for n in [1, 7, 100, 462] {
         let rows = &all[..n * nf];
@@ -178,15 +174,6 @@ fn bench_demo(c: &mut Criterion) {
                     .score_batch(black_box(rows), nf, &mut out)
                     .expect("score");
                 black_box(&out);
-            })
-        });
-        // The scorer before the f32 rewrite, in the same run (the machine is noisy).
-        group.bench_function(BenchmarkId::new("previous", n), |b| {
-            b.iter(|| {
-                legacy
-                    .score_batch(black_box(rows), nf, &mut old)
-                    .expect("score");
-                black_box(&old);
             })
         });
     }

@@ -29,16 +29,12 @@
 //! tree is a proper binary tree before the scorer may walk it.
 
 mod bitmask;
-mod legacy;
 mod parse;
 #[cfg(test)]
 mod tests;
 mod walk;
 
 use std::path::{Path, PathBuf};
-
-#[doc(hidden)]
-pub use legacy::LegacyScorer;
 
 /// LightGBM's `kZeroThreshold` (`1e-35f` widened to double): inputs whose magnitude is at most
 /// this are treated as exactly zero, and "zero" missing-value splits use it too.
