@@ -1,15 +1,24 @@
 //! Ranker scoring cost: the native scorer against LightGBM's C library on the same model.
 //!
-//! One request scores ~500 candidates with a 300-tree lambdarank model over ~20 features; the
-//! performance goal is ≥10× LightGBM's prediction cost. The model is trained here on seeded
-//! synthetic data (a few seconds) so the bench needs no files.
+//! Two groups:
+//! - `demo_ranker`: the demo bundle's ranker (`models/demo/ranker.txt`, 150 trees of 31 leaves,
+//!   22 features) on real feature rows of demo users, at the batch sizes serving sees: 1 row,
+//!   100 rows (`serving.rerank_depth`, the request path) and a whole merged candidate list.
+//! - `ranker_500x20x300`: a 300-tree lambdarank model over 20 features trained here on seeded
+//!   synthetic data (a few seconds), 500 rows, against LightGBM's C library (the goal there
+//!   is ≥10× LightGBM's prediction cost).
 
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
+use recserve::bundle::Model;
+use recserve::config::Config;
+use recserve::pipeline::{Engine, Query};
+use recserve::ranking::features::build_rows;
 use recserve::ranking::gbdt::NativeModel;
 use recserve::ranking::lgbm::{LabeledRows, LgbmBooster, train_lambdarank};
+use recserve::retrieval::{cf, content, item2item, merge, popular, session};
 use serde_json::json;
 
 const N_FEATURES: usize = 20;
@@ -112,5 +121,64 @@ fn bench_ranker(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_ranker);
+/// Feature rows of the demo bundle: the merged candidate lists of a few demo users, in order.
+fn demo_rows(bundle: &std::path::Path) -> Vec<f32> {
+    let cfg = Config::load_with_env(None, Vec::new()).expect("config");
+    let model = Model::read(bundle).expect("demo bundle");
+    let e = Engine::new(model, cfg.serving.clone(), &cfg.index, Some(bundle)).expect("engine");
+    let m = &e.model;
+    let cat = e.catalog();
+    let counts = recserve::pipeline::Treatment::default().counts;
+    let mut rows = Vec::new();
+    for k in 0..4 {
+        let q = Query {
+            user_id: Some(m.user_ids[(k * 7919) % m.n_users()].clone()),
+            n: 20,
+            exclude_seen: true,
+            ..Default::default()
+        };
+        let (profile, elig) = e.prepare(&q);
+        let lists = [
+            cf::candidates(&cat, &profile, &elig, counts.cf),
+            content::candidates(&cat, &profile, &elig, counts.content),
+            session::candidates(&cat, &profile, &elig, counts.session),
+            popular::candidates(m, &profile, &elig, counts.popular),
+            item2item::candidates(m, &profile, &elig, counts.item2item),
+        ];
+        build_rows(m, &profile, &merge(&lists), &mut rows);
+    }
+    rows
+}
+
+fn bench_demo(c: &mut Criterion) {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let bundle = root.join("models/demo");
+    let native = NativeModel::from_file(bundle.join("ranker.txt")).expect("demo ranker");
+    let nf = native.num_features();
+    let all = demo_rows(&bundle);
+    let booster = LgbmBooster::from_string(
+        &std::fs::read_to_string(bundle.join("ranker.txt")).expect("demo ranker"),
+    )
+    .expect("load");
+    let mut out = Vec::new();
+    native.score_batch(&all, nf, &mut out).expect("score");
+    let reference = booster.predict_batch(&all, nf).expect("predict");
+    assert_eq!(out, reference, "native and LightGBM scores differ");
+    let mut group = c.benchmark_group("demo_ranker");
+    for n in [1, 7, 100, 462] {
+        let rows = &all[..n * nf];
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(BenchmarkId::new("native", n), |b| {
+            b.iter(|| {
+                native
+                    .score_batch(black_box(rows), nf, &mut out)
+                    .expect("score");
+                black_box(&out);
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_demo, bench_ranker);
 criterion_main!(benches);

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use super::binned::BinnedForest;
+use super::bitmask::BitmaskForest;
 use super::{
     CATEGORICAL, FLAG_SHIFT, MAX_FEATURE_INDEX, NativeModel, Node, RankerError, SPECIAL_LEFT,
     TreeInfo, ZERO_SPECIAL,
@@ -200,7 +200,7 @@ pub(super) fn parse_model(text: &str) -> Result<NativeModel, RankerError> {
         nodes: Vec::new(),
         trees: Vec::new(),
         cat_bits: Vec::new(),
-        binned: Box::default(),
+        bitmask: Box::default(),
         feature_names,
         objective,
     };
@@ -276,10 +276,10 @@ pub(super) fn parse_model(text: &str) -> Result<NativeModel, RankerError> {
             }
         }
     }
-    let (forest, index) = BinnedForest::build(&model.nodes, &model.trees, num_features);
-    model.binned = Box::new(forest);
-    for (tree, binned) in model.trees.iter_mut().zip(index) {
-        tree.binned = binned;
+    let (forest, index) = BitmaskForest::build(&model.nodes, &model.trees);
+    model.bitmask = Box::new(forest);
+    for (tree, bitmask) in model.trees.iter_mut().zip(index) {
+        tree.bitmask = bitmask;
     }
     Ok(model)
 }
@@ -361,7 +361,7 @@ fn append_tree(
         return Ok(TreeInfo {
             root,
             len: 1,
-            binned: None,
+            bitmask: None,
             depth: 0,
             simple: true,
         });
@@ -418,7 +418,7 @@ fn append_tree(
     Ok(TreeInfo {
         root,
         len: index(model.nodes.len())? - root,
-        binned: None,
+        bitmask: None,
         depth: u32::try_from(depth).map_err(|_| err(line, "tree too deep"))?,
         simple,
     })

@@ -87,6 +87,37 @@ fn batch_matches_single_rows_across_blocks() {
 }
 
 #[test]
+fn batch_sizes_match_single_rows() {
+    let m = hand_model();
+    let values = [
+        0.0,
+        -0.0,
+        0.4,
+        0.6,
+        1.0,
+        3.0,
+        -1.0,
+        f32::NAN,
+        1e-36,
+        5.0,
+        f32::INFINITY,
+    ];
+    let rows: Vec<f32> = (0..300 * 3)
+        .map(|i| values[(i * 5 + i / 7) % values.len()])
+        .collect();
+    let single: Vec<u64> = rows
+        .chunks(3)
+        .map(|row| m.score(row).unwrap().to_bits())
+        .collect();
+    let mut out = Vec::new();
+    for n in [1, 2, 3, 7, 8, 9, 15, 63, 64, 65, 100, 129, 300] {
+        m.score_batch(&rows[..n * 3], 3, &mut out).unwrap();
+        let got: Vec<u64> = out.iter().map(|s| s.to_bits()).collect();
+        assert_eq!(got, single[..n], "{n} rows");
+    }
+}
+
+#[test]
 fn shape_errors() {
     let m = hand_model();
     assert!(matches!(
@@ -372,8 +403,9 @@ fn render(trees: &[RawTree], num_features: usize) -> String {
 }
 
 /// Thresholds that stress exact comparisons: f32-representable values that inputs can equal,
-/// kZeroThreshold itself, and doubles between f32 values.
-const THRESHOLDS: [f64; 10] = [
+/// kZeroThreshold itself, doubles between f32 values (rounded down to f32 by the bitmask
+/// scorer), beyond the f32 range, and infinite (LightGBM writes `inf`).
+const THRESHOLDS: [f64; 16] = [
     0.0,
     -0.0,
     0.5,
@@ -384,6 +416,12 @@ const THRESHOLDS: [f64; 10] = [
     2.0,
     -0.3,
     1e300,
+    -1e300,
+    f64::INFINITY,
+    f64::NEG_INFINITY,
+    3.000_000_1,
+    -2.000_000_1,
+    3.4028235677973366e38,
 ];
 const INPUTS: [f32; 16] = [
     0.0,
@@ -408,7 +446,7 @@ const INPUTS: [f32; 16] = [
 /// whose left child keeps leaf `l` and whose right child is the new leaf `i + 1`.
 fn arb_tree(num_features: usize) -> impl Strategy<Value = RawTree> {
     (
-        prop_oneof![4 => 1usize..10, 1 => 30usize..40],
+        prop_oneof![4 => 1usize..10, 1 => 30usize..34, 1 => 34usize..40],
         any::<bool>(),
     )
         .prop_flat_map(move |(num_leaves, special)| {
@@ -489,18 +527,31 @@ proptest! {
         (num_features, trees, rows) in (1usize..5).prop_flat_map(|nf| (
             Just(nf),
             proptest::collection::vec(arb_tree(nf), 1..20),
-            proptest::collection::vec(arb_input(), nf..nf * 80),
+            proptest::collection::vec(arb_input(), nf..nf * 140),
         ))
     ) {
         let model = NativeModel::parse(&render(&trees, num_features)).unwrap();
         prop_assert_eq!(model.num_trees(), trees.len());
         let rows = &rows[..rows.len() / num_features * num_features];
+        let expected: Vec<u64> = rows
+            .chunks(num_features)
+            .map(|row| reference_score(&trees, row).to_bits())
+            .collect();
+        for (row, &e) in rows.chunks(num_features).zip(&expected) {
+            prop_assert_eq!(model.score(row).unwrap().to_bits(), e, "row {:?}", row);
+        }
         let mut batch = Vec::new();
         model.score_batch(rows, num_features, &mut batch).unwrap();
-        for (row, &b) in rows.chunks(num_features).zip(&batch) {
-            let expected = reference_score(&trees, row);
-            prop_assert_eq!(model.score(row).unwrap().to_bits(), expected.to_bits(), "row {:?}", row);
-            prop_assert_eq!(b.to_bits(), expected.to_bits());
+        prop_assert_eq!(batch.iter().map(|b| b.to_bits()).collect::<Vec<_>>(), expected.clone());
+        // The portable (non-AVX2) build of the block scorer.
+        let mut portable = vec![0.0; expected.len()];
+        model.score_blocks(rows, &mut portable);
+        prop_assert_eq!(portable.iter().map(|b| b.to_bits()).collect::<Vec<_>>(), expected.clone());
+        // Every block shape: walked tiny batches, a partial block, full blocks and a tail.
+        for n in [1, 2, 3, 7, 9, 63, 64, 65, 100, 129] {
+            let n = n.min(expected.len());
+            model.score_batch(&rows[..n * num_features], num_features, &mut batch).unwrap();
+            prop_assert_eq!(batch.iter().map(|b| b.to_bits()).collect::<Vec<_>>(), &expected[..n]);
         }
     }
 }
