@@ -37,6 +37,7 @@ use tokio::sync::oneshot;
 pub use pending::{PendingAppend, PendingBatch};
 pub use record::FrameError;
 pub use replay::Replay;
+pub use writer::RELAXED_SYNC_INTERVAL;
 use writer::{Ack, Payloads, Reply, Request, Shared, Writer};
 
 /// Largest `max_record_bytes` accepted by [`LogConfig::validate`].
@@ -288,6 +289,19 @@ impl EventLog {
         Ok((log, report))
     }
 
+    /// Queues one record that needs no fsync of its own (for example an impression, which is
+    /// never acknowledged to a client): it is written with the next group and made durable by
+    /// the next durable group's fsync, or within [`RELAXED_SYNC_INTERVAL`] at the latest. The
+    /// future resolves to its sequence number once it is written (not necessarily synced).
+    /// Order is kept: it gets its sequence number like any other record.
+    pub fn submit_relaxed(&self, payload: Vec<u8>) -> Result<PendingAppend, LogError> {
+        let payloads = Payloads::One(payload);
+        self.check_sizes(&payloads)?;
+        let (ack, rx) = oneshot::channel();
+        self.send_with(payloads, Ack::Async(ack), false)?;
+        Ok(PendingAppend::new(rx))
+    }
+
     /// Queues one record and returns a `'static` future that resolves to its sequence
     /// number once it is durable. Sequence numbers follow submission order: a record
     /// submitted before another (from any thread) gets the lower one.
@@ -383,12 +397,20 @@ impl EventLog {
     }
 
     fn send(&self, payloads: Payloads, ack: Ack) -> Result<(), LogError> {
+        self.send_with(payloads, ack, true)
+    }
+
+    fn send_with(&self, payloads: Payloads, ack: Ack, durable: bool) -> Result<(), LogError> {
         if let Some(source) = self.shared.failure() {
             return Err(LogError::Stopped { source });
         }
         let tx = self.tx.as_ref().ok_or(LogError::Closed)?;
-        tx.send(Request { payloads, ack })
-            .map_err(|_| LogError::Closed)
+        tx.send(Request {
+            payloads,
+            ack,
+            durable,
+        })
+        .map_err(|_| LogError::Closed)
     }
 
     fn submit_async(&self, payloads: Payloads) -> Result<oneshot::Receiver<Reply>, LogError> {

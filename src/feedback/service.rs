@@ -296,25 +296,15 @@ impl FeedbackService {
         let queued = serde_json::to_vec(&record);
         // Applied after it is queued (log order), so a snapshot never holds a pull whose record
         // could come after the snapshot's log position.
-        let queued = queued.map(|payload| self.log.submit(payload));
+        let queued = queued.map(|payload| self.log.submit_relaxed(payload));
         self.apply(&record, true);
         match queued {
-            // `submit` enqueues now (log order = call order); the request does not wait for the
-            // fsync. A crash before it only loses attribution for this list, never an ack.
-            Ok(submitted) => match submitted {
-                Ok(fut) => {
-                    use tracing::Instrument as _;
-                    tokio::spawn(
-                        async move {
-                            if let Err(e) = fut.await {
-                                tracing::warn!(error = %e, "impression not logged");
-                            }
-                        }
-                        .instrument(tracing::Span::current()),
-                    );
-                }
-                Err(e) => tracing::warn!(error = %e, "impression not logged"),
-            },
+            // Queued now (log order = call order) as a relaxed record: it rides with the next
+            // group and the next durable fsync (or a timed one), and the request waits for
+            // neither. A crash before that sync only loses attribution for this list, never an
+            // acknowledged event. A write failure is logged by the writer (and stops it).
+            Ok(Ok(_pending)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "impression not logged"),
             Err(e) => tracing::warn!(error = %e, "impression not serialisable"),
         }
     }

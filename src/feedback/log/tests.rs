@@ -590,3 +590,46 @@ proptest! {
         prop_assert_eq!(EventLog::read_all(dir.path()).unwrap(), want);
     }
 }
+
+#[tokio::test]
+async fn relaxed_records_need_no_fsync_of_their_own_and_ride_the_next_durable_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(&config(dir.path(), 1 << 20));
+    // Relaxed records, one group each: written (their futures resolve), never synced alone.
+    for i in 1..=3 {
+        assert_eq!(log.submit_relaxed(payload(i)).unwrap().await.unwrap(), i);
+    }
+    let stats = log.stats();
+    assert_eq!(stats.fsyncs, 0, "no fsync for relaxed-only groups");
+    assert_eq!(stats.durable_seq, None, "written is not durable");
+    // A durable record behind them: one fsync makes all four durable, in order.
+    assert_eq!(log.submit(payload(4)).unwrap().await.unwrap(), 4);
+    let stats = log.stats();
+    assert_eq!((stats.fsyncs, stats.durable_seq), (1, Some(4)));
+    // A barrier covers relaxed records before it.
+    log.submit_relaxed(payload(5)).unwrap().await.unwrap();
+    log.flush().await.unwrap();
+    assert_eq!(log.stats().durable_seq, Some(5));
+    assert_eq!(log.stats().fsyncs, 2);
+    assert_eq!(EventLog::read_all(dir.path()).unwrap(), expected(1..=5));
+}
+
+#[tokio::test]
+async fn relaxed_records_are_synced_by_the_timer_without_further_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(&config(dir.path(), 1 << 20));
+    log.submit_relaxed(payload(1)).unwrap().await.unwrap();
+    // A liveness bound, not a timing assertion: the writer's own timer syncs it.
+    let mut waited = std::time::Duration::ZERO;
+    while log.stats().durable_seq.is_none() {
+        assert!(waited < std::time::Duration::from_secs(30), "never synced");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        waited += std::time::Duration::from_millis(20);
+    }
+    assert_eq!(log.stats().fsyncs, 1);
+    // Closing syncs what is written, too.
+    log.submit_relaxed(payload(2)).unwrap().await.unwrap();
+    log.close().unwrap();
+    let (log, _) = open(&config(dir.path(), 1 << 20));
+    assert_eq!(log.stats().durable_seq, Some(2));
+}

@@ -1,5 +1,8 @@
 //! The single writer thread: owns the active segment, turns everything queued into one
-//! write and ONE `fdatasync` (group commit), and only then acknowledges. It must never
+//! write and ONE `fdatasync` (group commit), and only then acknowledges. Relaxed records
+//! (impressions: never acknowledged to a client) are written with the next group but do not
+//! force an fsync of their own: the next durable group's sync covers them, or a sync at most
+//! [`RELAXED_SYNC_INTERVAL`] after they were written. It must never
 //! acknowledge a record that is not durable, and after any write or sync error it stops
 //! accepting records for good (the page cache state is unknown; a restart re-runs recovery).
 
@@ -10,7 +13,7 @@ use std::path::PathBuf;
 #[cfg(test)]
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -24,6 +27,8 @@ use super::{LogError, LogMetrics, LogStats};
 /// Stop draining the queue into one group once this many bytes are collected, so one
 /// group's write stays bounded in memory and latency.
 const MAX_GROUP_BYTES: usize = 8 * 1024 * 1024;
+/// Longest a written relaxed record waits for an fsync when no durable record comes along.
+pub const RELAXED_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
 /// The encode buffer is shrunk back to this after an unusually large group.
 const BUF_KEEP_BYTES: usize = 1024 * 1024;
 
@@ -84,6 +89,8 @@ impl Payloads {
 pub(super) struct Request {
     pub payloads: Payloads,
     pub ack: Ack,
+    /// Acknowledge only after an fsync (false: after the write; see the module docs).
+    pub durable: bool,
 }
 
 /// Counters shared between the writer thread and [`super::EventLog::stats`].
@@ -143,6 +150,8 @@ pub(super) struct Writer {
     failure: Option<Arc<io::Error>>,
     shared: Arc<Shared>,
     metrics: Option<LogMetrics>,
+    /// When the oldest written-but-unsynced (relaxed) record was written.
+    unsynced_since: Option<Instant>,
 }
 
 impl Writer {
@@ -169,6 +178,7 @@ impl Writer {
             failure: None,
             shared,
             metrics,
+            unsynced_since: None,
         };
         writer
             .shared
@@ -183,7 +193,25 @@ impl Writer {
     /// are received and committed first, so dropping the log completes pending writes.
     pub fn run(mut self, rx: Receiver<Request>) {
         let mut group = Vec::new();
-        while let Ok(first) = rx.recv() {
+        loop {
+            // Relaxed records written but not synced bound the wait for the next request.
+            let first = match self.unsynced_since {
+                None => match rx.recv() {
+                    Ok(first) => first,
+                    Err(_) => break,
+                },
+                Some(since) => {
+                    let wait = RELAXED_SYNC_INTERVAL.saturating_sub(since.elapsed());
+                    match rx.recv_timeout(wait) {
+                        Ok(first) => first,
+                        Err(RecvTimeoutError::Timeout) => {
+                            self.sync_relaxed();
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+            };
             #[cfg(test)]
             let shared = Arc::clone(&self.shared);
             #[cfg(test)]
@@ -208,6 +236,33 @@ impl Writer {
             drop(gate);
             self.enforce_retention();
         }
+        // Shutting down: what was written is made durable too.
+        self.sync_relaxed();
+    }
+
+    /// Syncs written relaxed records (if any), publishing them as durable.
+    fn sync_relaxed(&mut self) {
+        if self.unsynced_since.is_none() || self.failure.is_some() {
+            return;
+        }
+        match self.sync() {
+            Ok(()) => {
+                self.unsynced_since = None;
+                self.shared
+                    .durable_seq
+                    .store(self.next_seq - 1, Ordering::Release);
+            }
+            Err(error) => {
+                tracing::error!(
+                    %error,
+                    dir = %self.dir.display(),
+                    "event log sync failed; log stops accepting records until restart"
+                );
+                let cause = Arc::new(error);
+                self.failure = Some(Arc::clone(&cause));
+                let _ = self.shared.failure.set(cause);
+            }
+        }
     }
 
     fn commit(&mut self, group: &mut Vec<Request>) {
@@ -221,10 +276,12 @@ impl Writer {
         }
         match self.write_group(group) {
             Ok((firsts, records)) => {
-                if records > 0 {
+                if self.unsynced_since.is_none() {
                     self.shared
                         .durable_seq
                         .store(self.next_seq - 1, Ordering::Release);
+                }
+                if records > 0 {
                     self.shared.records.fetch_add(records, Ordering::Relaxed);
                     self.shared.group_commits.fetch_add(1, Ordering::Relaxed);
                     if let Some(metrics) = &self.metrics {
@@ -280,7 +337,20 @@ impl Writer {
         let records = seq - self.next_seq;
         if records > 0 {
             self.write_buf()?;
+            let durable = group.iter().any(|r| r.durable);
+            let overdue = self
+                .unsynced_since
+                .is_some_and(|t| t.elapsed() >= RELAXED_SYNC_INTERVAL);
+            if durable || overdue {
+                self.sync()?;
+                self.unsynced_since = None;
+            } else {
+                self.unsynced_since.get_or_insert_with(Instant::now);
+            }
+        } else if group.iter().any(|r| r.durable) && self.unsynced_since.is_some() {
+            // A barrier (empty durable batch) covers the relaxed records before it.
             self.sync()?;
+            self.unsynced_since = None;
         }
         self.next_seq = seq;
         Ok((firsts, records))
