@@ -86,6 +86,7 @@ fn hybrid_beats_popularity_and_blend_and_every_source_has_recall() {
         seed: 3,
         quiet: true,
         recent_days: 30.0,
+        rerank_all: None,
     };
     let mut rows = ablation_rows(&Treatment::default());
     rows.push((

@@ -50,6 +50,7 @@ fn run(regime: Regime, kind: SplitKind, seed: u64) -> EvalReport {
         seed,
         quiet: true,
         recent_days: 30.0,
+        rerank_all: None,
     };
     let rows: Vec<(String, Treatment)> = ablation_rows(&Treatment::default())
         .into_iter()

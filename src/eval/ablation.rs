@@ -232,7 +232,13 @@ pub struct EvalInput<'a> {
     pub quiet: bool,
     /// The window of the recent-popularity baseline, in days before training's last interaction.
     pub recent_days: f64,
+    /// The same model with the ranker over every candidate: its row ([`RERANK_ALL_ROW`]) prices
+    /// the first-phase cut.
+    pub rerank_all: Option<Arc<Engine>>,
 }
+
+/// The full pipeline without the first-phase cut (the ranker re-ranks every candidate).
+pub const RERANK_ALL_ROW: &str = "full_rerank_all";
 
 /// Runs every ablation row and the component evaluation; returns the report body.
 pub fn evaluate(
@@ -382,6 +388,22 @@ pub fn evaluate(
             .collect();
         let ranked: Vec<(u32, &[u32])> = lists.iter().map(|(u, l)| (*u, l.as_slice())).collect();
         let (row, per_user) = score_row(name, &ranked, &ctx)?;
+        out_rows.push(row);
+        per_user_ndcg.push(per_user);
+    }
+
+    if let Some(all) = &input.rerank_all {
+        pb.set_message(RERANK_ALL_ROW);
+        let t = Treatment::default();
+        let lists: Vec<(u32, Vec<u32>)> = users
+            .par_iter()
+            .map(|&u| {
+                let rec = all.recommend(&query(u), &t, Deadline::NONE);
+                (u, rec.items.iter().map(|r| r.item).collect())
+            })
+            .collect();
+        let ranked: Vec<(u32, &[u32])> = lists.iter().map(|(u, l)| (*u, l.as_slice())).collect();
+        let (row, per_user) = score_row(RERANK_ALL_ROW, &ranked, &ctx)?;
         out_rows.push(row);
         per_user_ndcg.push(per_user);
     }

@@ -133,6 +133,8 @@ pub fn evaluate_data(
         &mut phases,
     )?;
     let ranker_eval = trained.ranker_eval;
+    // The same model with the ranker over every candidate, to price the first-phase cut.
+    let rerank_all = rerank_all_engine(&trained.model, cfg, None)?;
     let engine = Arc::new(Engine::new(
         trained.model,
         cfg.serving.clone(),
@@ -155,7 +157,8 @@ pub fn evaluate_data(
         "ranker_validation_ndcg".into(),
         serde_json::json!(ranker_eval.ranker_ndcg),
     );
-    let input = eval_input(engine, &train, &test, args);
+    let mut input = eval_input(engine, &train, &test, args);
+    input.rerank_all = rerank_all;
     let mut report = evaluate(&input, &ablation_rows(&Treatment::default()), summary)
         .map_err(EvalError::Eval)?;
     report.config = serde_json::json!({ "train": format!("{:?}", cfg.train), "serving": format!("{:?}", cfg.serving) });
@@ -231,14 +234,36 @@ pub fn evaluate_bundle(
         "test_rows_skipped_unknown_ids".into(),
         serde_json::json!(skipped),
     );
+    let rerank_all = rerank_all_engine(&model, cfg, Some(bundle))?;
     let engine = Arc::new(Engine::new(
         model,
         cfg.serving.clone(),
         &cfg.index,
         Some(bundle),
     )?);
-    let input = eval_input(engine, &train, &test, args);
+    let mut input = eval_input(engine, &train, &test, args);
+    input.rerank_all = rerank_all;
     evaluate(&input, &ablation_rows(&Treatment::default()), summary).map_err(EvalError::Eval)
+}
+
+/// A twin engine whose ranker re-ranks every candidate (`rerank_depth = 0`), when the serving
+/// config cuts; `None` when it already ranks everything or there is no ranker.
+fn rerank_all_engine(
+    model: &crate::bundle::Model,
+    cfg: &EvalConfig,
+    bundle: Option<&std::path::Path>,
+) -> Result<Option<Arc<Engine>>, EvalError> {
+    if cfg.serving.rerank_depth == 0 || model.ranker_text.is_none() {
+        return Ok(None);
+    }
+    let mut serving = cfg.serving.clone();
+    serving.rerank_depth = 0;
+    Ok(Some(Arc::new(Engine::new(
+        model.clone(),
+        serving,
+        &cfg.index,
+        bundle,
+    )?)))
 }
 
 fn eval_input<'a>(
@@ -256,5 +281,6 @@ fn eval_input<'a>(
         seed: args.seed,
         quiet: args.quiet,
         recent_days: args.recent_days,
+        rerank_all: None,
     }
 }
