@@ -60,7 +60,8 @@ fn exact_cfg() -> IndexConfig {
 fn bench_exact(c: &mut Criterion) {
     let mut group = c.benchmark_group("exact_scan_k200_64d");
     for n in [2_000, 100_000] {
-        let index = VectorIndex::build(uniform(n, 1), None, DIM, &exact_cfg()).unwrap();
+        let index_data = uniform(n, 1);
+        let index = VectorIndex::build(index_data.clone(), None, DIM, &exact_cfg()).unwrap();
         let queries = uniform(QUERIES, 2);
         let (mut scratch, mut out) = (SearchScratch::new(), Vec::new());
         let mut i = 0;
@@ -71,6 +72,24 @@ fn bench_exact(c: &mut Criterion) {
                 index
                     .search(black_box(q), K, &mut scratch, &mut out)
                     .unwrap();
+                black_box(out.len())
+            })
+        });
+        let mut old = old_scan::Scratch::default();
+        group.bench_function(BenchmarkId::new("old_heap", n), |b| {
+            b.iter(|| {
+                let q = &queries[(i % QUERIES) * DIM..][..DIM];
+                i += 1;
+                old_scan::search(
+                    &index_data,
+                    None,
+                    DIM,
+                    black_box(q),
+                    K,
+                    &|_| true,
+                    &mut old,
+                    &mut out,
+                );
                 black_box(out.len())
             })
         });

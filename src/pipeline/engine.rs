@@ -9,7 +9,6 @@ use crate::ranking::Ranker;
 use crate::ranking::features::{FEATURE_NAMES, N_FEATURES};
 use crate::retrieval::index::{IndexConfig, IndexError, VectorIndex};
 use crate::retrieval::{Catalog, Eligibility, NO_SUCH_CATEGORY, UserProfile};
-use rustc_hash::FxHashSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -208,7 +207,8 @@ impl Engine {
             .filter_map(|i| m.item_index.get(i.as_str()).copied())
             .collect();
         let profile = UserProfile::build(m, user, &q.online, &recent, q.ts, self.cfg.profile_items);
-        let mut excluded: FxHashSet<u32> = q
+        // A plain list: `Eligibility::new` sorts and deduplicates it.
+        let mut excluded: Vec<u32> = q
             .exclude
             .iter()
             .filter_map(|i| m.item_index.get(i.as_str()).copied())

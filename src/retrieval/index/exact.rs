@@ -1,12 +1,15 @@
 //! Exact inner-product scan without per-item heap work, plus the dot kernel and the bounded top-k
 //! heap the graph search shares.
 //!
-//! 1. Score every item into a reused per-thread buffer: `dot + bias` per row, with an AVX kernel
-//!    when the CPU has it (detected at run time; the crate is built for baseline x86-64) or the
-//!    portable [`dot`]. The AVX kernel scores eight rows per group and reduces them together
-//!    (a transpose instead of eight horizontal sums), with the query in registers for 16/32/48/64-d.
-//!    Every kernel rounds exactly like [`dot`] (same lanes, same additions, no FMA), so scores are
-//!    bit-identical to [`VectorIndex::score`](super::VectorIndex::score) and to the former scan.
+//! Scores are `dot + bias` per row, with an AVX kernel when the CPU has it (detected at run time;
+//! the crate is built for baseline x86-64) or the portable [`dot`]. The AVX kernel scores eight
+//! rows per group and reduces them together (a transpose instead of eight horizontal sums), with
+//! the query in registers for 16/32/48/64-d. Every kernel rounds exactly like [`dot`] (same lanes,
+//! same additions, no FMA), so scores are bit-identical to
+//! [`VectorIndex::score`](super::VectorIndex::score) and to the former heap scan.
+//!
+//! Catalogues below [`BLOCKED_FROM_BYTES`] (16 MiB of vectors) — [`scan_whole`]:
+//! 1. Score every item into a reused per-thread buffer with the detected kernel.
 //! 2. Estimate a threshold from an even-stride sample of the non-excluded scores (the rank that
 //!    leaves about `k` plus three standard deviations of items above it).
 //! 3. Collect, without a branch per item, the ids scoring at least the threshold, skipping the
@@ -17,8 +20,19 @@
 //!    than `k` candidates passed (an unlucky sample, or an `allow` rejecting most items), step 3
 //!    runs again without a threshold, so the result is always the exact top `k`.
 //!
-//! Memory: 8 bytes per item of the largest catalogue scanned, reused per thread; nothing is
-//! allocated per query once the buffers have grown.
+//! Larger catalogues — [`scan_blocked`], one pass over the vectors: the sampled items are scored
+//! directly for the threshold, then each block of [`BLOCK`] items is scored into a small buffer
+//! and its candidates collected at once (steps 3–4 per block; if candidates pile up past
+//! `4k + 2 × BLOCK`, the best `k` are kept and the threshold rises to the worst of them). This
+//! path uses the portable kernel: once the vectors come from DRAM, its row-by-row reads ran at
+//! the old heap scan's speed while the AVX kernel's eight-row groups were 30–40 % slower
+//! (100,000 × 64-d, k = 200, 2 shared cores: heap 1.4–1.5 ms, AVX 1.9–2.1 ms whole or blocked,
+//! portable blocked 1.5 ms; software prefetch and memory-order row reads did not help). Below the
+//! switch the AVX whole-buffer scan stays (2,000 × 64-d: 10 µs vs 56 µs for the heap scan).
+//!
+//! Memory: 8 bytes per item of the largest small catalogue scanned, 16 KiB per block for large
+//! ones, plus the candidate keys, reused per thread; nothing is allocated per query once the
+//! buffers have grown.
 
 use std::cmp::Ordering;
 
@@ -319,8 +333,8 @@ pub(crate) fn unkey(key: u64) -> (u32, f32) {
     (!(key as u32), f32::from_bits(bits))
 }
 
-/// Reusable buffers of [`scan`], kept per thread: every score and a candidate id list (8 bytes
-/// per item of the largest catalogue scanned with it), the sample and the candidate keys.
+/// Reusable buffers of [`scan`], kept per thread: the scores and candidate ids of the whole
+/// catalogue (small catalogues) or of one block (large ones), the sample and the candidate keys.
 #[derive(Debug, Default)]
 pub(crate) struct ScanScratch {
     scores: Vec<f32>,
@@ -338,28 +352,35 @@ fn ordered(score: f32) -> u32 {
 /// Items sampled to estimate the selection threshold.
 const SAMPLE: usize = 256;
 
-/// A score `t` such that very likely at least `k` eligible items score `>= t` (and not many
-/// more): the matching rank of an even-stride sample of the non-excluded scores, with three
-/// standard deviations of margin. `None` when a threshold would not cut much.
-fn sample_threshold(
-    scores: &[f32],
-    excluded: &[u32],
-    k: usize,
-    sample: &mut Vec<u32>,
-) -> Option<f32> {
-    let n = scores.len();
+/// Catalogues of at least this many bytes of vectors (half the 32 MiB L3 of the machine measured,
+/// which others share) are scanned block by block with the portable kernel ([`scan_blocked`]);
+/// smaller ones score everything into one buffer with the detected kernel ([`scan_whole`]).
+pub(crate) const BLOCKED_FROM_BYTES: usize = 16 << 20;
+
+/// Whether [`scan`] streams a catalogue of `floats` vector floats in blocks.
+#[inline]
+pub(crate) fn is_large(floats: usize) -> bool {
+    floats.saturating_mul(size_of::<f32>()) >= BLOCKED_FROM_BYTES
+}
+
+/// Items per block of [`scan_blocked`]: 8 KiB of scores and 8 KiB of candidate ids, resident in
+/// L1/L2 while the block's vectors stream past once (1,024 to 16,384 measured alike within noise;
+/// 8,192 was slowest).
+pub(crate) const BLOCK: usize = 2_048;
+
+/// Every `stride`-th item from 0, the sample positions (`None` when the catalogue is too small to
+/// be worth a threshold).
+#[inline]
+fn sample_stride(n: usize) -> Option<usize> {
     let stride = n / SAMPLE;
-    if stride < 2 {
-        return None;
-    }
-    sample.clear();
-    let mut excluded_iter = excluded.iter().copied().peekable();
-    for (i, &score) in scores.iter().enumerate().step_by(stride) {
-        while excluded_iter.next_if(|&e| (e as usize) < i).is_some() {}
-        if excluded_iter.peek() != Some(&(i as u32)) {
-            sample.push(ordered(score));
-        }
-    }
+    (stride >= 2).then_some(stride)
+}
+
+/// A score `t` such that very likely at least `k` eligible items score `>= t` (and not many
+/// more): the matching rank of `sample` (ordered scores of the non-excluded items among every
+/// `stride`-th of `n`), with three standard deviations of margin. `None` when a threshold would
+/// not cut much.
+fn sample_threshold(sample: &mut [u32], n: usize, excluded: &[u32], k: usize) -> Option<f32> {
     let n_excluded = excluded.partition_point(|&e| (e as usize) < n);
     let eligible = n.saturating_sub(n_excluded).max(1) as f64;
     let m = sample.len() as f64;
@@ -373,23 +394,53 @@ fn sample_threshold(
     Some(unkey(u64::from(t) << 32).1)
 }
 
-/// Appends to `keys` the keys of the items outside `excluded` with `ordered(score) >=
-/// ordered(threshold)` that pass `allow`, in id order. `ids` is scratch.
+/// Pushes `ordered(score)` of the non-excluded items at `stride` positions (`0, stride, ..`) as
+/// `score_at` gives them.
+fn fill_sample(
+    n: usize,
+    stride: usize,
+    excluded: &[u32],
+    sample: &mut Vec<u32>,
+    mut score_at: impl FnMut(usize) -> f32,
+) {
+    sample.clear();
+    let mut excluded_iter = excluded.iter().copied().peekable();
+    for i in (0..n).step_by(stride) {
+        while excluded_iter.next_if(|&e| (e as usize) < i).is_some() {}
+        if excluded_iter.peek() != Some(&(i as u32)) {
+            sample.push(ordered(score_at(i)));
+        }
+    }
+}
+
+/// The lowest key a threshold admits: every item scoring at least `threshold` (by
+/// `f32::total_cmp`) whatever its id.
+#[inline]
+fn min_key_of(threshold: f32) -> u64 {
+    u64::from(ordered(threshold)) << 32
+}
+
+/// Appends to `keys`, in id order, the keys `>= min_key` that pass `allow` of items `base..` (with
+/// `scores` theirs) outside `excluded` (sorted, all ids). `ids` is scratch.
 fn collect(
     scores: &[f32],
+    base: usize,
     excluded: &[u32],
-    threshold: f32,
+    min_key: u64,
     allow: &impl Fn(u32) -> bool,
     ids: &mut Vec<u32>,
     keys: &mut Vec<u64>,
 ) {
     let n = scores.len();
+    // A pre-filter on the score alone; `min_key = 0` gives a NaN, which admits everything.
+    let threshold = unkey(min_key).1;
     ids.resize(n, 0);
     let mut len = 0;
     let mut start = 0;
-    let segments = excluded
+    let first = excluded.partition_point(|&e| (e as usize) < base);
+    let segments = excluded[first..]
         .iter()
-        .map(|&e| e as usize)
+        .map(|&e| e as usize - base)
         .take_while(|&e| e < n)
         .chain([n]);
     for end in segments {
@@ -400,7 +451,7 @@ fn collect(
         // of the exact test below (it also admits NaN and -0.0 against 0.0).
         for (j, &s) in scores.iter().enumerate().take(end).skip(start) {
             if let Some(slot) = ids.get_mut(len) {
-                *slot = j as u32;
+                *slot = (base + j) as u32;
             }
             // Intended: unordered (NaN) passes, so the exact key test decides.
             #[allow(clippy::neg_cmp_op_on_partial_ord)]
@@ -409,12 +460,21 @@ fn collect(
         }
         start = end + 1;
     }
-    let min_key = u64::from(ordered(threshold)) << 32;
     for &id in &ids[..len.min(n)] {
-        let key = key(scores.get(id as usize).copied().unwrap_or(f32::NAN), id);
+        let score = scores.get(id as usize - base).copied().unwrap_or(f32::NAN);
+        let key = key(score, id);
         if key >= min_key && allow(id) {
             keys.push(key);
         }
+    }
+}
+
+/// Keeps the best `k` of `keys` (`k >= 1`), in no particular order.
+#[inline]
+fn keep_best(keys: &mut Vec<u64>, k: usize) {
+    if keys.len() > k {
+        keys.select_nth_unstable_by(k - 1, |a, b| b.cmp(a));
+        keys.truncate(k);
     }
 }
 
@@ -434,11 +494,97 @@ pub(crate) fn scan(
     scratch: &mut ScanScratch,
     out: &mut Vec<(u32, f32)>,
 ) {
+    // Above the switch, the portable kernel: its row-by-row reads beat the AVX kernel's
+    // eight-row groups once the vectors come from DRAM (measured, see the module doc).
+    let (block, kernel) = if is_large(vectors.len()) {
+        (Some(BLOCK), Kernel::Portable)
+    } else {
+        (None, kernel)
+    };
+    scan_with(
+        vectors, bias, dim, query, k, excluded, allow, kernel, block, scratch, out,
+    );
+}
+
+/// [`scan`] with the layout chosen by the caller: `block = None` scores the whole catalogue into
+/// one buffer ([`scan_whole`]), `Some(b)` streams it in blocks of `b` items ([`scan_blocked`]).
+/// The result is the same bit for bit either way.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn scan_with(
+    vectors: &[f32],
+    bias: Option<&[f32]>,
+    dim: usize,
+    query: &[f32],
+    k: usize,
+    excluded: &[u32],
+    allow: &impl Fn(u32) -> bool,
+    kernel: Kernel,
+    block: Option<usize>,
+    scratch: &mut ScanScratch,
+    out: &mut Vec<(u32, f32)>,
+) {
     if dim == 0 || k == 0 {
         return;
     }
     let n = vectors.len() / dim;
     let k = k.min(n);
+    if k == 0 {
+        return;
+    }
+    let items = Items {
+        vectors: &vectors[..n * dim],
+        bias,
+        dim,
+        query,
+        kernel,
+    };
+    scratch.keys.clear();
+    match block {
+        Some(block) => scan_blocked(&items, k, excluded, allow, block.max(1), scratch),
+        None => scan_whole(&items, k, excluded, allow, scratch),
+    }
+    let keys = &mut scratch.keys;
+    keep_best(keys, k);
+    keys.sort_unstable_by(|a, b| b.cmp(a));
+    out.extend(keys.iter().map(|&key| unkey(key)));
+}
+
+/// What the scan scores: `n = vectors.len() / dim` rows against `query`.
+struct Items<'a> {
+    vectors: &'a [f32],
+    bias: Option<&'a [f32]>,
+    dim: usize,
+    query: &'a [f32],
+    kernel: Kernel,
+}
+
+impl Items<'_> {
+    /// `out[j]` = score of item `base + j` (`dot + bias`, no addition without a bias).
+    #[inline]
+    fn score(&self, base: usize, out: &mut [f32]) {
+        let rows = self
+            .vectors
+            .get(base * self.dim..(base + out.len()) * self.dim)
+            .unwrap_or(&[]);
+        self.kernel.score_rows(self.query, rows, self.dim, out);
+        if let Some(bias) = self.bias {
+            for (s, b) in out.iter_mut().zip(bias.get(base..).unwrap_or(&[])) {
+                *s += b;
+            }
+        }
+    }
+}
+
+/// Small catalogues: score every item into one buffer, sample it for a threshold, collect the
+/// candidates (all eligible items when fewer than `k` pass) into `scratch.keys`.
+fn scan_whole(
+    items: &Items<'_>,
+    k: usize,
+    excluded: &[u32],
+    allow: &impl Fn(u32) -> bool,
+    scratch: &mut ScanScratch,
+) {
+    let n = items.vectors.len() / items.dim;
     let ScanScratch {
         scores,
         ids,
@@ -446,28 +592,99 @@ pub(crate) fn scan(
         keys,
     } = scratch;
     scores.resize(n, 0.0);
-    kernel.score_rows(query, vectors, dim, scores);
-    if let Some(bias) = bias {
-        for (s, b) in scores.iter_mut().zip(bias) {
-            *s += b;
-        }
-    }
-    keys.clear();
-    let threshold = sample_threshold(scores, excluded, k, sample);
+    items.score(0, scores);
+    let threshold = sample_stride(n).and_then(|stride| {
+        fill_sample(n, stride, excluded, sample, |i| {
+            scores.get(i).copied().unwrap_or(f32::NAN)
+        });
+        sample_threshold(sample, n, excluded, k)
+    });
     if let Some(t) = threshold {
-        collect(scores, excluded, t, allow, ids, keys);
+        collect(scores, 0, excluded, min_key_of(t), allow, ids, keys);
     }
     if keys.len() < k {
         // No threshold, or too few eligible items above it: take every eligible item.
         keys.clear();
-        collect(scores, excluded, f32::NEG_INFINITY, allow, ids, keys);
+        collect(scores, 0, excluded, 0, allow, ids, keys);
     }
-    if keys.len() > k {
-        keys.select_nth_unstable_by(k - 1, |a, b| b.cmp(a));
-        keys.truncate(k);
+}
+
+/// Large catalogues, one pass over the vectors: the threshold from the sampled items scored
+/// directly, then per block of `block` items, scores into a small buffer and the candidates
+/// collected at once into `scratch.keys`. Should the candidates outgrow a few `k`, the best `k`
+/// are kept and the threshold rises to the worst of them. When fewer than `k` pass the sampled
+/// threshold, a second pass without one takes every eligible item.
+fn scan_blocked(
+    items: &Items<'_>,
+    k: usize,
+    excluded: &[u32],
+    allow: &impl Fn(u32) -> bool,
+    block: usize,
+    scratch: &mut ScanScratch,
+) {
+    let n = items.vectors.len() / items.dim;
+    let ScanScratch {
+        scores,
+        ids,
+        sample,
+        keys,
+    } = scratch;
+    let threshold = sample_stride(n).and_then(|stride| {
+        let mut one = [0.0f32];
+        fill_sample(n, stride, excluded, sample, |i| {
+            items.score(i, &mut one);
+            one[0]
+        });
+        sample_threshold(sample, n, excluded, k)
+    });
+    if let Some(t) = threshold {
+        blocked_pass(
+            items,
+            k,
+            excluded,
+            allow,
+            block,
+            min_key_of(t),
+            scores,
+            ids,
+            keys,
+        );
     }
-    keys.sort_unstable_by(|a, b| b.cmp(a));
-    out.extend(keys.iter().map(|&key| unkey(key)));
+    if keys.len() < k {
+        keys.clear();
+        blocked_pass(items, k, excluded, allow, block, 0, scores, ids, keys);
+    }
+}
+
+/// One pass of [`scan_blocked`] from `min_key`, raising it to the `k`-th best key whenever more
+/// than `4k + 2 × block` candidates are held (so memory stays bounded even without a threshold).
+#[allow(clippy::too_many_arguments)]
+fn blocked_pass(
+    items: &Items<'_>,
+    k: usize,
+    excluded: &[u32],
+    allow: &impl Fn(u32) -> bool,
+    block: usize,
+    mut min_key: u64,
+    scores: &mut Vec<f32>,
+    ids: &mut Vec<u32>,
+    keys: &mut Vec<u64>,
+) {
+    let n = items.vectors.len() / items.dim;
+    let cap = 4 * k + 2 * block;
+    let mut base = 0;
+    while base < n {
+        let len = block.min(n - base);
+        scores.resize(len, 0.0);
+        items.score(base, scores);
+        collect(scores, base, excluded, min_key, allow, ids, keys);
+        if keys.len() > cap {
+            // The k-th best key so far: nothing below it can make the top k.
+            keep_best(keys, k);
+            min_key = keys.last().copied().unwrap_or(min_key);
+        }
+        base += len;
+    }
 }
 
 /// `true` when `(sa, ia)` ranks strictly below `(sb, ib)`: lower score, or equal score and higher id.

@@ -307,6 +307,7 @@ proptest! {
         with_bias: bool,
         excluded_pct in prop_oneof![Just(0u32), 0u32..20, 0u32..=100],
         modulus in 1u32..6,
+        block in prop_oneof![1usize..40, 40usize..700],
     ) {
         let c = ScanCase::new(seed, n, dim, ints, with_bias, excluded_pct);
         let excluded = ExcludedIds::new(c.excluded.iter().copied());
@@ -322,6 +323,15 @@ proptest! {
                 kernel, &mut ScanScratch::default(), &mut got,
             );
             prop_assert_eq!(bits(&got), bits(&reference), "{:?}, n={}", kernel, c.n);
+            // Both layouts, whatever the catalogue size: one buffer, and blocks of `block` items.
+            for layout in [None, Some(block)] {
+                let mut got = Vec::new();
+                exact::scan_with(
+                    &c.vectors, c.bias.as_deref(), c.dim, &c.query, k, excluded.as_slice(), &allow,
+                    kernel, layout, &mut ScanScratch::default(), &mut got,
+                );
+                prop_assert_eq!(bits(&got), bits(&reference), "{:?} {:?}, n={}", kernel, layout, c.n);
+            }
         }
         if n > 0 {
             let index = VectorIndex::build(c.vectors.clone(), c.bias.clone(), c.dim, &IndexConfig::default()).unwrap();
@@ -360,6 +370,66 @@ proptest! {
         prop_assert!(exact::key(sa, ia) > 0);
         let (id, s) = exact::unkey(exact::key(sa, ia));
         prop_assert_eq!((id, s.to_bits()), (ia, a));
+    }
+}
+
+/// Catalogues above the switch to the blocked scan, through [`exact::scan`] and the index, with
+/// exclusions, filters and `k` around the block size: equal to the heap scan bit for bit.
+#[test]
+fn blocked_scan_above_the_switch_equals_heap_scan() {
+    let above = |dim: usize| exact::BLOCKED_FROM_BYTES / 4 / dim;
+    let cases = [
+        (above(64), 64, 200, false, 0, 1),
+        (above(16) + exact::BLOCK + 5, 16, 200, true, 5, 3),
+        (above(48) + 1, 48, exact::BLOCK + 3, false, 60, 2),
+    ];
+    for (seed, (n, dim, k, ints, excluded_pct, modulus)) in cases.into_iter().enumerate() {
+        assert!(exact::is_large(n * dim));
+        let c = ScanCase::new(seed as u64, n, dim, ints, seed % 2 == 0, excluded_pct);
+        let excluded = ExcludedIds::new(c.excluded.iter().copied());
+        let allow = |id: u32| modulus == 1 || !id.is_multiple_of(modulus);
+        let reference =
+            heap_scan_reference(&c.vectors, c.bias.as_deref(), dim, &c.query, k, |id| {
+                !excluded.contains(id) && allow(id)
+            });
+        for kernel in Kernel::available() {
+            let mut got = Vec::new();
+            exact::scan(
+                &c.vectors,
+                c.bias.as_deref(),
+                dim,
+                &c.query,
+                k,
+                excluded.as_slice(),
+                &allow,
+                kernel,
+                &mut ScanScratch::default(),
+                &mut got,
+            );
+            assert_eq!(bits(&got), bits(&reference), "{kernel:?}, n={n} k={k}");
+        }
+        let index = VectorIndex::build(
+            c.vectors.clone(),
+            c.bias.clone(),
+            dim,
+            &IndexConfig {
+                exact_below: usize::MAX,
+                ..IndexConfig::default()
+            },
+        )
+        .unwrap();
+        let mut got = Vec::new();
+        index
+            .search_excluding(
+                &c.query,
+                k,
+                &excluded,
+                allow,
+                &mut SearchScratch::new(),
+                &mut got,
+            )
+            .unwrap();
+        assert_eq!(bits(&got), bits(&reference), "index, n={n} k={k}");
     }
 }
 
