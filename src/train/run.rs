@@ -232,7 +232,11 @@ pub fn train_model(
     //      run the real stage-1 sources for the sampled users, labelled by those held-out items.
     //      Users keep one role (training, early stopping, report) across folds, so no user's
     //      labels are on both sides of a comparison.
-    let folds = rcfg.folds.max(1);
+    let folds = if ds.interactions.len() > rcfg.folds_max_interactions {
+        1
+    } else {
+        rcfg.folds.max(1)
+    };
     let mut groups: Vec<Group> = Vec::new();
     let mut users: Vec<u32> = Vec::new();
     let mut fit_report = None;
@@ -267,8 +271,21 @@ pub fn train_model(
             epochs_bar.inc(1);
             epochs_bar.set_message(format!("{r:?}"));
         };
-        let (holdout_model, report) =
-            fit_sources(ds, &prep, &fit, Some(&targets), cfg, &fcfg, &progress)?;
+        // Later folds reuse what fold 1 validated (its best epoch and item2item λ), as the
+        // final refit does: no per-epoch validation and no second λ search.
+        let (holdout_model, report) = match &fit_report {
+            None => fit_sources(ds, &prep, &fit, Some(&targets), cfg, &fcfg, &progress)?,
+            Some(first) => {
+                let first: &super::FitReport = first;
+                let mut fold_fcfg = fcfg.clone();
+                fold_fcfg.max_epochs = first.best_epoch.max(1);
+                let mut fold_cfg = cfg.clone();
+                if let Some(lambda) = first.item2item.lambda {
+                    fold_cfg.item2item.lambdas = vec![lambda];
+                }
+                fit_sources(ds, &prep, &fit, None, &fold_cfg, &fold_fcfg, &progress)?
+            }
+        };
         epochs_bar.finish_with_message(format!(
             "fold {}/{folds} factorization: best epoch {} (recall {:?})",
             fold + 1,
