@@ -136,19 +136,12 @@ pub const ALL_TIME_POPULAR_ROW: &str = "only_all_time_popular";
 /// Baseline row: the most interacted items over training's last `recent_days` days.
 pub const RECENT_POPULAR_ROW: &str = "only_recent_popular";
 
-/// Items by descending interaction count among interactions at or after `from` (ties by id);
-/// items without any come last, so every list can be filled.
-fn popularity_order(train: &[Interaction], n_items: usize, from: i64) -> Vec<u32> {
-    let mut count = vec![0f64; n_items];
-    for x in train.iter().filter(|x| x.ts >= from) {
-        if let Some(c) = count.get_mut(x.item as usize) {
-            *c += f64::from(x.count.max(1));
-        }
-    }
-    let mut order: Vec<u32> = (0..n_items as u32).collect();
+/// Item ids by descending `score` (ties by id): every item, so every list can be filled.
+fn order_by(score: &[f32]) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..score.len() as u32).collect();
     order.sort_by(|&a, &b| {
-        count[b as usize]
-            .total_cmp(&count[a as usize])
+        score[b as usize]
+            .total_cmp(&score[a as usize])
             .then(a.cmp(&b))
     });
     order
@@ -360,19 +353,28 @@ pub fn evaluate(
     }
 
     // The strongest simple baselines, computed here without the pipeline: popularity over all
-    // of training and over its last `recent_days` days, the user's training items removed.
+    // of training and over its last `recent_days` days (training's own popularity statistics),
+    // the user's training items removed.
     pb.set_message("popularity baselines");
     let last_ts = input.train.iter().map(|x| x.ts).max().unwrap_or(0);
-    let since = last_ts - (input.recent_days * 86_400.0) as i64;
-    for (name, from) in [
-        (ALL_TIME_POPULAR_ROW, i64::MIN),
-        (RECENT_POPULAR_ROW, since),
+    let item_stats = crate::train::popularity::item_stats(
+        model.n_items(),
+        input.train,
+        last_ts,
+        0.0,
+        input.recent_days,
+    );
+    let mut seen: FxHashMap<u32, FxHashSet<u32>> = FxHashMap::default();
+    for x in input.train {
+        seen.entry(x.user).or_default().insert(x.item);
+    }
+    let all_time: Vec<f32> = item_stats.iter().map(|s| s.count).collect();
+    let recent: Vec<f32> = item_stats.iter().map(|s| s.trend * s.count).collect();
+    for (name, score) in [
+        (ALL_TIME_POPULAR_ROW, all_time),
+        (RECENT_POPULAR_ROW, recent),
     ] {
-        let order = popularity_order(input.train, model.n_items(), from);
-        let mut seen: FxHashMap<u32, FxHashSet<u32>> = FxHashMap::default();
-        for x in input.train {
-            seen.entry(x.user).or_default().insert(x.item);
-        }
+        let order = order_by(&score);
         let lists: Vec<(u32, Vec<u32>)> = users
             .iter()
             .map(|&u| {

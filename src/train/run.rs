@@ -194,6 +194,22 @@ pub struct TrainedModel {
     pub factorization_valid_recall: Option<f64>,
 }
 
+/// The configs of a refit that reuses what a validated fit chose (its best epoch and item2item
+/// λ): no per-epoch validation and no second λ search. Later folds and the final refit use it.
+fn reuse_validated(
+    cfg: &TrainConfig,
+    fcfg: &super::factorization::FactorizationConfig,
+    validated: &super::FitReport,
+) -> (TrainConfig, super::factorization::FactorizationConfig) {
+    let mut fcfg = fcfg.clone();
+    fcfg.max_epochs = validated.best_epoch.max(1);
+    let mut cfg = cfg.clone();
+    if let Some(lambda) = validated.item2item.lambda {
+        cfg.item2item.lambdas = vec![lambda];
+    }
+    (cfg, fcfg)
+}
+
 /// The training run without writing.
 pub fn train_model(
     ds: &Dataset,
@@ -271,18 +287,11 @@ pub fn train_model(
             epochs_bar.inc(1);
             epochs_bar.set_message(format!("{r:?}"));
         };
-        // Later folds reuse what fold 1 validated (its best epoch and item2item λ), as the
-        // final refit does: no per-epoch validation and no second λ search.
+        // Later folds reuse what fold 1 validated, as the final refit does.
         let (holdout_model, report) = match &fit_report {
             None => fit_sources(ds, &prep, &fit, Some(&targets), cfg, &fcfg, &progress)?,
             Some(first) => {
-                let first: &super::FitReport = first;
-                let mut fold_fcfg = fcfg.clone();
-                fold_fcfg.max_epochs = first.best_epoch.max(1);
-                let mut fold_cfg = cfg.clone();
-                if let Some(lambda) = first.item2item.lambda {
-                    fold_cfg.item2item.lambdas = vec![lambda];
-                }
+                let (fold_cfg, fold_fcfg) = reuse_validated(cfg, &fcfg, first);
                 fit_sources(ds, &prep, &fit, None, &fold_cfg, &fold_fcfg, &progress)?
             }
         };
@@ -436,12 +445,7 @@ pub fn train_model(
     // 4. Refit the sources on all data for serving, with the epochs early stopping chose and the
     //    item2item penalty the holdout fit validated (no second λ search).
     let t = Instant::now();
-    let mut final_cfg = fcfg.clone();
-    final_cfg.max_epochs = fit_report.best_epoch.max(1);
-    let mut final_train_cfg = cfg.clone();
-    if let Some(lambda) = fit_report.item2item.lambda {
-        final_train_cfg.item2item.lambdas = vec![lambda];
-    }
+    let (final_train_cfg, final_cfg) = reuse_validated(cfg, &fcfg, &fit_report);
     let epochs_bar2 = if opts.quiet {
         ProgressBar::hidden()
     } else {

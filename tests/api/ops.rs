@@ -152,24 +152,7 @@ async fn reload_needs_the_token_refuses_corrupt_bundles_and_swaps_good_ones() {
         }
         statuses
     });
-    let r = app
-        .client
-        .post(&url)
-        .bearer_auth(TOKEN)
-        .json(&serde_json::json!({"bundle": corrupt}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 422);
-    let body: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(error_code(&body), "bundle_refused");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("item_cf.npy"),
-        "{body}"
-    );
+    expect_refused(&app, &corrupt, "item_cf.npy").await;
     assert_eq!(
         app.state.current().unwrap().version(),
         before,
@@ -215,24 +198,7 @@ async fn reload_refuses_a_bundle_whose_ranker_does_not_load() {
     let broken = dir.path().join("broken-ranker");
     copy_dir(&demo_bundle(), &broken);
     std::fs::write(broken.join("ranker.txt"), "this is not a LightGBM model\n").unwrap();
-    let r = app
-        .client
-        .post(format!("{}/admin/reload", app.base))
-        .bearer_auth(TOKEN)
-        .json(&serde_json::json!({"bundle": broken}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 422);
-    let body: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(error_code(&body), "bundle_refused");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("ranker"),
-        "{body}"
-    );
+    expect_refused(&app, &broken, "ranker").await;
     let engine = app.state.current().unwrap();
     assert_eq!(engine.version(), before, "the old engine keeps serving");
     assert!(engine.ranker.is_some(), "with its ranker");
@@ -287,4 +253,26 @@ async fn a_full_admission_limit_sheds_business_routes_but_not_ops_or_admin() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 200, "slots free again once released");
     app.shutdown().await;
+}
+
+/// `POST /admin/reload` of `bundle` is refused with 422 `bundle_refused`, naming `mentions`.
+async fn expect_refused(app: &TestApp, bundle: &std::path::Path, mentions: &str) {
+    let r = app
+        .client
+        .post(format!("{}/admin/reload", app.base))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({ "bundle": bundle }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(error_code(&body), "bundle_refused");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(mentions),
+        "{body}"
+    );
 }

@@ -253,16 +253,22 @@ impl Writer {
                     .store(self.next_seq - 1, Ordering::Release);
             }
             Err(error) => {
-                tracing::error!(
-                    %error,
-                    dir = %self.dir.display(),
-                    "event log sync failed; log stops accepting records until restart"
-                );
-                let cause = Arc::new(error);
-                self.failure = Some(Arc::clone(&cause));
-                let _ = self.shared.failure.set(cause);
+                self.stop(error);
             }
         }
+    }
+
+    /// After a write or sync error: the writer accepts nothing more (see the module docs).
+    fn stop(&mut self, error: io::Error) -> Arc<io::Error> {
+        tracing::error!(
+            %error,
+            dir = %self.dir.display(),
+            "event log write failed; log stops accepting records until restart"
+        );
+        let cause = Arc::new(error);
+        self.failure = Some(Arc::clone(&cause));
+        let _ = self.shared.failure.set(Arc::clone(&cause));
+        cause
     }
 
     fn commit(&mut self, group: &mut Vec<Request>) {
@@ -295,14 +301,7 @@ impl Writer {
                 }
             }
             Err(error) => {
-                tracing::error!(
-                    %error,
-                    dir = %self.dir.display(),
-                    "event log write failed; log stops accepting records until restart"
-                );
-                let cause = Arc::new(error);
-                self.failure = Some(Arc::clone(&cause));
-                let _ = self.shared.failure.set(Arc::clone(&cause));
+                let cause = self.stop(error);
                 for request in group.drain(..) {
                     request
                         .ack
