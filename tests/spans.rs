@@ -1,9 +1,9 @@
-//! The request's tracing span follows the pipeline's work onto the blocking thread and into the
+//! The request's tracing span follows the pipeline's work onto the pipeline thread and into the
 //! rayon source tasks, so a warning logged there carries the request id. Checked with a
 //! subscriber layer that records every thread a span named `request` is entered on.
 //! Cost: one demo engine and one request (well under a second).
 
-use recserve::pipeline::{Parallelism, Query, Treatment, recommend_within};
+use recserve::pipeline::{Parallelism, PipelinePool, Query, Treatment, recommend_within};
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
 use std::thread::ThreadId;
@@ -53,11 +53,13 @@ fn the_request_span_is_entered_on_the_blocking_thread_and_the_source_tasks() {
         .build()
         .unwrap();
     let caller = std::thread::current().id();
+    let pool = PipelinePool::new(1, || {}).unwrap();
     let rec = rt.block_on(async {
         use tracing::Instrument as _;
         let span = tracing::info_span!("request", request_id = "r-1");
         recommend_within(
             &engine,
+            &pool,
             q,
             Treatment::default(),
             std::time::Duration::from_secs(30),
@@ -68,13 +70,13 @@ fn the_request_span_is_entered_on_the_blocking_thread_and_the_source_tasks() {
     });
     assert!(!rec.items.is_empty());
     let entered = ENTERED.get().unwrap().lock().unwrap().clone();
-    // `block_on` polls on this thread; the pipeline runs on tokio's blocking pool (named
-    // `async-worker` here) and the sources on rayon's global pool (unnamed threads).
+    // `block_on` polls on this thread; the pipeline runs on the pipeline pool (its threads are
+    // named `recserve-pipeline-N`) and the sources on rayon's global pool (unnamed threads).
     assert!(
         entered
             .iter()
-            .any(|(t, n)| n == "async-worker" && *t != caller),
-        "span not entered on the blocking thread: {entered:?}"
+            .any(|(t, n)| n.starts_with("recserve-pipeline-") && *t != caller),
+        "span not entered on the pipeline thread: {entered:?}"
     );
     assert!(
         entered.iter().any(|(t, n)| n.is_empty() && *t != caller),

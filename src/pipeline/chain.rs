@@ -3,7 +3,10 @@
 //! request budget: past it the request is answered from popularity and says why. Every failure
 //! is kept in `degraded`; the chain never answers empty while eligible items exist.
 
-use super::{Deadline, Degraded, Engine, Query, Recommendation, StageTimings, Strategy, Treatment};
+use super::{
+    Deadline, Degraded, Engine, PipelinePool, Query, Recommendation, StageTimings, Strategy,
+    Treatment,
+};
 use crate::ranking::{FirstPhase, RecItem, blend_scores, top_n};
 use crate::retrieval::{Candidate, N_SOURCES, Source, UserProfile, merge, popular};
 use rustc_hash::FxHashSet;
@@ -175,13 +178,16 @@ fn extend_below(items: &mut Vec<RecItem>, cands: &[Candidate], phase1: &[f64], n
     }
 }
 
-/// Runs the pipeline on a blocking thread (the request's span follows it) under `budget`; past
-/// the budget, or if the pipeline task dies, the request is answered from popularity and says why.
+/// Runs the pipeline on the [`PipelinePool`] (the request's span follows it) under `budget`;
+/// past the budget, or if the pipeline job dies, the request is answered from popularity and says
+/// why.
 ///
-/// `hold` (for example the caller's admission permit) lives in the pipeline task and is dropped
-/// only when its CPU work ends, even if the answer went out earlier as a budget fallback.
+/// `hold` (for example the caller's admission permit) lives in the pipeline job and is dropped
+/// only when its CPU work ends, even if the answer went out earlier as a budget fallback. A job
+/// still queued when its budget ran out is dropped unrun (and `hold` with it).
 pub async fn recommend_within<H: Send + 'static>(
     engine: &Arc<Engine>,
+    pool: &PipelinePool,
     q: Query,
     t: Treatment,
     budget: Duration,
@@ -191,16 +197,16 @@ pub async fn recommend_within<H: Send + 'static>(
     let e = Arc::clone(engine);
     let q2 = q.clone();
     let span = tracing::Span::current();
-    let task = tokio::task::spawn_blocking(move || {
+    let job = pool.run(move || {
         let _entered = span.enter();
         let rec = e.recommend(&q2, &t, deadline);
         drop(hold);
         rec
     });
-    let reason = match tokio::time::timeout(budget, task).await {
+    let reason = match tokio::time::timeout(budget, job).await {
         Ok(Ok(rec)) => return rec,
-        Ok(Err(join)) => {
-            tracing::error!(error = %join, "pipeline task failed; serving popularity");
+        Ok(Err(_)) => {
+            tracing::error!("pipeline job failed; serving popularity");
             Degraded::PipelineError
         }
         Err(_) => Degraded::RequestOverBudget,

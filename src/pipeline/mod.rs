@@ -6,13 +6,14 @@
 //!
 //! Files: `request` (what goes in and out), `engine` (construction, warm-up, profile),
 //! `fanout` (stage 1 under budgets), `chain` (the fallback chain and the request budget),
-//! `degraded` (typed reasons), `deadline`, `config`.
+//! `degraded` (typed reasons), `deadline`, `executor` (the pipeline's thread pool), `config`.
 
 mod chain;
 pub mod config;
 mod deadline;
 mod degraded;
 mod engine;
+mod executor;
 mod fanout;
 mod request;
 
@@ -21,5 +22,6 @@ pub use config::{Parallelism, ServingConfig, SourceBudgets};
 pub use deadline::Deadline;
 pub use degraded::Degraded;
 pub use engine::{Engine, EngineError, Plan};
+pub use executor::PipelinePool;
 pub use fanout::{Retrieved, run_source};
 pub use request::{Query, Recommendation, SourceCounts, StageTimings, Strategy, Treatment};

@@ -21,6 +21,9 @@ pub struct ServerConfig {
     pub max_query_bytes: usize,
     /// Largest accepted request body, bytes (larger → 413).
     pub max_body_bytes: usize,
+    /// Threads of the pipeline pool (the one hop from the async runtime to a request's CPU
+    /// work); 0 = one per available core.
+    pub pipeline_threads: usize,
     /// Grace period for in-flight requests on SIGTERM / ctrl-c.
     pub shutdown_timeout_ms: u64,
     /// Internal requests run after load, before `/readyz` says ready.

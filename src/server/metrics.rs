@@ -20,6 +20,8 @@ pub struct Metrics {
     pub budget_overruns: IntCounterVec,
     pub variant_resolution: IntCounterVec,
     pub shed: IntCounter,
+    /// Pipeline jobs dropped unrun because their request's budget ran out while they queued.
+    pub pipeline_abandoned: IntCounter,
     pub reloads: IntCounterVec,
     pub model_info: IntGaugeVec,
     pub bandit_pulls: IntCounterVec,
@@ -115,6 +117,11 @@ impl Metrics {
             "Requests rejected with 503 by the concurrency limit.",
         )?;
         r.register(Box::new(shed.clone()))?;
+        let pipeline_abandoned = IntCounter::new(
+            "pipeline_jobs_abandoned_total",
+            "Pipeline jobs dropped unrun: the request's budget ran out while they were queued (the request was answered from popularity).",
+        )?;
+        r.register(Box::new(pipeline_abandoned.clone()))?;
         let reloads = counter_vec(
             "reloads_total",
             "Model bundle reloads by result (ok, refused).",
@@ -152,6 +159,7 @@ impl Metrics {
             budget_overruns,
             variant_resolution,
             shed,
+            pipeline_abandoned,
             reloads,
             model_info,
             bandit_pulls,

@@ -104,6 +104,8 @@ pub enum StartError {
     Metrics(#[from] prometheus::Error),
     #[error("feedback: {0}")]
     Feedback(#[from] crate::feedback::service::OpenError),
+    #[error("cannot start the pipeline threads: {0}")]
+    PipelinePool(std::io::Error),
 }
 
 /// A bound, not yet running server (zero-to-production's `Application`): tests build it on port 0.
@@ -123,7 +125,8 @@ impl Application {
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
-        let mut st = AppState::new(cfg, variants, Arc::clone(&metrics), bundle);
+        let mut st = AppState::new(cfg, variants, Arc::clone(&metrics), bundle)
+            .map_err(StartError::PipelinePool)?;
         let fb = crate::feedback::service::FeedbackService::open(
             &st.cfg.feedback,
             &st.cfg.bandit,

@@ -103,7 +103,15 @@ pub async fn recommend(
     };
     // The admission permit rides in the pipeline task: the slot frees when the work ends.
     let permit = admission.and_then(|Extension(a)| a.take());
-    let rec = recommend_within(&engine, q.clone(), treatment, scfg.total_budget(), permit).await;
+    let rec = recommend_within(
+        &engine,
+        &st.pool,
+        q.clone(),
+        treatment,
+        scfg.total_budget(),
+        permit,
+    )
+    .await;
     observe(&st, &rec);
 
     let items: Vec<ItemOut> = rec

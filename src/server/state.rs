@@ -26,6 +26,9 @@ pub struct AppState {
     /// recommendation's permit moves into its pipeline task, so it is held until the CPU work
     /// really ends, even when the answer has already gone out as a budget fallback.
     pub admission: Arc<tokio::sync::Semaphore>,
+    /// The threads every request's pipeline runs on (`server.pipeline_threads`); it outlives
+    /// reloads.
+    pub pool: crate::pipeline::PipelinePool,
 }
 
 impl AppState {
@@ -34,9 +37,13 @@ impl AppState {
         variants: Variants,
         metrics: Arc<Metrics>,
         bundle_dir: PathBuf,
-    ) -> Self {
+    ) -> std::io::Result<Self> {
         let cfg_max_concurrency = cfg.server.max_concurrency;
-        Self {
+        let abandoned = metrics.pipeline_abandoned.clone();
+        let pool = crate::pipeline::PipelinePool::new(cfg.server.pipeline_threads, move || {
+            abandoned.inc()
+        })?;
+        Ok(Self {
             engine: ArcSwapOption::empty(),
             cfg: Arc::new(cfg),
             variants: Arc::new(variants),
@@ -45,7 +52,8 @@ impl AppState {
             reload_lock: tokio::sync::Mutex::new(()),
             feedback: None,
             admission: Arc::new(tokio::sync::Semaphore::new(cfg_max_concurrency)),
-        }
+            pool,
+        })
     }
 
     pub fn current(&self) -> Result<Arc<Engine>, ApiError> {
