@@ -34,6 +34,9 @@ enum Cmd {
         /// prices and demographics nearly uninformative and bundles stronger.
         #[arg(long, default_value = "default", value_parser = ["default", "weak-features"])]
         regime: String,
+        /// Constant item interest over time (no popularity drift), as before item lifecycles.
+        #[arg(long)]
+        no_lifecycle: bool,
     },
     /// Train a model bundle from a data directory (generic CSV or MovieLens).
     Train {
@@ -96,6 +99,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             interactions,
             seed,
             regime,
+            no_lifecycle,
         } => {
             let cfg = recserve::data::generate::GenerateConfig {
                 users,
@@ -103,6 +107,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 interactions,
                 seed,
                 regime: regime.parse().map_err(anyhow::Error::msg)?,
+                item_lifecycle: !no_lifecycle,
                 ..Default::default()
             };
             let s = recserve::data::generate::generate(&cfg, &out)?;

@@ -24,6 +24,14 @@
 //! items; the title holds two words of the primary category, often one of the secondary, and
 //! generic words ("deluxe", "pack", …) that carry no category signal, plus rare noise words.
 //!
+//! **Lifecycles** (on unless `item_lifecycle` is off): an item's interest is 1 at release and
+//! halves every half-life (log-uniform in 10–90 days) towards an evergreen floor u² (u uniform in
+//! 0.05–1, so most items fade to little and a few stay strong); a taste pick accepts a
+//! popularity draw with probability equal to its interest, so items are drawn ∝ popularity ·
+//! interest at the event's time. Popularity therefore drifts: what was popular over the whole
+//! history is not what is popular now, and recent popularity beats all-time popularity on the
+//! future, as on real catalogues. Noise picks and bundle follow-ups ignore lifecycles.
+//!
 //! **Bundles** (sequels, series, accessories: items consumed together): disjoint groups of
 //! 2..=`max_bundle_size` (default 6, uniform) warm items, `bundle_share` of the warm items in all
 //! (default 40%). A bundle's first member is a random warm item; each further member is, with
@@ -56,8 +64,9 @@
 //! 3. *taste*: a category (the session's with probability 0.75, else one picked afresh; a pick is
 //!    10% exploration by global category size, else the drift category with the drift
 //!    probability, else a favourite by weight), then an item of that category released by then
-//!    ∝ popularity · exp(3 · <user, item>), approximated by sampling-importance-resampling: 8
-//!    candidates drawn by popularity, one kept ∝ exp(3 · <user, item>).
+//!    ∝ popularity · interest · exp(3 · <user, item>), approximated by
+//!    sampling-importance-resampling: 8 candidates drawn by popularity · interest, one kept ∝
+//!    exp(3 · <user, item>).
 //!
 //! A follow-up can itself be followed, so users walk through a bundle within a session. About 5%
 //! of rows are noise and 13–14% follow-ups (30% under weak features);
@@ -219,6 +228,9 @@ pub struct GenerateConfig {
     /// Share of events that are a uniform pick among the released warm items, ignoring taste,
     /// in [0, 1).
     pub noise_share: f64,
+    /// Items' interest decays after release towards an evergreen floor (popularity drifts over
+    /// time); `false` gives every item constant interest, as before lifecycles existed.
+    pub item_lifecycle: bool,
 }
 
 impl Default for GenerateConfig {
@@ -238,6 +250,7 @@ impl Default for GenerateConfig {
             bundle_cross_share: 0.7,
             max_bundle_size: 6,
             noise_share: 0.05,
+            item_lifecycle: true,
         }
     }
 }

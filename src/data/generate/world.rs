@@ -44,6 +44,18 @@ const CANDIDATES: usize = 8;
 const RELEASE_TRIES: usize = 32;
 /// Probability that a pick ignores the user's taste and follows global category popularity.
 pub(super) const EXPLORE: f64 = 0.10;
+/// Item interest half-lives after release are log-uniform in this range, in days.
+const HALF_LIFE_DAYS: (f64, f64) = (10.0, 90.0);
+
+/// How an item's interest changes after its release (see [`World::interest`]): it decays from 1
+/// with its half-life towards an evergreen floor.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Lifecycle {
+    /// Seconds.
+    pub(super) half_life: f64,
+    /// Interest long after release, in (0, 1].
+    pub(super) floor: f64,
+}
 
 /// How much the observable features say about the hidden categories and tastes, by regime.
 #[derive(Debug, Clone, Copy)]
@@ -129,6 +141,8 @@ pub(super) struct World {
     pub(super) item_secondary: Vec<u32>,
     pub(super) item_vector: Vec<Vector>,
     pub(super) item_release: Vec<i64>,
+    /// Each item's interest lifecycle; `None` when the config turns lifecycles off.
+    pub(super) item_lifecycle: Option<Vec<Lifecycle>>,
     #[cfg(test)]
     pub(super) item_cold: Vec<bool>,
     pub(super) bundles: Bundles,
@@ -150,6 +164,7 @@ pub(super) enum Stream {
     User = 3,
     Activity = 4,
     Bundle = 5,
+    Lifecycle = 6,
 }
 
 /// A generator for `(seed, stream, index)`, decorrelated by SplitMix64 finalisation.
@@ -306,6 +321,22 @@ impl World {
             }
             all.push(entry(0, item_pop[i]));
         }
+        // From their own streams, so that turning lifecycles off leaves everything else as it was.
+        let item_lifecycle = cfg.item_lifecycle.then(|| {
+            (0..n_items)
+                .map(|i| {
+                    let mut r = rng_for(cfg.seed, Stream::Lifecycle, i as u64);
+                    let (lo, hi) = HALF_LIFE_DAYS;
+                    let days = lo * (hi / lo).powf(r.random::<f64>());
+                    // u² in (0, 1]: most items fade to little, a few stay evergreen.
+                    let u: f64 = r.random_range(0.05..=1.0);
+                    Lifecycle {
+                        half_life: days * DAY as f64,
+                        floor: u * u,
+                    }
+                })
+                .collect()
+        });
         Self {
             seed: cfg.seed,
             start,
@@ -319,6 +350,7 @@ impl World {
             item_secondary,
             item_vector,
             item_release,
+            item_lifecycle,
             #[cfg(test)]
             item_cold,
             bundles,
@@ -472,9 +504,9 @@ impl World {
         chosen
     }
 
-    /// An item of `segment` of `table` released by `t`, ∝ popularity: rejection sampling, which
-    /// is exact unless the released items hold so little of the segment's popularity that
-    /// [`RELEASE_TRIES`] draws all miss (then `None`).
+    /// An item of `segment` of `table` released by `t`, ∝ popularity · interest at `t`: rejection
+    /// sampling, which is exact unless the released items hold so little of the segment's
+    /// popularity (and interest) that every draw misses (then `None`).
     fn released(
         &self,
         table: &AliasTable,
@@ -482,9 +514,36 @@ impl World {
         t: i64,
         rng: &mut StdRng,
     ) -> Option<u32> {
-        (0..RELEASE_TRIES)
-            .filter_map(|_| table.draw(segment, rng))
-            .find_map(|(item, release)| (release <= t).then_some(item))
+        // Lifecycles reject faded items too, so they get more tries.
+        let tries = RELEASE_TRIES * if self.item_lifecycle.is_some() { 3 } else { 1 };
+        for _ in 0..tries {
+            let Some((item, release)) = table.draw(segment, rng) else {
+                continue;
+            };
+            if release > t {
+                continue;
+            }
+            // Accepted with probability `interest` (1 without lifecycles: no draw at all).
+            if self.item_lifecycle.is_none() || rng.random::<f64>() < self.interest(item, t) {
+                return Some(item);
+            }
+        }
+        None
+    }
+
+    /// The share of its peak interest that `item` draws at `t` (1 without lifecycles): interest
+    /// halves every half-life after release, towards the item's evergreen floor.
+    pub(super) fn interest(&self, item: u32, t: i64) -> f64 {
+        let (Some(lives), Some(&release)) =
+            (&self.item_lifecycle, self.item_release.get(item as usize))
+        else {
+            return 1.0;
+        };
+        let Some(l) = lives.get(item as usize) else {
+            return 1.0;
+        };
+        let age = (t - release).max(0) as f64;
+        l.floor + (1.0 - l.floor) * (-age / l.half_life * std::f64::consts::LN_2).exp()
     }
 
     /// A warm item released by `t`, uniformly, ignoring taste and popularity (a noise event), with
