@@ -142,7 +142,7 @@ impl Model {
             item_cat.len(),
         )?;
 
-        let (r, cf_dim, item_cf) = npy::read_f32_2d(&p("item_cf.npy"))?;
+        let (r, cf_dim, item_cf) = npy::read_f32_2d_shared(&p("item_cf.npy"))?;
         check_shape("item_cf.npy", r, cf_dim, ni, manifest.cf_dim)?;
         check_finite("item_cf.npy", &item_cf)?;
         let item_bias = npy::read_f32_1d(&p("item_bias.npy"))?;
@@ -151,7 +151,7 @@ impl Model {
         let (r, c, user_cf) = npy::read_f32_2d(&p("user_cf.npy"))?;
         check_shape("user_cf.npy", r, c, nu, cf_dim)?;
         check_finite("user_cf.npy", &user_cf)?;
-        let (r, content_dim, item_content) = npy::read_f32_2d(&p("item_content.npy"))?;
+        let (r, content_dim, item_content) = npy::read_f32_2d_shared(&p("item_content.npy"))?;
         check_shape("item_content.npy", r, content_dim, ni, manifest.content_dim)?;
         check_finite("item_content.npy", &item_content)?;
         let (r, c, stats) = npy::read_f32_2d(&p("item_stats.npy"))?;
@@ -259,11 +259,11 @@ impl Model {
             item_cat_indptr,
             item_cat,
             cf_dim,
-            item_cf: item_cf.into(),
+            item_cf,
             item_bias,
             user_cf,
             content_dim,
-            item_content: item_content.into(),
+            item_content,
             item_stats,
             popular_order: Vec::new(),
             popular_by_category: Vec::new(),
