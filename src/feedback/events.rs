@@ -3,17 +3,25 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A client's feedback event as posted.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+/// A client's feedback event as posted. The `schema` attributes document [`validate`]'s rules
+/// for the OpenAPI document (lengths in characters).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeedbackIn {
+    /// The `request_id` of the recommendation response the event refers to.
+    #[schema(max_length = 128)]
     pub request_id: String,
+    #[schema(max_length = 256)]
     pub user_id: String,
+    #[schema(max_length = 256)]
     pub item_id: String,
+    /// One of `feedback.events` (configuration).
     pub event: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
+    /// Event time, Unix seconds (default: when it was received).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 4102444800)]
     pub ts: Option<i64>,
 }
 
@@ -64,9 +72,9 @@ pub fn validate(e: &FeedbackIn, allowed: &[String]) -> Result<(), String> {
         if v.trim().is_empty() {
             return Err(format!("{name} must not be empty"));
         }
-        if v.len() > max || v.chars().any(char::is_control) {
+        if v.chars().count() > max || v.chars().any(char::is_control) {
             return Err(format!(
-                "{name} must be at most {max} bytes without control characters"
+                "{name} must be at most {max} characters without control characters"
             ));
         }
     }
