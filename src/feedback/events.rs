@@ -21,7 +21,7 @@ pub struct FeedbackIn {
     pub value: Option<f64>,
     /// Event time, Unix seconds (default: when it was received).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 0, maximum = 4102444800)]
+    #[schema(minimum = 0, maximum = 4102444800.0)]
     pub ts: Option<i64>,
 }
 

@@ -74,7 +74,7 @@ pub struct RecQueryDoc {
     #[param(max_length = 32)]
     device: Option<String>,
     /// Request time, Unix seconds (default: now).
-    #[param(minimum = 0, maximum = 4102444800)]
+    #[param(minimum = 0, maximum = 4102444800.0)]
     ts: Option<i64>,
 }
 
