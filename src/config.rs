@@ -112,9 +112,8 @@ impl Config {
     /// Resolves `server.bundle` to a bundle directory ([`locate::resolve_bundle`]'s search order
     /// when it is empty) against the working directory; a missing bundle is one clear error.
     pub fn locate_bundle(&mut self) -> Result<locate::BundleOrigin, ConfigError> {
-        let cwd = std::env::current_dir().map_err(|e| {
-            ConfigError::Invalid(format!("cannot read the working directory: {e}"))
-        })?;
+        let cwd = std::env::current_dir()
+            .map_err(|e| ConfigError::Invalid(format!("cannot read the working directory: {e}")))?;
         let cache = locate::cache_root(&self.server.demo_cache_dir, |k| std::env::var(k).ok());
         let (dir, origin) = locate::resolve_bundle(&self.server.bundle, &cwd, &cache)?;
         self.server.bundle = dir;
@@ -163,7 +162,9 @@ fn resolve_relative_paths(layer: &mut toml::Table, base: &Path) {
     for (sections, key) in PATH_KEYS {
         let mut table = Some(&mut *layer);
         for s in *sections {
-            table = table.and_then(|t| t.get_mut(*s)).and_then(|v| v.as_table_mut());
+            table = table
+                .and_then(|t| t.get_mut(*s))
+                .and_then(|v| v.as_table_mut());
         }
         if let Some(toml::Value::String(p)) = table.and_then(|t| t.get_mut(*key))
             && !p.is_empty()
@@ -285,7 +286,10 @@ mod tests {
             let want = serde_json::to_value(&toml[section]).unwrap();
             agrees(&want, &json[section], section);
         }
-        assert!(json["serving"]["default_n"].is_u64(), "numbers, not Debug strings");
+        assert!(
+            json["serving"]["default_n"].is_u64(),
+            "numbers, not Debug strings"
+        );
     }
 
     #[test]

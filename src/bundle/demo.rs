@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 
 macro_rules! embed {
     ($name:literal) => {
-        ($name, include_bytes!(concat!("../../models/demo/", $name)).as_slice())
+        (
+            $name,
+            include_bytes!(concat!("../../models/demo/", $name)).as_slice(),
+        )
     };
 }
 
@@ -87,7 +90,10 @@ mod tests {
             .collect();
         on_disk.sort();
         let embedded: Vec<String> = FILES.iter().map(|(n, _)| n.to_string()).collect();
-        assert_eq!(embedded, on_disk, "models/demo changed: update bundle/demo.rs");
+        assert_eq!(
+            embedded, on_disk,
+            "models/demo changed: update bundle/demo.rs"
+        );
     }
 
     #[test]
@@ -95,10 +101,9 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dir = unpack(root.path()).unwrap();
         let model = crate::bundle::Model::read(&dir).unwrap();
-        let want = crate::bundle::Model::read(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("models/demo"),
-        )
-        .unwrap();
+        let want =
+            crate::bundle::Model::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/demo"))
+                .unwrap();
         assert_eq!(model.manifest.model_version, want.manifest.model_version);
         assert_eq!(model.item_ids, want.item_ids);
         // A second call finds the unpacked copy and leaves no temporary directory behind.

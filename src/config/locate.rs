@@ -110,13 +110,16 @@ mod tests {
         let cache = tempfile::tempdir().unwrap();
         let empty = tempfile::tempdir().unwrap();
         // Configured wins even when the working directory has a demo bundle.
-        let (d, o) = resolve_bundle(&demo(), Path::new(env!("CARGO_MANIFEST_DIR")), cache.path())
-            .unwrap();
+        let (d, o) =
+            resolve_bundle(&demo(), Path::new(env!("CARGO_MANIFEST_DIR")), cache.path()).unwrap();
         assert_eq!((d, o), (demo(), BundleOrigin::Configured));
         // Nothing configured, in a checkout: ./models/demo.
-        let (d, o) =
-            resolve_bundle(Path::new(""), Path::new(env!("CARGO_MANIFEST_DIR")), cache.path())
-                .unwrap();
+        let (d, o) = resolve_bundle(
+            Path::new(""),
+            Path::new(env!("CARGO_MANIFEST_DIR")),
+            cache.path(),
+        )
+        .unwrap();
         assert_eq!((d, o), (demo(), BundleOrigin::WorkingDir));
         assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 0);
         // Nothing configured, anywhere else: the embedded demo, unpacked into the cache.
@@ -132,7 +135,10 @@ mod tests {
         let err = resolve_bundle(Path::new("/no/such/bundle"), cwd.path(), cache.path())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("/no/such/bundle") && err.contains("not found"), "{err}");
+        assert!(
+            err.contains("/no/such/bundle") && err.contains("not found"),
+            "{err}"
+        );
         assert!(!err.contains('\n') && !err.contains("os error"), "{err}");
         let err = resolve_bundle(cwd.path(), cwd.path(), cache.path())
             .unwrap_err()
@@ -143,10 +149,18 @@ mod tests {
     #[test]
     fn cache_root_follows_xdg_then_home() {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
         };
         assert_eq!(
-            cache_root(Path::new(""), env(&[("XDG_CACHE_HOME", "/x"), ("HOME", "/h")])),
+            cache_root(
+                Path::new(""),
+                env(&[("XDG_CACHE_HOME", "/x"), ("HOME", "/h")])
+            ),
             PathBuf::from("/x/recserve")
         );
         assert_eq!(

@@ -20,9 +20,31 @@ pub struct FeedbackIn {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
     /// Event time, Unix seconds (default: when it was received).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "integral_ts"
+    )]
     #[schema(minimum = 0, maximum = 4102444800.0)]
     pub ts: Option<i64>,
+}
+
+/// JSON Schema's `integer` includes `1.0`: accept integral numbers written as floats.
+fn integral_ts<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Num {
+        I(i64),
+        F(f64),
+    }
+    match Option::<Num>::deserialize(d)? {
+        None => Ok(None),
+        Some(Num::I(i)) => Ok(Some(i)),
+        Some(Num::F(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
+        Some(Num::F(_)) => Err(serde::de::Error::custom(
+            "ts must be an integer (Unix seconds)",
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -152,6 +174,17 @@ mod tests {
             event: ev(),
             received_at: 7,
         };
+        let float_ts: FeedbackIn = serde_json::from_str(
+            r#"{"request_id":"r","user_id":"u","item_id":"i","event":"click","ts":5.0}"#,
+        )
+        .unwrap();
+        assert_eq!(float_ts.ts, Some(5));
+        assert!(
+            serde_json::from_str::<FeedbackIn>(
+                r#"{"request_id":"r","user_id":"u","item_id":"i","event":"click","ts":5.5}"#
+            )
+            .is_err()
+        );
         let text = serde_json::to_string(&r).unwrap();
         assert!(text.contains("\"kind\":\"feedback\""));
         assert_eq!(serde_json::from_str::<Record>(&text).unwrap(), r);

@@ -46,7 +46,12 @@ pub async fn page(State(st): State<Arc<AppState>>) -> Html<String> {
         })
         .unwrap_or_default();
     let boot = Boot {
-        variants: st.variants.variants.iter().map(|v| v.name.as_str()).collect(),
+        variants: st
+            .variants
+            .variants
+            .iter()
+            .map(|v| v.name.as_str())
+            .collect(),
         default_variant: &st.variants.default,
         users,
         explain: false,
@@ -95,7 +100,12 @@ pub async fn items(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<ItemsOut>, ApiError> {
     let mut ids = None;
-    for pair in raw.as_deref().unwrap_or("").split('&').filter(|s| !s.is_empty()) {
+    for pair in raw
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .filter(|s| !s.is_empty())
+    {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         match params::decode_component(k)?.as_str() {
             "ids" if ids.is_none() => {
@@ -107,7 +117,12 @@ pub async fn items(
                     st.cfg.serving.max_list_len,
                 )?);
             }
-            "ids" => return Err(ApiError::bad("duplicate_parameter", "parameter \"ids\" given twice")),
+            "ids" => {
+                return Err(ApiError::bad(
+                    "duplicate_parameter",
+                    "parameter \"ids\" given twice",
+                ));
+            }
             other => {
                 return Err(ApiError::bad(
                     "unknown_parameter",

@@ -21,8 +21,6 @@ pub use config::{ServerConfig, ServiceConfig};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use error::ApiError;
 use state::AppState;
 use std::future::Future;
@@ -30,6 +28,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The request id of the current request (echoed from `X-Request-Id` or generated).
 #[derive(Debug, Clone)]

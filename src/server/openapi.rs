@@ -28,15 +28,36 @@ macro_rules! ws {
 pub const QUERY_ID: &str = concat!("^[^", ctrl!(), "]{1,256}$");
 /// A feedback id (`request_id`, `user_id`, `item_id`): no control character and not only
 /// whitespace (the length is the field's `maxLength`).
-pub const BODY_ID: &str = concat!("^[^", ctrl!(), "]*[^", ctrl!(), ws!(), "][^", ctrl!(), "]*$");
+pub const BODY_ID: &str = concat!(
+    "^[^",
+    ctrl!(),
+    "]*[^",
+    ctrl!(),
+    ws!(),
+    "][^",
+    ctrl!(),
+    "]*$"
+);
 /// One item of a comma-separated id list, whitespace around it trimmed: 1..=256 characters.
 macro_rules! list_item {
     () => {
         concat!(
-            r"[\t\n\x0b\x0c\r\x85", ws!(), "]*",
-            "[^,", ctrl!(), ws!(), "]",
-            "([^,", ctrl!(), "]{0,254}[^,", ctrl!(), ws!(), "])?",
-            r"[\t\n\x0b\x0c\r\x85", ws!(), "]*"
+            r"[\t\n\x0b\x0c\r\x85",
+            ws!(),
+            "]*",
+            "[^,",
+            ctrl!(),
+            ws!(),
+            "]",
+            "([^,",
+            ctrl!(),
+            "]{0,254}[^,",
+            ctrl!(),
+            ws!(),
+            "])?",
+            r"[\t\n\x0b\x0c\r\x85",
+            ws!(),
+            "]*"
         )
     };
 }
@@ -44,8 +65,7 @@ macro_rules! list_item {
 /// bounded by `serving.max_list_len`, filled in from the configuration (`{MAX}` here).
 pub const ID_LIST: &str = concat!("^(", list_item!(), "(,", list_item!(), "){0,MAXLESS1})?$");
 /// `exclude_seen`'s accepted spellings (case-insensitive).
-pub const BOOL: &str =
-    "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|[Yy][Ee][Ss]|[Nn][Oo]|1|0)?$";
+pub const BOOL: &str = "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|[Yy][Ee][Ss]|[Nn][Oo]|1|0)?$";
 /// `device`: at most 32 characters of `[A-Za-z0-9_-]`.
 pub const DEVICE: &str = "^[A-Za-z0-9_-]{0,32}$";
 

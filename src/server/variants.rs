@@ -145,7 +145,12 @@ mod tests {
         let shipped =
             Variants::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config/variants.toml"))
                 .unwrap();
-        let names = |v: &Variants| v.variants.iter().map(|x| x.name.clone()).collect::<Vec<_>>();
+        let names = |v: &Variants| {
+            v.variants
+                .iter()
+                .map(|x| x.name.clone())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(names(&embedded), names(&shipped));
         let err = Variants::load(Path::new("/nonexistent/variants.toml")).unwrap_err();
         assert_eq!(err, "variants file /nonexistent/variants.toml not found");

@@ -59,7 +59,10 @@ async fn serves_from_an_empty_directory_outside_the_repository() {
         .json()
         .await
         .unwrap();
-    assert_eq!(body["variant"], "only", "the config file's variants are used");
+    assert_eq!(
+        body["variant"], "only",
+        "the config file's variants are used"
+    );
     signal(&child, "-TERM");
     assert!(child.wait().unwrap().success());
     assert!(conf_dir.path().join("events").is_dir());
@@ -70,5 +73,8 @@ async fn serves_from_an_empty_directory_outside_the_repository() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("nowhere") && stderr.contains("not found"), "{stderr}");
+    assert!(
+        stderr.contains("nowhere") && stderr.contains("not found"),
+        "{stderr}"
+    );
 }

@@ -52,16 +52,26 @@ async fn demo_page_renders_and_a_click_changes_the_next_list() {
         .iter()
         .filter_map(|v| v.as_str())
         .collect();
-    assert!(variants.contains(&"control") && variants.contains(&"blend"), "{variants:?}");
+    assert!(
+        variants.contains(&"control") && variants.contains(&"blend"),
+        "{variants:?}"
+    );
     for flow in ["anonymous", "user"] {
         let before = summary[flow][0].as_array().unwrap();
         let after = summary[flow][1].as_array().unwrap();
         assert_eq!(before.len(), 10, "{flow}");
-        assert!(!after.contains(&before[0]), "{flow}: the clicked item is excluded");
+        assert!(
+            !after.contains(&before[0]),
+            "{flow}: the clicked item is excluded"
+        );
     }
     let png = std::fs::read(&shot).expect("screenshot written");
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "a PNG");
-    assert!(png.len() > 20_000, "a real page, not a blank image ({} bytes)", png.len());
+    assert!(
+        png.len() > 20_000,
+        "a real page, not a blank image ({} bytes)",
+        png.len()
+    );
     if std::env::var("RECSERVE_UPDATE_SCREENSHOT").is_ok_and(|v| v == "1") {
         std::fs::copy(&shot, root.join("docs/demo.png")).unwrap();
     }

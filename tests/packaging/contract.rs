@@ -28,7 +28,14 @@ async fn schemathesis_all_checks_find_nothing() {
     let out = Command::new(&cli)
         .current_dir(work.path())
         .args(["run", &format!("{base}/openapi.json")])
-        .args(["--checks", "all", "--seed", "20261201", "--max-examples", "60"])
+        .args([
+            "--checks",
+            "all",
+            "--seed",
+            "20261201",
+            "--max-examples",
+            "60",
+        ])
         .args(["--workers", "2", "--no-color", "--report", "har"])
         .arg("--report-har-path")
         .arg(&har)
@@ -59,7 +66,13 @@ async fn schemathesis_all_checks_find_nothing() {
     let ops: std::collections::BTreeSet<String> = entries
         .iter()
         .filter_map(|e| e["request"]["url"].as_str())
-        .map(|u| u.trim_start_matches(&base).split('?').next().unwrap_or("").to_string())
+        .map(|u| {
+            u.trim_start_matches(&base)
+                .split('?')
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
         .collect();
     for path in ["/recommendations", "/feedback", "/feedback/batch", "/items"] {
         assert!(ops.contains(path), "{path} was exercised: {ops:?}");

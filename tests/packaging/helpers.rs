@@ -76,10 +76,7 @@ pub async fn assert_serves_demo(client: &reqwest::Client, base: &str) {
     assert_eq!(resp.status(), 200);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["variant"], "blend", "the embedded variants are loaded");
-    let demo_items = std::fs::read_to_string(
-        root().join("models/demo/item_ids.txt"),
-    )
-    .unwrap();
+    let demo_items = std::fs::read_to_string(root().join("models/demo/item_ids.txt")).unwrap();
     let items = body["items"].as_array().unwrap();
     assert_eq!(items.len(), 5);
     for it in items {
@@ -87,4 +84,3 @@ pub async fn assert_serves_demo(client: &reqwest::Client, base: &str) {
         assert!(demo_items.lines().any(|l| l == id), "{id} is a demo item");
     }
 }
-

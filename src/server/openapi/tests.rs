@@ -99,7 +99,10 @@ fn limits_and_event_types_come_from_the_configuration() {
         Some(&serde_json::json!(["click", "purchase"]))
     );
     let fb = doc.pointer("/components/schemas/FeedbackIn").unwrap();
-    assert_eq!(fb["additionalProperties"], false, "unknown fields are refused");
+    assert_eq!(
+        fb["additionalProperties"], false,
+        "unknown fields are refused"
+    );
     let list = param_pattern(&doc, "recent");
     assert!(list.is_match("a,b,c") && !list.is_match("a,b,c,d"));
 }
@@ -108,9 +111,32 @@ fn limits_and_event_types_come_from_the_configuration() {
 /// and not), commas, multi-byte characters, ordinary ones.
 fn tricky() -> impl Strategy<Value = String> {
     let chars = prop::sample::select(vec![
-        'a', 'Z', '7', '_', '-', ',', ' ', '\t', '\n', '\r', '\u{0b}', '\u{0c}', '\u{1c}',
-        '\u{85}', '\u{a0}', '\u{2003}', '\u{3000}', '\u{feff}', '\u{7f}', '\u{9f}', '\0', 'é',
-        '\u{1F600}', '%', '+', '&',
+        'a',
+        'Z',
+        '7',
+        '_',
+        '-',
+        ',',
+        ' ',
+        '\t',
+        '\n',
+        '\r',
+        '\u{0b}',
+        '\u{0c}',
+        '\u{1c}',
+        '\u{85}',
+        '\u{a0}',
+        '\u{2003}',
+        '\u{3000}',
+        '\u{feff}',
+        '\u{7f}',
+        '\u{9f}',
+        '\0',
+        'é',
+        '\u{1F600}',
+        '%',
+        '+',
+        '&',
     ]);
     prop::collection::vec(chars, 0..8).prop_map(|v| v.into_iter().collect())
 }
@@ -123,10 +149,17 @@ fn long(c: char, n: usize) -> String {
 static QUERY_PATTERNS: std::sync::LazyLock<Vec<(&'static str, regex::Regex)>> =
     std::sync::LazyLock::new(|| {
         let doc = document(&cfg());
-        ["user_id", "category", "device", "exclude_seen", "recent", "exclude"]
-            .into_iter()
-            .map(|n| (n, param_pattern(&doc, n)))
-            .collect()
+        [
+            "user_id",
+            "category",
+            "device",
+            "exclude_seen",
+            "recent",
+            "exclude",
+        ]
+        .into_iter()
+        .map(|n| (n, param_pattern(&doc, n)))
+        .collect()
     });
 
 fn query_pattern(name: &str) -> &'static regex::Regex {
