@@ -11,6 +11,8 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY benches ./benches
 COPY config ./config
+# The binary embeds config/default.toml, config/variants.toml and the demo bundle.
+COPY models ./models
 RUN cargo build --release --bin recserve
 
 FROM debian:bookworm-slim

@@ -3,7 +3,12 @@
 //! `[train]`, `[feedback]`, `[bandit]`) and applies the layering: the embedded
 //! `config/default.toml` → an optional file → `RECSERVE_…` environment variables
 //! (`RECSERVE_SERVING__MAX_N=50` sets `serving.max_n`; only variables whose first segment is a
-//! top-level config key count). Validated once at start; nothing below imports this module.
+//! top-level config key count). Relative paths a config file sets (`server.bundle`,
+//! `server.demo_cache_dir`, `variants_file`, `feedback.log.dir`) resolve against that file's
+//! directory. Validated once at start; nothing below imports this module. [`locate`] finds the
+//! bundle when none is configured.
+
+pub mod locate;
 
 use crate::bandit::BanditConfig;
 use crate::eval::cli::EvalConfig;
@@ -27,6 +32,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("config file {} not found", .0.display())]
+    NotFound(PathBuf),
     #[error("invalid TOML in {origin}: {message}")]
     Parse { origin: String, message: String },
     #[error("invalid configuration: {0}")]
@@ -42,7 +49,7 @@ pub struct Config {
     pub train: TrainConfig,
     pub feedback: FeedbackConfig,
     pub bandit: BanditConfig,
-    /// Path of the variants file (A/B treatments), relative to the working directory.
+    /// Path of the variants file (A/B treatments); empty = the embedded `config/variants.toml`.
     pub variants_file: PathBuf,
 }
 
@@ -58,11 +65,16 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         let mut root = parse_toml(DEFAULT_TOML, "config/default.toml")?;
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-                path: path.to_path_buf(),
-                source,
+            let text = std::fs::read_to_string(path).map_err(|source| match source.kind() {
+                std::io::ErrorKind::NotFound => ConfigError::NotFound(path.to_path_buf()),
+                _ => ConfigError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                },
             })?;
-            let layer = parse_toml(&text, &path.display().to_string())?;
+            let mut layer = parse_toml(&text, &path.display().to_string())?;
+            let base = path.parent().unwrap_or(Path::new(""));
+            resolve_relative_paths(&mut layer, base);
             merge(&mut root, layer);
         }
         // Only variables naming a top-level key of the config are overrides; other RECSERVE_*
@@ -97,6 +109,17 @@ impl Config {
         Ok(())
     }
 
+    /// Resolves `server.bundle` to a bundle directory ([`locate::resolve_bundle`]'s search order
+    /// when it is empty) against the working directory; a missing bundle is one clear error.
+    pub fn locate_bundle(&mut self) -> Result<locate::BundleOrigin, ConfigError> {
+        let cwd = std::env::current_dir()
+            .map_err(|e| ConfigError::Invalid(format!("cannot read the working directory: {e}")))?;
+        let cache = locate::cache_root(&self.server.demo_cache_dir, |k| std::env::var(k).ok());
+        let (dir, origin) = locate::resolve_bundle(&self.server.bundle, &cwd, &cache)?;
+        self.server.bundle = dir;
+        Ok(origin)
+    }
+
     /// The sections an offline evaluation runs with.
     pub fn evaluation(&self) -> EvalConfig {
         EvalConfig {
@@ -124,6 +147,32 @@ fn parse_toml(text: &str, origin: &str) -> Result<toml::Table, ConfigError> {
         origin: origin.to_string(),
         message: e.to_string(),
     })
+}
+
+/// The keys holding paths, as (section, key); `None` = top level.
+const PATH_KEYS: &[(&[&str], &str)] = &[
+    (&[], "variants_file"),
+    (&["server"], "bundle"),
+    (&["server"], "demo_cache_dir"),
+    (&["feedback", "log"], "dir"),
+];
+
+/// Rewrites the non-empty relative paths a config file sets to paths under the file's directory.
+fn resolve_relative_paths(layer: &mut toml::Table, base: &Path) {
+    for (sections, key) in PATH_KEYS {
+        let mut table = Some(&mut *layer);
+        for s in *sections {
+            table = table
+                .and_then(|t| t.get_mut(*s))
+                .and_then(|v| v.as_table_mut());
+        }
+        if let Some(toml::Value::String(p)) = table.and_then(|t| t.get_mut(*key))
+            && !p.is_empty()
+            && Path::new(p.as_str()).is_relative()
+        {
+            *p = base.join(p.as_str()).to_string_lossy().into_owned();
+        }
+    }
 }
 
 /// Deep-merges `layer` into `base`: tables merge key by key, everything else replaces.
@@ -184,7 +233,71 @@ mod tests {
     fn shipped_defaults_deserialize_and_validate() {
         let cfg = Config::load_with_env(None, Vec::new()).unwrap();
         assert!(cfg.serving.max_n >= cfg.serving.default_n);
-        assert_eq!(cfg.server.bundle, PathBuf::from("models/demo"));
+        // Nothing depends on the working directory by default: the bundle is searched for and
+        // the variants are embedded.
+        assert_eq!(cfg.server.bundle, PathBuf::from(""));
+        assert_eq!(cfg.variants_file, PathBuf::from(""));
+    }
+
+    #[test]
+    fn relative_paths_in_a_file_resolve_against_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("prod.toml");
+        std::fs::write(
+            &file,
+            "variants_file = \"v.toml\"\n[server]\nbundle = \"bundles/b1\"\n\
+             [feedback.log]\ndir = \"/abs/events\"\n",
+        )
+        .unwrap();
+        let cfg = Config::load_with_env(Some(&file), Vec::new()).unwrap();
+        assert_eq!(cfg.variants_file, dir.path().join("v.toml"));
+        assert_eq!(cfg.server.bundle, dir.path().join("bundles/b1"));
+        assert_eq!(cfg.feedback.log.dir, PathBuf::from("/abs/events"));
+        // The environment's paths stay as given (relative to the working directory).
+        let env = vec![("RECSERVE_SERVER__BUNDLE".to_string(), "rel/b2".to_string())];
+        let cfg = Config::load_with_env(Some(&file), env).unwrap();
+        assert_eq!(cfg.server.bundle, PathBuf::from("rel/b2"));
+    }
+
+    #[test]
+    fn the_evaluation_report_config_is_the_toml_key_for_key() {
+        let cfg = Config::load_with_env(None, Vec::new()).unwrap();
+        let json = crate::eval::cli::config_json(&cfg.evaluation());
+        let toml: toml::Table = DEFAULT_TOML.parse().unwrap();
+        // Every key the shipped file sets has its value in the report (sections may fill in
+        // defaults for keys the file leaves out).
+        fn agrees(want: &serde_json::Value, got: &serde_json::Value, at: &str) {
+            match want.as_object() {
+                Some(o) => {
+                    for (k, v) in o {
+                        agrees(v, &got[k], &format!("{at}.{k}"));
+                    }
+                }
+                // f32 keys widen to f64 in JSON (0.05 → 0.0500000007…).
+                None => match (want.as_f64(), got.as_f64()) {
+                    (Some(w), Some(g)) if want.is_f64() => {
+                        assert!((w - g).abs() <= 1e-6 * w.abs().max(1.0), "{at}: {g} vs {w}")
+                    }
+                    _ => assert_eq!(got, want, "{at}"),
+                },
+            }
+        }
+        for section in ["train", "serving", "index"] {
+            let want = serde_json::to_value(&toml[section]).unwrap();
+            agrees(&want, &json[section], section);
+        }
+        assert!(
+            json["serving"]["default_n"].is_u64(),
+            "numbers, not Debug strings"
+        );
+    }
+
+    #[test]
+    fn a_missing_config_file_is_one_line() {
+        let err = Config::load_with_env(Some(Path::new("/no/such.toml")), Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "config file /no/such.toml not found");
     }
 
     #[test]

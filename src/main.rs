@@ -155,7 +155,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 cfg.server.addr = a;
             }
             cfg.validate()?;
+            let origin = cfg.locate_bundle()?;
             recserve::server::init_logging(&cfg.server.log_format);
+            tracing::info!(bundle = %cfg.server.bundle.display(), found = origin.as_str(), "bundle");
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

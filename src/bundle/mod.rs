@@ -23,6 +23,7 @@
 //! index/                      stored HNSW graphs (optional; built at load when absent)
 //! ```
 
+pub mod demo;
 mod manifest;
 mod model;
 mod npy;

@@ -57,6 +57,19 @@ pub struct EvalConfig {
     pub index: IndexConfig,
 }
 
+/// The sections an evaluation ran with, as the JSON of their config keys (the `[train]`,
+/// `[serving]` and `[index]` tables of the TOML, key for key).
+pub fn config_json(cfg: &EvalConfig) -> serde_json::Value {
+    let value = |v: Result<serde_json::Value, serde_json::Error>| {
+        v.unwrap_or_else(|e| serde_json::Value::String(format!("unserialisable: {e}")))
+    };
+    serde_json::json!({
+        "train": value(serde_json::to_value(&cfg.train)),
+        "serving": value(serde_json::to_value(&cfg.serving)),
+        "index": value(serde_json::to_value(&cfg.index)),
+    })
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
     #[error("{0}")]
@@ -161,7 +174,7 @@ pub fn evaluate_data(
     input.rerank_all = rerank_all;
     let mut report = evaluate(&input, &ablation_rows(&Treatment::default()), summary)
         .map_err(EvalError::Eval)?;
-    report.config = serde_json::json!({ "train": format!("{:?}", cfg.train), "serving": format!("{:?}", cfg.serving) });
+    report.config = config_json(cfg);
     Ok(report)
 }
 

@@ -3,18 +3,48 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A client's feedback event as posted.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+/// A client's feedback event as posted. The `schema` attributes document [`validate`]'s rules
+/// for the OpenAPI document (lengths in characters).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeedbackIn {
+    /// The `request_id` of the recommendation response the event refers to.
+    #[schema(max_length = 128)]
     pub request_id: String,
+    #[schema(max_length = 256)]
     pub user_id: String,
+    #[schema(max_length = 256)]
     pub item_id: String,
+    /// One of `feedback.events` (configuration).
     pub event: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Event time, Unix seconds (default: when it was received).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "integral_ts"
+    )]
+    #[schema(minimum = 0, maximum = 4102444800.0)]
     pub ts: Option<i64>,
+}
+
+/// JSON Schema's `integer` includes `1.0`: accept integral numbers written as floats.
+fn integral_ts<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Num {
+        I(i64),
+        F(f64),
+    }
+    match Option::<Num>::deserialize(d)? {
+        None => Ok(None),
+        Some(Num::I(i)) => Ok(Some(i)),
+        Some(Num::F(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
+        Some(Num::F(_)) => Err(serde::de::Error::custom(
+            "ts must be an integer (Unix seconds)",
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -64,9 +94,9 @@ pub fn validate(e: &FeedbackIn, allowed: &[String]) -> Result<(), String> {
         if v.trim().is_empty() {
             return Err(format!("{name} must not be empty"));
         }
-        if v.len() > max || v.chars().any(char::is_control) {
+        if v.chars().count() > max || v.chars().any(char::is_control) {
             return Err(format!(
-                "{name} must be at most {max} bytes without control characters"
+                "{name} must be at most {max} characters without control characters"
             ));
         }
     }
@@ -144,6 +174,17 @@ mod tests {
             event: ev(),
             received_at: 7,
         };
+        let float_ts: FeedbackIn = serde_json::from_str(
+            r#"{"request_id":"r","user_id":"u","item_id":"i","event":"click","ts":5.0}"#,
+        )
+        .unwrap();
+        assert_eq!(float_ts.ts, Some(5));
+        assert!(
+            serde_json::from_str::<FeedbackIn>(
+                r#"{"request_id":"r","user_id":"u","item_id":"i","event":"click","ts":5.5}"#
+            )
+            .is_err()
+        );
         let text = serde_json::to_string(&r).unwrap();
         assert!(text.contains("\"kind\":\"feedback\""));
         assert_eq!(serde_json::from_str::<Record>(&text).unwrap(), r);

@@ -57,7 +57,8 @@ pub struct ArmPick {
     pub weights: BlendWeights,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// The answer to an accepted feedback post.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Ack {
     pub accepted: usize,
     pub attributed: usize,

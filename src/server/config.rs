@@ -12,7 +12,11 @@ use std::path::PathBuf;
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     pub addr: String,
+    /// The bundle directory; empty = the search order of `config::locate` (resolved at start).
     pub bundle: PathBuf,
+    /// Where the embedded demo bundle is unpacked when no bundle is found; empty = the user's
+    /// cache directory.
+    pub demo_cache_dir: PathBuf,
     /// Bearer token for `/admin/*`; empty disables the admin routes (they answer 401).
     pub admin_token: String,
     /// Requests served at once; excess requests are shed with 503 + Retry-After.
@@ -60,6 +64,6 @@ pub struct ServiceConfig {
     pub index: IndexConfig,
     pub feedback: FeedbackConfig,
     pub bandit: BanditConfig,
-    /// Path of the variants file (A/B treatments).
+    /// Path of the variants file (A/B treatments); empty = the embedded shipped file.
     pub variants_file: PathBuf,
 }

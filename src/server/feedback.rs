@@ -4,7 +4,7 @@
 use super::error::ApiError;
 use super::state::AppState;
 use crate::feedback::events::FeedbackIn;
-use crate::feedback::service::{FeedbackError, FeedbackService};
+use crate::feedback::service::{Ack, FeedbackError, FeedbackService};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -51,6 +51,20 @@ fn map_err(e: FeedbackError) -> ApiError {
     }
 }
 
+/// `POST /feedback`.
+#[utoipa::path(
+    post,
+    path = "/feedback",
+    summary = "Record one feedback event; 202 once it is durably on disk",
+    request_body = FeedbackIn,
+    responses(
+        (status = 202, description = "Durably recorded", body = Ack),
+        (status = 400, description = "Invalid event", body = super::openapi::ErrorBody),
+        (status = 413, description = "Body too large", body = super::openapi::ErrorBody),
+        (status = 415, description = "Not JSON", body = super::openapi::ErrorBody),
+        (status = 503, description = "Overloaded or storage unavailable", body = super::openapi::ErrorBody),
+    )
+)]
 pub async fn post_one(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -61,12 +75,28 @@ pub async fn post_one(
     Ok((StatusCode::ACCEPTED, Json(ack)).into_response())
 }
 
-#[derive(Deserialize)]
+/// Several events in one durable write (1..=feedback.max_batch).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Batch {
+pub struct Batch {
+    #[schema(min_items = 1)]
     events: Vec<FeedbackIn>,
 }
 
+/// `POST /feedback/batch`.
+#[utoipa::path(
+    post,
+    path = "/feedback/batch",
+    summary = "Record several feedback events in one durable write",
+    request_body = Batch,
+    responses(
+        (status = 202, description = "All events durably recorded", body = Ack),
+        (status = 400, description = "Invalid event (none recorded)", body = super::openapi::ErrorBody),
+        (status = 413, description = "Body too large", body = super::openapi::ErrorBody),
+        (status = 415, description = "Not JSON", body = super::openapi::ErrorBody),
+        (status = 503, description = "Overloaded or storage unavailable", body = super::openapi::ErrorBody),
+    )
+)]
 pub async fn post_batch(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -85,6 +115,17 @@ pub async fn post_batch(
 }
 
 /// `GET /admin/bandit`: the bandit's statistics per context and arm (admin token required).
+#[utoipa::path(
+    get,
+    path = "/admin/bandit",
+    summary = "Bandit statistics per context and arm (pulls, rewards, means)",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Arm statistics", body = Object),
+        (status = 401, description = "Missing or wrong token", body = super::openapi::ErrorBody),
+        (status = 503, description = "Feedback is not configured", body = super::openapi::ErrorBody),
+    )
+)]
 pub async fn bandit_stats(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,

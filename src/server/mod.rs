@@ -4,6 +4,7 @@
 
 pub mod admission;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod feedback;
 pub mod metrics;
@@ -20,7 +21,6 @@ pub use config::{ServerConfig, ServiceConfig};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use error::ApiError;
 use state::AppState;
 use std::future::Future;
@@ -28,6 +28,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The request id of the current request (echoed from `X-Request-Id` or generated).
 #[derive(Debug, Clone)]
@@ -44,27 +46,42 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response:
     ApiError::Internal("handler panicked".into()).into_response()
 }
 
+/// The business routes (they share the in-flight limit), each with its OpenAPI operation.
+fn api_routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(recommend::recommend))
+        .routes(routes!(feedback::post_one))
+        .routes(routes!(feedback::post_batch))
+}
+
+/// Operations and admin routes, each with its OpenAPI operation.
+fn ops_routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(ops::reload))
+        .routes(routes!(feedback::bandit_stats))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(ops::openapi))
+        .routes(routes!(demo::page))
+        .routes(routes!(demo::items))
+}
+
+/// Every route with its OpenAPI operation: what [`router`] serves and [`openapi`] documents.
+pub fn routes() -> OpenApiRouter<Arc<AppState>> {
+    api_routes().merge(ops_routes())
+}
+
 /// The full router over `state`. Business routes share one in-flight limit ([`admission`]);
 /// operations and admin routes (health, readiness, metrics, reload) do not, so ops can still see
 /// and fix an overloaded server.
 pub fn router(state: Arc<AppState>) -> Router {
-    let api = Router::new()
-        .route("/recommendations", get(recommend::recommend))
-        .route("/feedback", post(feedback::post_one))
-        .route("/feedback/batch", post(feedback::post_batch))
-        .route_layer(axum::middleware::from_fn_with_state(
-            Arc::clone(&state),
-            admission::admit,
-        ));
-    let ops_routes = Router::new()
-        .route("/admin/reload", post(ops::reload))
-        .route("/admin/bandit", get(feedback::bandit_stats))
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi));
-    api.merge(ops_routes)
-        .fallback(ops::not_found)
+    let api = api_routes().route_layer(axum::middleware::from_fn_with_state(
+        Arc::clone(&state),
+        admission::admit,
+    ));
+    let (app, _) = api.merge(ops_routes()).split_for_parts();
+    app.fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.cfg.server.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(

@@ -13,10 +13,17 @@ use serde_json::json;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
+#[utoipa::path(get, path = "/healthz", summary = "Liveness",
+    responses((status = 200, description = "The process is alive", body = super::openapi::Alive)))]
 pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "alive" }))
 }
 
+#[utoipa::path(get, path = "/readyz", summary = "Readiness: a bundle is loaded and warmed up",
+    responses(
+        (status = 200, description = "Ready", body = super::openapi::Ready),
+        (status = 503, description = "Not ready", body = super::openapi::ErrorBody),
+    ))]
 pub async fn readyz(State(st): State<Arc<AppState>>) -> Response {
     match st.engine.load_full() {
         Some(e) => Json(json!({
@@ -33,6 +40,8 @@ pub async fn readyz(State(st): State<Arc<AppState>>) -> Response {
     }
 }
 
+#[utoipa::path(get, path = "/metrics", summary = "Prometheus metrics (text exposition format)",
+    responses((status = 200, description = "Metrics", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(st): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let text = st
         .metrics
@@ -48,8 +57,10 @@ pub async fn metrics(State(st): State<Arc<AppState>>) -> Result<Response, ApiErr
         .into_response())
 }
 
-pub async fn openapi() -> Json<serde_json::Value> {
-    Json(super::openapi::spec())
+#[utoipa::path(get, path = "/openapi.json", summary = "This document",
+    responses((status = 200, description = "OpenAPI 3.1 document", body = Object)))]
+pub async fn openapi(State(st): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    Json(super::openapi::document(&st.cfg))
 }
 
 /// True when `headers` carry `Authorization: Bearer <token>` equal to the configured token.
@@ -75,6 +86,20 @@ struct ReloadBody {
     bundle: Option<std::path::PathBuf>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/reload",
+    summary = "Load a bundle beside the serving one and swap it in atomically",
+    security(("bearer" = [])),
+    request_body(content = Option<super::openapi::ReloadRequest>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Reloaded", body = Object),
+        (status = 400, description = "Invalid body", body = super::openapi::ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = super::openapi::ErrorBody),
+        (status = 409, description = "A reload is running", body = super::openapi::ErrorBody),
+        (status = 422, description = "Bundle refused; the old one keeps serving", body = super::openapi::ErrorBody),
+    )
+)]
 pub async fn reload(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,

@@ -3,7 +3,7 @@
 
 use super::error::ApiError;
 
-/// Longest accepted id (user, item, category).
+/// Longest accepted id (user, item, category), in characters.
 pub const MAX_ID_LEN: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -48,16 +48,16 @@ fn check_id(kind: &'static str, code: &'static str, s: &str) -> Result<(), ApiEr
     if s.is_empty() {
         return Err(ApiError::bad(code, format!("{kind} must not be empty")));
     }
-    if s.len() > MAX_ID_LEN || s.chars().any(char::is_control) {
+    if s.chars().count() > MAX_ID_LEN || s.chars().any(char::is_control) {
         return Err(ApiError::bad(
             code,
-            format!("{kind} must be at most {MAX_ID_LEN} bytes without control characters"),
+            format!("{kind} must be at most {MAX_ID_LEN} characters without control characters"),
         ));
     }
     Ok(())
 }
 
-fn parse_list(
+pub fn parse_list(
     name: &'static str,
     code: &'static str,
     v: &str,
@@ -75,7 +75,7 @@ fn parse_list(
     }
     for it in &items {
         check_id(name, code, it).map_err(|_| {
-            ApiError::bad(code, format!("{name} must be a comma-separated list of non-empty ids (at most {MAX_ID_LEN} bytes each)"))
+            ApiError::bad(code, format!("{name} must be a comma-separated list of non-empty ids (at most {MAX_ID_LEN} characters each)"))
         })?;
     }
     Ok(items)

@@ -17,26 +17,50 @@ use axum::{Extension, Json};
 use serde::Serialize;
 use std::sync::Arc;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ItemOut {
     pub item_id: String,
     pub score: f32,
+    /// The candidate sources that proposed the item.
+    #[schema(schema_with = super::openapi::sources_schema)]
     pub sources: Vec<&'static str>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RecResponse {
     pub request_id: String,
     pub user_id: Option<String>,
     pub variant: String,
     pub model_version: String,
+    /// Which path served the list.
+    #[schema(schema_with = super::openapi::strategy_schema)]
     pub strategy: &'static str,
+    /// Why a better path was skipped: `stage:reason` values.
+    #[schema(schema_with = super::openapi::degraded_schema)]
     pub degraded: Vec<Degraded>,
+    /// The bandit arm, when the variant uses the bandit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arm: Option<String>,
     pub items: Vec<ItemOut>,
 }
 
+/// `GET /recommendations`.
+#[utoipa::path(
+    get,
+    path = "/recommendations",
+    summary = "Recommend items for a user and/or a session",
+    params(
+        super::openapi::RecQueryDoc,
+        ("X-Variant" = Option<String>, Header, description = "A/B variant; unknown or missing selects the default."),
+        ("X-Request-Id" = Option<String>, Header, description = "Echoed for tracing; generated when absent or invalid."),
+    ),
+    responses(
+        (status = 200, description = "Ranked items", body = RecResponse),
+        (status = 400, description = "Invalid parameter", body = super::openapi::ErrorBody),
+        (status = 414, description = "Query string too long", body = super::openapi::ErrorBody),
+        (status = 503, description = "Overloaded or not ready (Retry-After)", body = super::openapi::ErrorBody),
+    )
+)]
 pub async fn recommend(
     State(st): State<Arc<AppState>>,
     Extension(rid): Extension<RequestId>,

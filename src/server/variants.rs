@@ -1,5 +1,7 @@
 //! A/B treatments from `config/variants.toml`: candidate counts, blend weights, ranker on/off and
 //! the bandit switch per variant. `X-Variant` picks one; missing or unknown → the default.
+//! The shipped file is embedded in the binary (used when `variants_file` is empty), so the
+//! service starts from any working directory.
 
 use crate::bandit::BlendWeights;
 use crate::pipeline::SourceCounts;
@@ -52,9 +54,19 @@ impl VariantChoice {
     }
 }
 
+/// The shipped treatments, `config/variants.toml`, embedded.
+pub const DEFAULT_TOML: &str = include_str!("../../config/variants.toml");
+
 impl Variants {
+    /// The treatments from `path`, or the embedded defaults when `path` is empty.
     pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if path.as_os_str().is_empty() {
+            return Self::parse(DEFAULT_TOML).map_err(|e| format!("embedded variants: {e}"));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => format!("variants file {} not found", path.display()),
+            _ => format!("cannot read variants file {}: {e}", path.display()),
+        })?;
         Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
@@ -125,6 +137,23 @@ mod tests {
         for x in &v.variants {
             assert_eq!(v.select(Some(&x.name)).0.name, x.name);
         }
+    }
+
+    #[test]
+    fn empty_path_means_the_embedded_file_and_a_missing_file_says_so() {
+        let embedded = Variants::load(Path::new("")).unwrap();
+        let shipped =
+            Variants::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config/variants.toml"))
+                .unwrap();
+        let names = |v: &Variants| {
+            v.variants
+                .iter()
+                .map(|x| x.name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&embedded), names(&shipped));
+        let err = Variants::load(Path::new("/nonexistent/variants.toml")).unwrap_err();
+        assert_eq!(err, "variants file /nonexistent/variants.toml not found");
     }
 
     #[test]

@@ -61,7 +61,7 @@ impl std::str::FromStr for Holdout {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
     pub factorization: FactorizationConfig,
