@@ -18,7 +18,7 @@ pub fn candidates(
     let query = catalog.model.user_cf(u);
     catalog
         .cf_index
-        .search_eligible(query, k, &elig.excluded, |i| {
+        .search_eligible(query, k, &elig.excluded, elig.members(catalog.model), |i| {
             elig.in_category(catalog.model, i)
         })
 }

@@ -13,9 +13,11 @@ pub fn candidates(
     if k == 0 || profile.content_profile.is_empty() {
         return Vec::new();
     }
-    catalog
-        .content_index
-        .search_eligible(&profile.content_profile, k, &elig.excluded, |i| {
-            elig.in_category(catalog.model, i)
-        })
+    catalog.content_index.search_eligible(
+        &profile.content_profile,
+        k,
+        &elig.excluded,
+        elig.members(catalog.model),
+        |i| elig.in_category(catalog.model, i),
+    )
 }

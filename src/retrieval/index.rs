@@ -46,6 +46,10 @@ pub struct IndexConfig {
     pub seeds: usize,
     /// Threads used to build the graph; 0 means one per CPU.
     pub threads: usize,
+    /// Search: most graph nodes expanded per search; 0 = auto (32 × the beam width, at least
+    /// 1,024). A filter that admits few items (a small category) would otherwise walk the whole
+    /// graph looking for enough of them; capped, the search returns what it found.
+    pub max_expansions: usize,
 }
 
 impl Default for IndexConfig {
@@ -58,6 +62,7 @@ impl Default for IndexConfig {
             seed_pool: 4096,
             seeds: 32,
             threads: 0,
+            max_expansions: 0,
         }
     }
 }
@@ -303,7 +308,8 @@ impl VectorIndex {
 
     /// Top-`k` items by `dot(query, item) + bias`, best first, written to `out` (cleared first).
     /// Returns fewer than `k` only when the catalogue (or the part of the graph reachable from the
-    /// seeds) is smaller.
+    /// seeds) is smaller, or when a filter admits so few items that the graph search reaches its
+    /// expansion cap (`max_expansions`) first.
     pub fn search(
         &self,
         query: &[f32],
@@ -363,6 +369,40 @@ impl VectorIndex {
                 out.truncate(k);
             }
         }
+        Ok(())
+    }
+
+    /// Exact top-`k` among `members` (a category's items, say) that are not in `excluded` and pass
+    /// `allow`; best first by score, then id. `O(|members| · dim)`: what a filter admitting few items should cost,
+    /// whatever the backend. Ids outside the catalogue are ignored.
+    pub fn search_among(
+        &self,
+        query: &[f32],
+        k: usize,
+        members: &[u32],
+        excluded: &ExcludedIds,
+        allow: impl Fn(u32) -> bool,
+        out: &mut Vec<(u32, f32)>,
+    ) -> Result<(), IndexError> {
+        out.clear();
+        self.check_query(query)?;
+        if k == 0 {
+            return Ok(());
+        }
+        let dim = self.dim;
+        let mut keys: Vec<u64> = members
+            .iter()
+            .filter(|&&id| (id as usize) < self.n && !excluded.contains(id) && allow(id))
+            .map(|&id| {
+                let i = id as usize;
+                let row = &self.vectors[i * dim..(i + 1) * dim];
+                let b = self.bias.as_ref().map_or(0.0, |b| b[i]);
+                exact::key(exact::dot(query, row) + b, id)
+            })
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        out.extend(keys.iter().rev().take(k).map(|&key| exact::unkey(key)));
         Ok(())
     }
 

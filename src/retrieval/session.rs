@@ -43,9 +43,11 @@ pub fn candidates(
     if query.iter().all(|&x| x == 0.0) {
         return Vec::new();
     }
-    catalog
-        .cf_index
-        .search_eligible(&query, k, &elig.excluded, |i| {
-            !seeds.contains(&i) && elig.in_category(model, i)
-        })
+    catalog.cf_index.search_eligible(
+        &query,
+        k,
+        &elig.excluded,
+        elig.members(catalog.model),
+        |i| !seeds.contains(&i) && elig.in_category(model, i),
+    )
 }

@@ -43,6 +43,8 @@ struct SearchParams {
     seed_pool: usize,
     /// Best pool items the beam starts from.
     seeds: usize,
+    /// Most beam pops per search; 0 = auto (32 × width, at least 1,024).
+    max_expansions: usize,
 }
 
 impl SearchParams {
@@ -51,6 +53,7 @@ impl SearchParams {
             ef: cfg.ef_search,
             seed_pool: cfg.seed_pool,
             seeds: cfg.seeds,
+            max_expansions: cfg.max_expansions,
         }
     }
 }
@@ -223,8 +226,18 @@ impl ProximityGraph {
         let GraphScratch { seeds, beam, .. } = scratch;
         beam.extend(seeds.drain().map(|(score, id)| Candidate { score, id }));
 
+        let cap = match self.params.max_expansions {
+            0 => (32 * width).max(1024),
+            c => c,
+        };
+        let mut expanded = 0usize;
         while let Some(current) = scratch.beam.pop() {
             if top.is_full() && top.worst().is_some_and(|(s, _)| current.score < s) {
+                break;
+            }
+            // A filter that admits few items never fills `top`: stop walking the graph.
+            expanded += 1;
+            if expanded > cap {
                 break;
             }
             for &id in self.neighbours_of(current.id) {

@@ -600,6 +600,83 @@ fn filtered_graph_search_skips_excluded_items() {
 }
 
 #[test]
+fn a_filter_admitting_almost_nothing_stops_at_the_expansion_cap() {
+    // Cost: one 5,000-item graph, ~1 s.
+    let (n, dim) = (5000, 8);
+    let (v, queries) = clustered_with_queries(n, 10, dim, 2, 9);
+    let q = &queries[..dim];
+    // Five admitted items: the search can never fill its top-30.
+    let allow = |id: u32| id.is_multiple_of(1000);
+    let calls = std::cell::Cell::new(0usize);
+    let counted = |id: u32| {
+        calls.set(calls.get() + 1);
+        allow(id)
+    };
+    let run = |cfg: &IndexConfig| {
+        let idx = VectorIndex::build(v.clone(), None, dim, cfg).unwrap();
+        calls.set(0);
+        let mut got = Vec::new();
+        idx.search_filtered(q, 30, counted, &mut SearchScratch::new(), &mut got)
+            .unwrap();
+        assert!(got.iter().all(|p| allow(p.0)));
+        (calls.get(), got.len())
+    };
+    let uncapped = run(&IndexConfig {
+        max_expansions: usize::MAX,
+        ..hnsw_cfg()
+    });
+    let capped = run(&IndexConfig {
+        max_expansions: 50,
+        ..hnsw_cfg()
+    });
+    // Uncapped, the search scores most of the catalogue looking for admitted items; capped, at
+    // most the seed pool plus 50 expansions of at most 2m links each.
+    assert!(
+        uncapped.0 > n / 2,
+        "uncapped walk scored only {}",
+        uncapped.0
+    );
+    assert!(
+        capped.0 <= 16 + 50 * 2 * 16,
+        "capped walk scored {}",
+        capped.0
+    );
+    assert!(capped.0 * 2 < uncapped.0);
+}
+
+#[test]
+fn search_among_is_the_exact_top_k_of_the_members_on_either_backend() {
+    // Cost: one 3,000-item graph, ~1 s.
+    let (n, dim) = (3000, 8);
+    let (v, queries) = clustered_with_queries(n, 10, dim, 5, 13);
+    let bias: Vec<f32> = (0..n).map(|i| (i % 7) as f32 * 0.01).collect();
+    let exact =
+        VectorIndex::build(v.clone(), Some(bias.clone()), dim, &IndexConfig::default()).unwrap();
+    let graph = VectorIndex::build(v.clone(), Some(bias.clone()), dim, &hnsw_cfg()).unwrap();
+    // A "category": every 37th item, listed out of order and with a duplicate and an id past
+    // the catalogue; the user has seen a few of them; the caller also rejects multiples of 5.
+    let mut members: Vec<u32> = (0..n as u32).filter(|i| i % 37 == 3).rev().collect();
+    members.push(members[0]);
+    members.push(n as u32 + 9);
+    let seen = ExcludedIds::new([3u32, 40, 77, 3 + 37 * 50]);
+    let allow = |id: u32| !id.is_multiple_of(5);
+    for q in queries.chunks_exact(dim) {
+        let in_members = |id: u32| id % 37 == 3 && !seen.contains(id) && allow(id);
+        let want = brute_force(&v, Some(&bias), dim, q, 15, in_members);
+        for idx in [&exact, &graph] {
+            let mut got = Vec::new();
+            idx.search_among(q, 15, &members, &seen, allow, &mut got)
+                .unwrap();
+            let ids: Vec<u32> = got.iter().map(|p| p.0).collect();
+            assert_eq!(ids, want.iter().map(|p| p.0).collect::<Vec<_>>());
+            for (g, w) in got.iter().zip(&want) {
+                assert!((f64::from(g.1) - w.1).abs() < 1e-4);
+            }
+        }
+    }
+}
+
+#[test]
 fn k_larger_than_catalogue_returns_everything() {
     let v = clustered(40, 4, 3, 10);
     for cfg in [IndexConfig::default(), hnsw_cfg()] {
