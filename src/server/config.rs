@@ -25,6 +25,12 @@ pub struct ServerConfig {
     pub max_query_bytes: usize,
     /// Largest accepted request body, bytes (larger → 413).
     pub max_body_bytes: usize,
+    /// Open connections at most; more wait in the accept backlog until one closes.
+    pub max_connections: usize,
+    /// A connection whose request head (line and headers) is not complete within this is closed.
+    pub header_read_timeout_ms: u64,
+    /// A request body not fully received within this gets 408.
+    pub body_read_timeout_ms: u64,
     /// Threads of the pipeline pool (the one hop from the async runtime to a request's CPU
     /// work); 0 = one per available core.
     pub pipeline_threads: usize,
@@ -40,6 +46,8 @@ pub struct ServerConfig {
 pub enum ServerConfigError {
     #[error("server.max_concurrency must be > 0")]
     ZeroConcurrency,
+    #[error("server.{0} must be > 0")]
+    Zero(&'static str),
     #[error("server.addr {0:?} is not HOST:PORT")]
     Addr(String),
 }
@@ -48,6 +56,15 @@ impl ServerConfig {
     pub fn validate(&self) -> Result<(), ServerConfigError> {
         if self.max_concurrency == 0 {
             return Err(ServerConfigError::ZeroConcurrency);
+        }
+        for (name, v) in [
+            ("max_connections", self.max_connections as u64),
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("body_read_timeout_ms", self.body_read_timeout_ms),
+        ] {
+            if v == 0 {
+                return Err(ServerConfigError::Zero(name));
+            }
         }
         if self.addr.parse::<std::net::SocketAddr>().is_err() {
             return Err(ServerConfigError::Addr(self.addr.clone()));

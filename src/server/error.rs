@@ -20,6 +20,8 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("query string too long")]
     UriTooLong,
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     #[error("unsupported media type: send application/json")]
     UnsupportedMediaType,
     #[error("server overloaded, retry later")]
@@ -54,6 +56,7 @@ impl ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::UriTooLong => (StatusCode::URI_TOO_LONG, "uri_too_long"),
+            ApiError::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }

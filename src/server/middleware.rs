@@ -19,6 +19,48 @@ fn valid_request_id(v: &HeaderValue) -> Option<String> {
         .then(|| s.to_string())
 }
 
+/// The body-read edge, before any handler: a `Content-Length` above `max_body_bytes` is refused
+/// with 413 before a byte of the body is read, and a body must arrive whole within
+/// `body_read_timeout_ms` (else 408), so a client trickling its body cannot hold a handler. A
+/// request without a body (every GET) passes untouched.
+async fn read_body(req: Request, cfg: &super::config::ServerConfig) -> Result<Request, ApiError> {
+    use http_body::Body as _;
+    let hint = req.body().size_hint();
+    if hint.exact() == Some(0) {
+        return Ok(req);
+    }
+    if hint.lower() > cfg.max_body_bytes as u64 {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let (parts, body) = req.into_parts();
+    let limit = cfg.max_body_bytes;
+    let deadline = std::time::Duration::from_millis(cfg.body_read_timeout_ms);
+    let bytes = match tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await {
+        Err(_) => return Err(ApiError::RequestTimeout),
+        Ok(Err(e)) => {
+            // Over the limit while streaming (no Content-Length), or the client went away.
+            return Err(if is_length_limit(&e) {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::bad("invalid_body", format!("cannot read the request body: {e}"))
+            });
+        }
+        Ok(Ok(b)) => b,
+    };
+    Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
+}
+
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = src {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        src = err.source();
+    }
+    false
+}
+
 struct InFlight<'a>(&'a prometheus::IntGauge);
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
@@ -51,7 +93,10 @@ pub async fn observe(State(st): State<Arc<AppState>>, mut req: Request, next: Ne
     let mut resp = if too_long {
         ApiError::UriTooLong.into_response()
     } else {
-        next.run(req).instrument(span.clone()).await
+        match read_body(req, &st.cfg.server).await {
+            Ok(req) => next.run(req).instrument(span.clone()).await,
+            Err(e) => e.into_response(),
+        }
     };
 
     let status = resp.status();

@@ -7,6 +7,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod feedback;
+pub mod listener;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
@@ -205,16 +206,19 @@ impl Application {
         let grace = Duration::from_millis(state.cfg.server.shutdown_timeout_ms);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let app = router(Arc::clone(&state));
-        let server = axum::serve(self.listener, app.into_make_service()).with_graceful_shutdown(
-            async move {
-                shutdown.await;
-                tracing::info!("shutdown requested; draining in-flight requests");
-                let _ = tx.send(());
-            },
-        );
-        let mut server = std::pin::pin!(server.into_future());
+        let srv = &state.cfg.server;
+        let limits = listener::EdgeLimits {
+            max_connections: srv.max_connections,
+            header_read_timeout: Duration::from_millis(srv.header_read_timeout_ms),
+        };
+        let server = listener::serve(self.listener, app, limits, async move {
+            shutdown.await;
+            tracing::info!("shutdown requested; draining in-flight requests");
+            let _ = tx.send(());
+        });
+        let mut server = std::pin::pin!(server);
         let drained = tokio::select! {
-            r = &mut server => { r?; true }
+            _ = &mut server => true,
             _ = async { let _ = rx.await; tokio::time::sleep(grace).await } => {
                 tracing::warn!("drain timeout reached; exiting with requests still in flight");
                 false
