@@ -3,6 +3,7 @@
 //! request budget: past it the request is answered from popularity and says why. Every failure
 //! is kept in `degraded`; the chain never answers empty while eligible items exist.
 
+use super::explain::Decided;
 use super::{Deadline, Degraded, Engine, Query, Recommendation, StageTimings, Strategy, Treatment};
 use crate::ranking::{FirstPhase, RecItem, blend_scores, top_n};
 use crate::retrieval::{Candidate, N_SOURCES, Source, UserProfile, merge, popular};
@@ -50,6 +51,7 @@ impl Engine {
         timings.rank = t_rank.elapsed();
 
         // Top up from popularity so the list is n long whenever the catalogue allows it.
+        let top_up_from = items.len();
         if items.len() < n {
             let taken: FxHashSet<u32> = items.iter().map(|r: &RecItem| r.item).collect();
             let floor = items.last().map_or(f32::INFINITY, |r| r.score);
@@ -70,6 +72,16 @@ impl Engine {
                 });
             }
         }
+        // Off by default; the only cost of the default path is this test.
+        let explanations = q.explain.then(|| {
+            let decided = Decided {
+                profile: &profile,
+                cands: &cands,
+                strategy,
+                top_up_from,
+            };
+            self.explain(&decided, &items)
+        });
         timings.total = start.elapsed();
         Recommendation {
             items,
@@ -78,6 +90,7 @@ impl Engine {
             candidates,
             timings,
             profile_history_len: profile.history_len,
+            explanations,
         }
     }
 
@@ -86,14 +99,22 @@ impl Engine {
     pub fn popular_only(&self, q: &Query) -> Recommendation {
         let start = Instant::now();
         let (profile, elig) = self.prepare(q);
-        let items = popular::fill(&self.model, &elig, &FxHashSet::default(), q.n.max(1))
-            .into_iter()
-            .map(|(item, score)| RecItem {
-                item,
-                score,
-                sources: 1 << Source::Popular as u8,
-            })
-            .collect();
+        let items: Vec<RecItem> =
+            popular::fill(&self.model, &elig, &FxHashSet::default(), q.n.max(1))
+                .into_iter()
+                .map(|(item, score)| RecItem {
+                    item,
+                    score,
+                    sources: 1 << Source::Popular as u8,
+                })
+                .collect();
+        let explanations = q.explain.then(|| {
+            items
+                .iter()
+                .enumerate()
+                .map(|(k, r)| self.popular_explanation(r.item, k))
+                .collect()
+        });
         let timings = StageTimings {
             total: start.elapsed(),
             ..Default::default()
@@ -105,6 +126,7 @@ impl Engine {
             candidates: [0; N_SOURCES],
             timings,
             profile_history_len: profile.history_len,
+            explanations,
         }
     }
 

@@ -6,6 +6,7 @@
 //!
 //! Files: `request` (what goes in and out), `engine` (construction, warm-up, profile),
 //! `fanout` (stage 1 under budgets), `chain` (the fallback chain and the request budget),
+//! `explain` (why each item was shown, only when asked),
 //! `degraded` (typed reasons), `deadline`, `config`.
 
 mod chain;
@@ -13,6 +14,7 @@ pub mod config;
 mod deadline;
 mod degraded;
 mod engine;
+mod explain;
 mod fanout;
 mod request;
 
@@ -21,5 +23,9 @@ pub use config::{Parallelism, ServingConfig, SourceBudgets};
 pub use deadline::Deadline;
 pub use degraded::Degraded;
 pub use engine::{Engine, EngineError, Plan};
+pub use explain::{
+    Explanation, FeatureContribution, FirstPhaseEvidence, RankerEvidence, ServedPath,
+    SourceEvidence,
+};
 pub use fanout::{Retrieved, run_source};
 pub use request::{Query, Recommendation, SourceCounts, StageTimings, Strategy, Treatment};

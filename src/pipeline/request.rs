@@ -2,7 +2,7 @@
 //! sources with how many candidates, ranker or blend), the strategy that served, stage timings
 //! and the recommendation itself. Plain data: no HTTP types, no behaviour beyond small helpers.
 
-use super::Degraded;
+use super::{Degraded, Explanation};
 use crate::bandit::BlendWeights;
 use crate::ranking::RecItem;
 use crate::retrieval::{N_SOURCES, Source};
@@ -94,6 +94,8 @@ pub struct Query {
     pub ts: Option<i64>,
     /// Interactions recorded for the user since training (online history), oldest first.
     pub online: Vec<(u32, i64)>,
+    /// Explain every item (`explain=true`): see [`super::Explanation`]. Off by default.
+    pub explain: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +136,8 @@ pub struct Recommendation {
     pub candidates: [usize; N_SOURCES],
     pub timings: StageTimings,
     pub profile_history_len: usize,
+    /// One explanation per item, in item order, when the query asked for them.
+    pub explanations: Option<Vec<Explanation>>,
 }
 
 impl Default for Treatment {

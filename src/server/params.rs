@@ -16,6 +16,8 @@ pub struct RecParams {
     pub category: Option<String>,
     pub device: Option<String>,
     pub ts: Option<i64>,
+    /// `explain=true`: an explanation per item (off by default).
+    pub explain: bool,
 }
 
 /// Percent-decodes one `application/x-www-form-urlencoded` component (`+` is a space).
@@ -81,14 +83,11 @@ fn parse_list(
     Ok(items)
 }
 
-fn parse_bool(name: &str, v: &str) -> Result<bool, ApiError> {
+fn parse_bool(name: &str, code: &'static str, v: &str) -> Result<bool, ApiError> {
     match v.to_ascii_lowercase().as_str() {
         "" | "true" | "1" | "yes" => Ok(true),
         "false" | "0" | "no" => Ok(false),
-        _ => Err(ApiError::bad(
-            "invalid_exclude_seen",
-            format!("{name} must be true or false"),
-        )),
+        _ => Err(ApiError::bad(code, format!("{name} must be true or false"))),
     }
 }
 
@@ -133,7 +132,10 @@ pub fn parse(raw: Option<&str>, max_n: usize, max_list: usize) -> Result<RecPara
             }
             "recent" => p.recent = parse_list("recent", "invalid_recent", &v, max_list)?,
             "exclude" => p.exclude = parse_list("exclude", "invalid_exclude", &v, max_list)?,
-            "exclude_seen" => p.exclude_seen = parse_bool("exclude_seen", &v)?,
+            "exclude_seen" => {
+                p.exclude_seen = parse_bool("exclude_seen", "invalid_exclude_seen", &v)?;
+            }
+            "explain" => p.explain = parse_bool("explain", "invalid_explain", &v)?,
             "category" => {
                 check_id("category", "invalid_category", &v)?;
                 p.category = Some(v);
@@ -167,7 +169,7 @@ pub fn parse(raw: Option<&str>, max_n: usize, max_list: usize) -> Result<RecPara
                 return Err(ApiError::bad(
                     "unknown_parameter",
                     format!(
-                        "unknown parameter {other:?}; accepted: user_id, n, recent, exclude, exclude_seen, category, device, ts"
+                        "unknown parameter {other:?}; accepted: user_id, n, recent, exclude, exclude_seen, category, device, ts, explain"
                     ),
                 ));
             }
@@ -204,10 +206,12 @@ mod tests {
         assert_eq!(p.category.as_deref(), Some("c01"));
         assert_eq!(p.device.as_deref(), Some("mobile"));
         assert_eq!(p.ts, Some(1_700_000_000));
-        assert!(
-            parse(None, 200, 50).unwrap().exclude_seen,
-            "exclude_seen defaults to true"
-        );
+        assert!(!p.explain, "explain is off unless asked for");
+        let defaults = parse(None, 200, 50).unwrap();
+        assert!(defaults.exclude_seen, "exclude_seen defaults to true");
+        assert!(!defaults.explain, "explain defaults to false");
+        assert!(parse(Some("explain=true"), 200, 50).unwrap().explain);
+        assert!(!parse(Some("explain=false"), 200, 50).unwrap().explain);
     }
 
     #[test]
@@ -221,6 +225,7 @@ mod tests {
             ("exclude=,", "invalid_exclude"),
             ("user_id=", "invalid_user_id"),
             ("exclude_seen=maybe", "invalid_exclude_seen"),
+            ("explain=please", "invalid_explain"),
             ("ts=yesterday", "invalid_ts"),
             ("device=a%20b", "invalid_device"),
             ("bogus=1", "unknown_parameter"),

@@ -8,7 +8,9 @@ use super::params;
 use super::state::AppState;
 use super::{RequestId, RouteLabels};
 use crate::feedback::events::ServedItem;
-use crate::pipeline::{Degraded, Query, Recommendation, Strategy, Treatment, recommend_within};
+use crate::pipeline::{
+    Degraded, Explanation, Query, Recommendation, Strategy, Treatment, recommend_within,
+};
 use crate::retrieval::{Source, source_names};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue};
@@ -22,6 +24,9 @@ pub struct ItemOut {
     pub item_id: String,
     pub score: f32,
     pub sources: Vec<&'static str>,
+    /// Only with `explain=true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Explanation>,
 }
 
 #[derive(Debug, Serialize)]
@@ -100,12 +105,15 @@ pub async fn recommend(
         category: p.category,
         ts: p.ts,
         online: online_idx,
+        explain: p.explain,
     };
     // The admission permit rides in the pipeline task: the slot frees when the work ends.
     let permit = admission.and_then(|Extension(a)| a.take());
-    let rec = recommend_within(&engine, q.clone(), treatment, scfg.total_budget(), permit).await;
+    let mut rec =
+        recommend_within(&engine, q.clone(), treatment, scfg.total_budget(), permit).await;
     observe(&st, &rec);
 
+    let mut explanations = rec.explanations.take().map(Vec::into_iter);
     let items: Vec<ItemOut> = rec
         .items
         .iter()
@@ -113,6 +121,7 @@ pub async fn recommend(
             item_id: engine.model.item_ids[r.item as usize].clone(),
             score: r.score,
             sources: source_names(r.sources),
+            explanation: explanations.as_mut().and_then(Iterator::next),
         })
         .collect();
     // The arm only answers for lists its blend (or candidate mix) produced, not for the
@@ -132,6 +141,8 @@ pub async fn recommend(
                 item_id: i.item_id.clone(),
                 position: p as u32,
                 score: i.score,
+                // Stored only when the request asked for explanations.
+                explanation: i.explanation.clone(),
             })
             .collect();
         fb.record_impression(

@@ -2,6 +2,7 @@
 //! time down). Each test spawns its own server with its own event-log directory.
 
 mod errors;
+mod explain;
 mod feedback;
 mod helpers;
 mod ops;
