@@ -5,8 +5,11 @@
 
 use super::explain::Decided;
 use super::{Deadline, Degraded, Engine, Query, Recommendation, StageTimings, Strategy, Treatment};
+use crate::ranking::diversity::{self, CategoryCap, Diversity};
 use crate::ranking::{FirstPhase, RecItem, blend_scores, top_n};
-use crate::retrieval::{Candidate, N_SOURCES, Source, UserProfile, merge, popular};
+use crate::retrieval::{
+    Candidate, Eligibility, N_SOURCES, Source, SourceList, UserProfile, merge, popular,
+};
 use rustc_hash::FxHashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,24 +44,36 @@ impl Engine {
         timings.merge = t_merge.elapsed();
 
         let n = q.n.max(1);
+        let div = q.diversity;
         let t_rank = Instant::now();
+        // With diversity on, the chain orders a larger pool for MMR to choose from.
         let (mut items, strategy) = if cands.is_empty() {
             degraded.push(Degraded::NoCandidates);
             (Vec::new(), Strategy::Popular)
         } else {
-            self.rank_or_blend(&profile, &cands, t, n, deadline, &mut degraded)
+            self.rank_or_blend(&profile, &cands, t, div.pool(n), deadline, &mut degraded)
         };
+        if !div.is_off() {
+            items = diversity::rerank(&self.model, &items, n, &div);
+        }
         timings.rank = t_rank.elapsed();
 
-        // Top up from popularity so the list is n long whenever the catalogue allows it.
+        // Top up from popularity so the list is n long whenever the catalogue (and the
+        // category cap) allows it.
         let top_up_from = items.len();
         if items.len() < n {
             let taken: FxHashSet<u32> = items.iter().map(|r: &RecItem| r.item).collect();
-            let floor = items.last().map_or(f32::INFINITY, |r| r.score);
-            for (k, (item, pct)) in popular::fill(&self.model, &elig, &taken, n - items.len())
-                .into_iter()
-                .enumerate()
-            {
+            let floor = if div.is_off() {
+                items.last().map_or(f32::INFINITY, |r| r.score)
+            } else {
+                // MMR's order need not follow the scores: stay below all of them.
+                items.iter().map(|r| r.score).fold(f32::INFINITY, f32::min)
+            };
+            let fill = match div.max_per_category {
+                None => popular::fill(&self.model, &elig, &taken, n - items.len()),
+                Some(_) => self.capped_fill(&elig, &taken, &items, n - items.len(), &div),
+            };
+            for (k, (item, pct)) in fill.into_iter().enumerate() {
                 // Keep scores non-increasing: appended items score below everything ranked above them.
                 let score = if floor.is_finite() {
                     floor - 1.0 - k as f32
@@ -99,8 +114,12 @@ impl Engine {
     pub fn popular_only(&self, q: &Query) -> Recommendation {
         let start = Instant::now();
         let (profile, elig) = self.prepare(q);
-        let items: Vec<RecItem> =
-            popular::fill(&self.model, &elig, &FxHashSet::default(), q.n.max(1))
+        let none = FxHashSet::default();
+        let fill = match q.diversity.max_per_category {
+            None => popular::fill(&self.model, &elig, &none, q.n.max(1)),
+            Some(_) => self.capped_fill(&elig, &none, &[], q.n.max(1), &q.diversity),
+        };
+        let items: Vec<RecItem> = fill
                 .into_iter()
                 .map(|(item, score)| RecItem {
                     item,
@@ -128,6 +147,29 @@ impl Engine {
             profile_history_len: profile.history_len,
             explanations,
         }
+    }
+
+    /// Up to `k` popular eligible items outside `taken` that keep `items` plus themselves
+    /// within the per-category cap.
+    fn capped_fill(
+        &self,
+        elig: &Eligibility,
+        taken: &FxHashSet<u32>,
+        items: &[RecItem],
+        k: usize,
+        div: &Diversity,
+    ) -> SourceList {
+        let mut cap = CategoryCap::new(div.max_per_category);
+        for r in items {
+            cap.add(&self.model, r.item);
+        }
+        popular::fill_where(&self.model, elig, taken, k, |i| {
+            let ok = cap.allows(&self.model, i);
+            if ok {
+                cap.add(&self.model, i);
+            }
+            ok
+        })
     }
 
     /// Stage 2 with its fallback: the ranker under its budget, else the weighted blend.

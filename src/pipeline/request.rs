@@ -4,7 +4,7 @@
 
 use super::{Degraded, Explanation};
 use crate::bandit::BlendWeights;
-use crate::ranking::RecItem;
+use crate::ranking::{Diversity, RecItem};
 use crate::retrieval::{N_SOURCES, Source};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -96,6 +96,8 @@ pub struct Query {
     pub online: Vec<(u32, i64)>,
     /// Explain every item (`explain=true`): see [`super::Explanation`]. Off by default.
     pub explain: bool,
+    /// MMR and the per-category cap (the variant's, overridden by the request); off by default.
+    pub diversity: Diversity,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,9 +1,11 @@
-//! Stage 2: the one feature definition, the ranker, the blend fallback and the final top-n. The
+//! Stage 2: the one feature definition, the ranker, the blend fallback, the final top-n and its
+//! diversity controls. The
 //! native flat-tree scorer serves by default; the LightGBM C library (lightgbm3) is the reference
 //! and a config switch away. Ranking reads retrieval's candidate types and never runs a source.
 
 pub mod blend;
 pub mod bootstrap;
+pub mod diversity;
 pub mod features;
 pub mod gbdt;
 pub mod lgbm;
@@ -11,6 +13,7 @@ pub mod phase;
 pub mod quality;
 
 pub use blend::{RecItem, blend_scores, top_indices, top_n};
+pub use diversity::Diversity;
 pub use phase::FirstPhase;
 
 use crate::bundle::Model;

@@ -18,6 +18,10 @@ pub struct RecParams {
     pub ts: Option<i64>,
     /// `explain=true`: an explanation per item (off by default).
     pub explain: bool,
+    /// `diversity=λ` in [0, 1]: MMR over content vectors (overrides the variant's).
+    pub diversity: Option<f32>,
+    /// `max_per_category=k` (k ≥ 1): at most k items per primary category (overrides the variant's).
+    pub max_per_category: Option<usize>,
 }
 
 /// Percent-decodes one `application/x-www-form-urlencoded` component (`+` is a space).
@@ -136,6 +140,30 @@ pub fn parse(raw: Option<&str>, max_n: usize, max_list: usize) -> Result<RecPara
                 p.exclude_seen = parse_bool("exclude_seen", "invalid_exclude_seen", &v)?;
             }
             "explain" => p.explain = parse_bool("explain", "invalid_explain", &v)?,
+            "diversity" => {
+                let l: f32 = v.parse().map_err(|_| {
+                    ApiError::bad(
+                        "invalid_diversity",
+                        format!("diversity must be a number in [0, 1], got {v:?}"),
+                    )
+                })?;
+                if !(0.0..=1.0).contains(&l) {
+                    return Err(ApiError::bad(
+                        "invalid_diversity",
+                        format!("diversity must be in [0, 1], got {v}"),
+                    ));
+                }
+                p.diversity = Some(l);
+            }
+            "max_per_category" => {
+                let k: usize = v.parse().ok().filter(|&k| (1..=max_n).contains(&k)).ok_or_else(|| {
+                    ApiError::bad(
+                        "invalid_max_per_category",
+                        format!("max_per_category must be an integer in 1..={max_n}, got {v:?}"),
+                    )
+                })?;
+                p.max_per_category = Some(k);
+            }
             "category" => {
                 check_id("category", "invalid_category", &v)?;
                 p.category = Some(v);
@@ -169,7 +197,7 @@ pub fn parse(raw: Option<&str>, max_n: usize, max_list: usize) -> Result<RecPara
                 return Err(ApiError::bad(
                     "unknown_parameter",
                     format!(
-                        "unknown parameter {other:?}; accepted: user_id, n, recent, exclude, exclude_seen, category, device, ts, explain"
+                        "unknown parameter {other:?}; accepted: user_id, n, recent, exclude, exclude_seen, category, device, ts, explain, diversity, max_per_category"
                     ),
                 ));
             }
@@ -212,6 +240,9 @@ mod tests {
         assert!(!defaults.explain, "explain defaults to false");
         assert!(parse(Some("explain=true"), 200, 50).unwrap().explain);
         assert!(!parse(Some("explain=false"), 200, 50).unwrap().explain);
+        let d = parse(Some("diversity=0.3&max_per_category=2"), 200, 50).unwrap();
+        assert_eq!((d.diversity, d.max_per_category), (Some(0.3), Some(2)));
+        assert_eq!((defaults.diversity, defaults.max_per_category), (None, None));
     }
 
     #[test]
@@ -226,6 +257,13 @@ mod tests {
             ("user_id=", "invalid_user_id"),
             ("exclude_seen=maybe", "invalid_exclude_seen"),
             ("explain=please", "invalid_explain"),
+            ("diversity=1.5", "invalid_diversity"),
+            ("diversity=-0.1", "invalid_diversity"),
+            ("diversity=NaN", "invalid_diversity"),
+            ("diversity=lots", "invalid_diversity"),
+            ("max_per_category=0", "invalid_max_per_category"),
+            ("max_per_category=201", "invalid_max_per_category"),
+            ("max_per_category=two", "invalid_max_per_category"),
             ("ts=yesterday", "invalid_ts"),
             ("device=a%20b", "invalid_device"),
             ("bogus=1", "unknown_parameter"),

@@ -8,6 +8,7 @@ use super::params;
 use super::state::AppState;
 use super::{RequestId, RouteLabels};
 use crate::feedback::events::ServedItem;
+use crate::ranking::Diversity;
 use crate::pipeline::{
     Degraded, Explanation, Query, Recommendation, Strategy, Treatment, recommend_within,
 };
@@ -106,6 +107,11 @@ pub async fn recommend(
         ts: p.ts,
         online: online_idx,
         explain: p.explain,
+        // The request's settings override the variant's, each on its own.
+        diversity: Diversity {
+            lambda: p.diversity.unwrap_or(variant.diversity.lambda),
+            max_per_category: p.max_per_category.or(variant.diversity.max_per_category),
+        },
     };
     // The admission permit rides in the pipeline task: the slot frees when the work ends.
     let permit = admission.and_then(|Extension(a)| a.take());
