@@ -3,6 +3,7 @@
 //! measure sources' recall@K, slices, and per-stage latency next to quality.
 
 use super::bootstrap::{BOOTSTRAP_RESAMPLES, paired_bootstrap_ci};
+use super::diversity::{DIVERSITY_ROWS, mean_ils};
 use super::metrics::{CatalogueStats, MetricAccumulator, RecallCurve, UserRanking, rank_metrics};
 use super::report::{AblationRow, EvalReport, FULL_ROW, ONLY_PREFIX, SourceRecall, StageLatency};
 use crate::bandit::BlendWeights;
@@ -149,6 +150,7 @@ fn order_by(score: &[f32]) -> Vec<u32> {
 
 /// What scoring one row needs besides its lists.
 struct RowContext<'a> {
+    model: &'a crate::bundle::Model,
     k: usize,
     stats: &'a CatalogueStats,
     relevant: &'a FxHashMap<u32, FxHashSet<u32>>,
@@ -209,6 +211,7 @@ fn score_row(
             metrics,
             slices: summaries,
             ndcg_vs_full: None,
+            intra_list_similarity: mean_ils(ctx.model, ranked, k),
         },
         per_user,
     ))
@@ -293,6 +296,7 @@ pub fn evaluate(
         })
         .collect();
     let ctx = RowContext {
+        model,
         k,
         stats: &stats,
         relevant: &relevant,
@@ -406,6 +410,30 @@ pub fn evaluate(
             .collect();
         let ranked: Vec<(u32, &[u32])> = lists.iter().map(|(u, l)| (*u, l.as_slice())).collect();
         let (row, per_user) = score_row(RERANK_ALL_ROW, &ranked, &ctx)?;
+        out_rows.push(row);
+        per_user_ndcg.push(per_user);
+    }
+
+    // The price of diversity: the full row's treatment under MMR and the category cap.
+    let full = rows
+        .iter()
+        .find(|(name, _)| name == FULL_ROW)
+        .map_or_else(Treatment::default, |(_, t)| t.clone());
+    for (name, diversity) in DIVERSITY_ROWS {
+        pb.set_message(name);
+        let lists: Vec<(u32, Vec<u32>)> = users
+            .par_iter()
+            .map(|&u| {
+                let q = Query {
+                    diversity,
+                    ..query(u)
+                };
+                let rec = engine.recommend(&q, &full, Deadline::NONE);
+                (u, rec.items.iter().map(|r| r.item).collect())
+            })
+            .collect();
+        let ranked: Vec<(u32, &[u32])> = lists.iter().map(|(u, l)| (*u, l.as_slice())).collect();
+        let (row, per_user) = score_row(name, &ranked, &ctx)?;
         out_rows.push(row);
         per_user_ndcg.push(per_user);
     }
@@ -566,6 +594,7 @@ mod tests {
             },
             slices: Default::default(),
             ndcg_vs_full: None,
+            intra_list_similarity: None,
         }
     }
 
