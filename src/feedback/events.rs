@@ -191,6 +191,9 @@ mod tests {
         };
         let text = serde_json::to_string(&explained).unwrap();
         assert!(text.contains(r#""path":"popular""#), "{text}");
-        assert_eq!(serde_json::from_str::<ServedItem>(&text).unwrap(), explained);
+        assert_eq!(
+            serde_json::from_str::<ServedItem>(&text).unwrap(),
+            explained
+        );
     }
 }

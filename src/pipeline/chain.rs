@@ -120,13 +120,13 @@ impl Engine {
             Some(_) => self.capped_fill(&elig, &none, &[], q.n.max(1), &q.diversity),
         };
         let items: Vec<RecItem> = fill
-                .into_iter()
-                .map(|(item, score)| RecItem {
-                    item,
-                    score,
-                    sources: 1 << Source::Popular as u8,
-                })
-                .collect();
+            .into_iter()
+            .map(|(item, score)| RecItem {
+                item,
+                score,
+                sources: 1 << Source::Popular as u8,
+            })
+            .collect();
         let explanations = q.explain.then(|| {
             items
                 .iter()

@@ -96,8 +96,12 @@ pub(super) struct Decided<'a> {
 impl Engine {
     /// One explanation per item of `items`, in the same order.
     pub(super) fn explain(&self, d: &Decided<'_>, items: &[RecItem]) -> Vec<Explanation> {
-        let by_item: FxHashMap<u32, usize> =
-            d.cands.iter().enumerate().map(|(k, c)| (c.item, k)).collect();
+        let by_item: FxHashMap<u32, usize> = d
+            .cands
+            .iter()
+            .enumerate()
+            .map(|(k, c)| (c.item, k))
+            .collect();
         let ranked = d.strategy == Strategy::Ranked && !d.cands.is_empty();
         let phase1 = ranked.then(|| {
             let p = FirstPhase::run(d.cands, &self.plan.first_phase, self.cfg.rerank_depth);
@@ -162,16 +166,22 @@ impl Engine {
             .iter()
             .enumerate()
             .map(|(pos, r)| {
-                let cand = by_item.get(&r.item).copied().filter(|_| pos < d.top_up_from);
+                let cand = by_item
+                    .get(&r.item)
+                    .copied()
+                    .filter(|_| pos < d.top_up_from);
                 let Some(k) = cand else {
                     return self.popular_explanation(r.item, pos.saturating_sub(d.top_up_from));
                 };
-                let first_phase = phase1.as_ref().map(|(scores, rank, in_cut)| FirstPhaseEvidence {
-                    score: scores[k],
-                    rank: rank[k],
-                    rerank_depth: self.cfg.rerank_depth,
-                    in_cut: in_cut[k],
-                });
+                let first_phase =
+                    phase1
+                        .as_ref()
+                        .map(|(scores, rank, in_cut)| FirstPhaseEvidence {
+                            score: scores[k],
+                            rank: rank[k],
+                            rerank_depth: self.cfg.rerank_depth,
+                            in_cut: in_cut[k],
+                        });
                 let path = match (&first_phase, d.strategy) {
                     (Some(f), _) if f.in_cut => ServedPath::Ranked,
                     (Some(_), _) => ServedPath::FirstPhase,
@@ -197,7 +207,12 @@ impl Engine {
             path: ServedPath::Popular,
             sources: vec![SourceEvidence {
                 source: Source::Popular.as_str().to_string(),
-                score: self.model.popularity_pct.get(item as usize).copied().unwrap_or(0.0),
+                score: self
+                    .model
+                    .popularity_pct
+                    .get(item as usize)
+                    .copied()
+                    .unwrap_or(0.0),
                 rank: rank as u32,
             }],
             first_phase: None,

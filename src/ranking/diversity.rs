@@ -40,7 +40,10 @@ impl Diversity {
     /// Checks the ranges; the message names the offending setting.
     pub fn validate(&self) -> Result<(), String> {
         if !(0.0..=1.0).contains(&self.lambda) {
-            return Err(format!("diversity lambda must be in [0, 1], got {}", self.lambda));
+            return Err(format!(
+                "diversity lambda must be in [0, 1], got {}",
+                self.lambda
+            ));
         }
         if self.max_per_category == Some(0) {
             return Err("max_per_category must be at least 1".into());
@@ -141,7 +144,11 @@ pub fn rerank(model: &Model, pool: &[RecItem], n: usize, d: &Diversity) -> Vec<R
             if taken[k] || !cap.allows(model, r.item) {
                 continue;
             }
-            let redundancy = if max_sim[k].is_finite() { max_sim[k] } else { 0.0 };
+            let redundancy = if max_sim[k].is_finite() {
+                max_sim[k]
+            } else {
+                0.0
+            };
             let value = (1.0 - lambda) * relevance(r.score) - lambda * redundancy;
             // Ties keep the pool's order (strictly greater replaces).
             if best.is_none_or(|(_, v)| value > v) {

@@ -156,12 +156,18 @@ pub fn parse(raw: Option<&str>, max_n: usize, max_list: usize) -> Result<RecPara
                 p.diversity = Some(l);
             }
             "max_per_category" => {
-                let k: usize = v.parse().ok().filter(|&k| (1..=max_n).contains(&k)).ok_or_else(|| {
-                    ApiError::bad(
-                        "invalid_max_per_category",
-                        format!("max_per_category must be an integer in 1..={max_n}, got {v:?}"),
-                    )
-                })?;
+                let k: usize = v
+                    .parse()
+                    .ok()
+                    .filter(|&k| (1..=max_n).contains(&k))
+                    .ok_or_else(|| {
+                        ApiError::bad(
+                            "invalid_max_per_category",
+                            format!(
+                                "max_per_category must be an integer in 1..={max_n}, got {v:?}"
+                            ),
+                        )
+                    })?;
                 p.max_per_category = Some(k);
             }
             "category" => {
@@ -242,7 +248,10 @@ mod tests {
         assert!(!parse(Some("explain=false"), 200, 50).unwrap().explain);
         let d = parse(Some("diversity=0.3&max_per_category=2"), 200, 50).unwrap();
         assert_eq!((d.diversity, d.max_per_category), (Some(0.3), Some(2)));
-        assert_eq!((defaults.diversity, defaults.max_per_category), (None, None));
+        assert_eq!(
+            (defaults.diversity, defaults.max_per_category),
+            (None, None)
+        );
     }
 
     #[test]

@@ -8,10 +8,10 @@ use super::params;
 use super::state::AppState;
 use super::{RequestId, RouteLabels};
 use crate::feedback::events::ServedItem;
-use crate::ranking::Diversity;
 use crate::pipeline::{
     Degraded, Explanation, Query, Recommendation, Strategy, Treatment, recommend_within,
 };
+use crate::ranking::Diversity;
 use crate::retrieval::{Source, source_names};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue};

@@ -149,8 +149,14 @@ mod tests {
             .is_err()
         );
         assert!(Variants::parse("default = \"a\"\n").is_err());
-        for bad in ["lambda = 1.5", "lambda = -0.5", "max_per_category = 0", "mmr = 1"] {
-            let text = format!("default = \"a\"\n[[variant]]\nname = \"a\"\ndiversity = {{ {bad} }}\n");
+        for bad in [
+            "lambda = 1.5",
+            "lambda = -0.5",
+            "max_per_category = 0",
+            "mmr = 1",
+        ] {
+            let text =
+                format!("default = \"a\"\n[[variant]]\nname = \"a\"\ndiversity = {{ {bad} }}\n");
             assert!(Variants::parse(&text).is_err(), "{bad}");
         }
         let ok = "default = \"a\"\n[[variant]]\nname = \"a\"\ndiversity = { lambda = 0.4, max_per_category = 3 }\n";

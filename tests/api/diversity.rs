@@ -118,7 +118,8 @@ fn lambda_zero_without_a_cap_is_todays_list() {
             lambda: 0.5,
             max_per_category: None,
         };
-        items(&e, &query(&e, u, 20, on), &t) != items(&e, &query(&e, u, 20, Diversity::default()), &t)
+        items(&e, &query(&e, u, 20, on), &t)
+            != items(&e, &query(&e, u, 20, Diversity::default()), &t)
     });
     assert!(changed, "MMR reorders some lists");
 }
@@ -144,10 +145,7 @@ fn intra_list_similarity_falls_as_lambda_rises() {
         .map(mean_ils)
         .collect();
     eprintln!("mean intra-list similarity by lambda 0, 0.2, ..., 1: {ils:?}");
-    assert!(
-        ils.windows(2).all(|w| w[1] <= w[0]),
-        "monotone: {ils:?}"
-    );
+    assert!(ils.windows(2).all(|w| w[1] <= w[0]), "monotone: {ils:?}");
     assert!(ils[5] < 0.8 * ils[0], "a real effect: {ils:?}");
 }
 
@@ -168,7 +166,10 @@ async fn http_diversity_parameters_and_the_diverse_variant() {
         .get_json(&format!("/recommendations?user_id={user}&n=40"))
         .await;
     assert_eq!(status, 200);
-    assert!(max_per_category(&e, &ids(&plain)) > 2, "the cap below binds");
+    assert!(
+        max_per_category(&e, &ids(&plain)) > 2,
+        "the cap below binds"
+    );
     let (status, capped) = app
         .get_json(&format!(
             "/recommendations?user_id={user}&n=40&max_per_category=2&diversity=0.3"

@@ -34,7 +34,11 @@ async fn explanations_add_up_and_leave_the_list_unchanged() {
     let (status, body) = app.get_json(&format!("{path}&explain=true")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["strategy"], "ranked", "{body}");
-    assert_eq!(ids(&body), ids(&plain), "explaining does not change the list");
+    assert_eq!(
+        ids(&body),
+        ids(&plain),
+        "explaining does not change the list"
+    );
 
     let engine = app.state.current().unwrap();
     let depth = engine.cfg.rerank_depth;
@@ -50,14 +54,21 @@ async fn explanations_add_up_and_leave_the_list_unchanged() {
             .map(|s| s.as_str().unwrap())
             .collect();
         assert_eq!(names, listed, "{item}");
-        let fp = e.first_phase.as_ref().expect("ranked lists explain the cut");
+        let fp = e
+            .first_phase
+            .as_ref()
+            .expect("ranked lists explain the cut");
         assert_eq!(fp.rerank_depth, depth);
         assert_eq!(fp.in_cut, e.path == ServedPath::Ranked, "{item}");
         if depth > 0 {
             assert_eq!(fp.in_cut, (fp.rank as usize) < depth, "{item}");
         }
         let Some(r) = &e.ranker else {
-            assert_ne!(e.path, ServedPath::Ranked, "ranked items carry contributions");
+            assert_ne!(
+                e.path,
+                ServedPath::Ranked,
+                "ranked items carry contributions"
+            );
             continue;
         };
         ranked += 1;

@@ -383,7 +383,9 @@ fn append_tree(
         model
             .nodes
             .push(Node::leaf(tree.leaf_value[0], root, num_features));
-        model.cover.push(tree.leaf_count.first().copied().unwrap_or(0.0));
+        model
+            .cover
+            .push(tree.leaf_count.first().copied().unwrap_or(0.0));
         return Ok(TreeInfo {
             root,
             len: 1,

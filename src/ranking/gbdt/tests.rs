@@ -702,9 +702,17 @@ fn models_without_counts_are_not_explained() {
     assert_eq!((c.bias, c.values.clone()), (2.5, vec![-1.5, 0.0]));
     assert!(matches!(
         m.contributions(&[0.0]),
-        Err(RankerError::FeatureMismatch { expected: 2, got: 1 })
+        Err(RankerError::FeatureMismatch {
+            expected: 2,
+            got: 1
+        })
     ));
     // Negative or non-numeric counts are a parse error with their line.
     let bad = render(&trees, 2).replace("leaf_count=1.0 3.0", "leaf_count=1.0 -3.0");
-    assert!(NativeModel::parse(&bad).unwrap_err().to_string().contains("invalid count"));
+    assert!(
+        NativeModel::parse(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("invalid count")
+    );
 }

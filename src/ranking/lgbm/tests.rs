@@ -609,7 +609,10 @@ fn native_tree_shap_matches_lightgbm_pred_contrib() {
             .chunks_exact(nf + 1)
             .map(|c| c[..nf].iter().map(|v| v.abs()).sum::<f64>())
             .sum::<f64>();
-        assert!(spread > 1.0, "case {seed}: contributions carry signal ({spread})");
+        assert!(
+            spread > 1.0,
+            "case {seed}: contributions carry signal ({spread})"
+        );
         eprintln!("case {seed}: largest difference to pred_contrib {worst:e}");
     }
 }
