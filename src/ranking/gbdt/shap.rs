@@ -48,33 +48,40 @@ struct PathElement {
 }
 
 /// `ExtendPath`: appends a split to the path at `path[ud]`, updating the permutation weights.
-fn extend(path: &mut [PathElement], ud: usize, zero: f64, one: f64, feature: usize) {
+/// `inv[k]` is `1 / k`: the loops multiply instead of dividing (a division per step made the
+/// dependent chains of [`unwound_sum`] latency-bound).
+fn extend(path: &mut [PathElement], ud: usize, zero: f64, one: f64, feature: usize, inv: &[f64]) {
     path[ud] = PathElement {
         feature,
         zero_fraction: zero,
         one_fraction: one,
         pweight: if ud == 0 { 1.0 } else { 0.0 },
     };
-    let d1 = (ud + 1) as f64;
+    let inv_d1 = inv[ud + 1];
     for i in (0..ud).rev() {
-        path[i + 1].pweight += one * path[i].pweight * (i + 1) as f64 / d1;
-        path[i].pweight = zero * path[i].pweight * (ud - i) as f64 / d1;
+        path[i + 1].pweight += one * path[i].pweight * (i + 1) as f64 * inv_d1;
+        path[i].pweight = zero * path[i].pweight * (ud - i) as f64 * inv_d1;
     }
 }
 
 /// `UnwindPath`: removes element `index` from a path of `ud + 1` elements (undoing `extend`).
-fn unwind(path: &mut [PathElement], ud: usize, index: usize) {
+fn unwind(path: &mut [PathElement], ud: usize, index: usize, inv: &[f64]) {
     let one = path[index].one_fraction;
     let zero = path[index].zero_fraction;
     let mut next_one_portion = path[ud].pweight;
     let d1 = (ud + 1) as f64;
-    for i in (0..ud).rev() {
-        if one != 0.0 {
+    let inv_d1 = inv[ud + 1];
+    if one != 0.0 {
+        let inv_one = 1.0 / one;
+        for i in (0..ud).rev() {
             let tmp = path[i].pweight;
-            path[i].pweight = next_one_portion * d1 / ((i + 1) as f64 * one);
-            next_one_portion = tmp - path[i].pweight * zero * (ud - i) as f64 / d1;
-        } else {
-            path[i].pweight = path[i].pweight * d1 / (zero * (ud - i) as f64);
+            path[i].pweight = next_one_portion * d1 * inv[i + 1] * inv_one;
+            next_one_portion = tmp - path[i].pweight * zero * (ud - i) as f64 * inv_d1;
+        }
+    } else {
+        let inv_zero = 1.0 / zero;
+        for i in (0..ud).rev() {
+            path[i].pweight = path[i].pweight * d1 * inv_zero * inv[ud - i];
         }
     }
     for i in index..ud {
@@ -85,19 +92,24 @@ fn unwind(path: &mut [PathElement], ud: usize, index: usize) {
 }
 
 /// `UnwoundPathSum`: the total permutation weight of the path with element `index` removed.
-fn unwound_sum(path: &[PathElement], ud: usize, index: usize) -> f64 {
+fn unwound_sum(path: &[PathElement], ud: usize, index: usize, inv: &[f64]) -> f64 {
     let one = path[index].one_fraction;
     let zero = path[index].zero_fraction;
     let mut next_one_portion = path[ud].pweight;
     let d1 = (ud + 1) as f64;
+    let inv_d1 = inv[ud + 1];
     let mut total = 0.0;
-    for i in (0..ud).rev() {
-        if one != 0.0 {
-            let tmp = next_one_portion * d1 / ((i + 1) as f64 * one);
+    if one != 0.0 {
+        let inv_one = 1.0 / one;
+        for i in (0..ud).rev() {
+            let tmp = next_one_portion * d1 * inv[i + 1] * inv_one;
             total += tmp;
-            next_one_portion = path[i].pweight - tmp * zero * (ud - i) as f64 / d1;
-        } else {
-            total += path[i].pweight / zero / ((ud - i) as f64 / d1);
+            next_one_portion = path[i].pweight - tmp * zero * (ud - i) as f64 * inv_d1;
+        }
+    } else {
+        let inv_zero = 1.0 / zero;
+        for i in (0..ud).rev() {
+            total += path[i].pweight * inv_zero * d1 * inv[ud - i];
         }
     }
     total
@@ -111,6 +123,8 @@ struct Walk<'a> {
     phi: &'a mut [f64],
     /// Unique paths of all recursion levels, each level's right after its parent's.
     paths: &'a mut [PathElement],
+    /// `inv[k] = 1 / k` for every path length.
+    inv: &'a [f64],
 }
 
 impl Walk<'_> {
@@ -135,11 +149,11 @@ impl Walk<'_> {
             self.paths.copy_within(parent..parent + ud, start);
         }
         let path = &mut self.paths[start..];
-        extend(path, ud, zero, one, feature);
+        extend(path, ud, zero, one, feature, self.inv);
         if entry.flags() & LEAF != 0 {
             let value = f64::from_bits(entry.payload);
             for i in 1..=ud {
-                let w = unwound_sum(path, ud, i);
+                let w = unwound_sum(path, ud, i, self.inv);
                 let el = path[i];
                 if let Some(p) = self.phi.get_mut(el.feature) {
                     *p += w * (el.one_fraction - el.zero_fraction) * value;
@@ -163,7 +177,7 @@ impl Walk<'_> {
         if let Some(k) = (0..=ud).find(|&k| path[k].feature == split) {
             in_zero = path[k].zero_fraction;
             in_one = path[k].one_fraction;
-            unwind(path, ud, k);
+            unwind(path, ud, k, self.inv);
             ud -= 1;
         }
         let child = start + ud + 1;
@@ -219,6 +233,7 @@ impl NativeModel {
         walk::convert_row(row, &mut x);
         let levels = self.max_depth() + 2;
         let mut paths = vec![PathElement::default(); levels * (levels + 1) / 2];
+        let inv: Vec<f64> = (0..=levels + 1).map(|k| 1.0 / k as f64).collect();
         let mut phi = vec![0.0; n];
         let mut bias = 0.0;
         for t in &self.trees {
@@ -229,6 +244,7 @@ impl NativeModel {
                     x: &x,
                     phi: &mut phi,
                     paths: &mut paths,
+                    inv: &inv,
                 };
                 walk.recurse(t.root as usize, 0, 0, 0, 1.0, 1.0, usize::MAX);
             }
