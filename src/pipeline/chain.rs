@@ -241,6 +241,7 @@ fn extend_below(items: &mut Vec<RecItem>, cands: &[Candidate], phase1: &[f64], n
 
 /// Runs the pipeline on a blocking thread (the request's span follows it) under `budget`; past
 /// the budget, or if the pipeline task dies, the request is answered from popularity and says why.
+/// An `explain=true` request may take `serving.explain_budget_ms` longer for its explanations.
 ///
 /// `hold` (for example the caller's admission permit) lives in the pipeline task and is dropped
 /// only when its CPU work ends, even if the answer went out earlier as a budget fallback.
@@ -261,7 +262,13 @@ pub async fn recommend_within<H: Send + 'static>(
         drop(hold);
         rec
     });
-    let reason = match tokio::time::timeout(budget, task).await {
+    // The list keeps `budget` (the pipeline's deadline); explanations may add their own.
+    let wait = if q.explain {
+        budget + engine.cfg.explain_budget()
+    } else {
+        budget
+    };
+    let reason = match tokio::time::timeout(wait, task).await {
         Ok(Ok(rec)) => return rec,
         Ok(Err(join)) => {
             tracing::error!(error = %join, "pipeline task failed; serving popularity");
