@@ -1,6 +1,7 @@
 //! The price of diversity in `recserve evaluate`: the full pipeline again under MMR (λ = 0.3,
-//! 0.6) and under a per-category cap of 2, scored like every row (NDCG, coverage, the paired
-//! NDCG interval against the full row), plus intra-list similarity, and their report table.
+//! 0.6) and under a per-category cap of 2 (rows of [`super::ablation::ablation_rows`]), scored
+//! like every row (NDCG, coverage, the paired NDCG interval against the full row), plus
+//! intra-list similarity, and their report table.
 
 use super::report::{AblationRow, EvalReport, FULL_ROW, ci_cell};
 use crate::bundle::Model;

@@ -203,12 +203,10 @@ impl NativeModel {
         for (k, t) in multi_leaf.enumerate() {
             let range = t.root as usize..(t.root + t.len) as usize;
             let cover = self.cover.get(range).unwrap_or_default();
-            if cover.len() != t.len as usize
-                || cover.iter().any(|c| c.is_nan())
-                || cover.first().is_none_or(|&c| c <= 0.0)
-            {
+            // Every cover positive: the fractions (and their reciprocals) stay finite.
+            if cover.len() != t.len as usize || cover.iter().any(|&c| c.is_nan() || c <= 0.0) {
                 return Some(format!(
-                    "a tree (the {}th with splits) has no leaf_count/internal_count",
+                    "tree {} with splits has no leaf_count/internal_count, or a zero count",
                     k + 1
                 ));
             }
