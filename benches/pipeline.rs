@@ -5,6 +5,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use recserve::bundle::Model;
 use recserve::config::Config;
 use recserve::pipeline::{Deadline, Engine, Parallelism, Query, Treatment};
+use recserve::ranking::Diversity;
 use recserve::ranking::features::{N_FEATURES, build_rows};
 use recserve::retrieval::{cf, content, item2item, merge, popular, session};
 use std::hint::black_box;
@@ -88,6 +89,31 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             k += 1;
             black_box(e.recommend(&q(k), &t, Deadline::after(e.cfg.total_budget())))
+        })
+    });
+    // Opt-in extras, each against the default request above: explanations (TreeSHAP for the
+    // ranked items) and diversity (MMR over a 3n pool plus the category cap).
+    g.bench_function("recommend_explain", |b| {
+        b.iter(|| {
+            k += 1;
+            let q = Query {
+                explain: true,
+                ..q(k)
+            };
+            black_box(e.recommend(&q, &t, Deadline::after(e.cfg.total_budget())))
+        })
+    });
+    g.bench_function("recommend_diversity_0.3_cap_3", |b| {
+        b.iter(|| {
+            k += 1;
+            let q = Query {
+                diversity: Diversity {
+                    lambda: 0.3,
+                    max_per_category: Some(3),
+                },
+                ..q(k)
+            };
+            black_box(e.recommend(&q, &t, Deadline::after(e.cfg.total_budget())))
         })
     });
     let mut serial = e.cfg.clone();

@@ -147,6 +147,30 @@ fn hybrid_beats_popularity_and_blend_and_every_source_has_recall() {
         cf > pop_recall * 1.2,
         "factorization recall@10 {cf:.4} vs popularity {pop_recall:.4}"
     );
+    // The price of diversity on generated data: MMR's lists are more varied as λ rises, the
+    // category cap too, and the accuracy given up is reported with its interval.
+    let ils = |name: &str| {
+        report
+            .rows
+            .iter()
+            .find(|r| r.name == name)
+            .and_then(|r| r.intra_list_similarity)
+            .unwrap_or_else(|| panic!("intra-list similarity of {name}"))
+    };
+    let (ils_full, ils_03, ils_06, ils_cap) = (
+        ils("full"),
+        ils("diversity_0.3"),
+        ils("diversity_0.6"),
+        ils("max_per_category_2"),
+    );
+    assert!(
+        ils_06 < ils_03 && ils_03 < ils_full && ils_cap < ils_full,
+        "ILS full {ils_full:.4}, λ=0.3 {ils_03:.4}, λ=0.6 {ils_06:.4}, cap 2 {ils_cap:.4}"
+    );
+    for name in ["diversity_0.3", "diversity_0.6", "max_per_category_2"] {
+        let row = report.rows.iter().find(|r| r.name == name).unwrap();
+        assert!(row.ndcg_vs_full.is_some(), "{name} is priced against full");
+    }
     for s in &report.source_recall {
         let at100 = s
             .recall_at

@@ -3,11 +3,13 @@
 //! measure sources' recall@K, slices, and per-stage latency next to quality.
 
 use super::bootstrap::{BOOTSTRAP_RESAMPLES, paired_bootstrap_ci};
+use super::diversity::{DIVERSITY_ROWS, mean_ils};
 use super::metrics::{CatalogueStats, MetricAccumulator, RecallCurve, UserRanking, rank_metrics};
 use super::report::{AblationRow, EvalReport, FULL_ROW, ONLY_PREFIX, SourceRecall, StageLatency};
 use crate::bandit::BlendWeights;
 use crate::data::dataset::Interaction;
 use crate::pipeline::{Deadline, Engine, Query, SourceCounts, Treatment};
+use crate::ranking::Diversity;
 use crate::retrieval::{Source, merge, popular};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
@@ -51,7 +53,20 @@ pub fn ablation_rows(base: &Treatment) -> Vec<(String, Treatment)> {
         *count_mut(&mut t.counts, s) = 0;
         rows.push((format!("without_{}", s.as_str()), t));
     }
+    // The price of diversity: the full treatment, its requests under MMR or the category cap
+    // (the row's name selects the settings, see [`DIVERSITY_ROWS`]).
+    for (name, _) in DIVERSITY_ROWS {
+        rows.push((name.to_string(), base.clone()));
+    }
     rows
+}
+
+/// The diversity settings of the row called `name` (off for every other row).
+fn diversity_of(name: &str) -> Diversity {
+    DIVERSITY_ROWS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or_else(Diversity::default, |(_, d)| *d)
 }
 
 /// One source alone: its count `max(base, SINGLE_SOURCE_MIN_COUNT)`, every other count 0, no ranker,
@@ -149,6 +164,7 @@ fn order_by(score: &[f32]) -> Vec<u32> {
 
 /// What scoring one row needs besides its lists.
 struct RowContext<'a> {
+    model: &'a crate::bundle::Model,
     k: usize,
     stats: &'a CatalogueStats,
     relevant: &'a FxHashMap<u32, FxHashSet<u32>>,
@@ -209,6 +225,7 @@ fn score_row(
             metrics,
             slices: summaries,
             ndcg_vs_full: None,
+            intra_list_similarity: mean_ils(ctx.model, ranked, k),
         },
         per_user,
     ))
@@ -293,6 +310,7 @@ pub fn evaluate(
         })
         .collect();
     let ctx = RowContext {
+        model,
         k,
         stats: &stats,
         relevant: &relevant,
@@ -305,18 +323,24 @@ pub fn evaluate(
     let mut per_user_ndcg: Vec<Vec<Option<f64>>> = Vec::new();
     let mut latency: Vec<StageLatency> = Vec::new();
     // Rows with the same treatment (e.g. `only_popular` and `popularity_only`) run once.
-    let mut computed: Vec<(&Treatment, Vec<UserResult>)> = Vec::new();
+    let mut computed: Vec<((&Treatment, Diversity), Vec<UserResult>)> = Vec::new();
     for (name, t) in rows {
         pb.set_message(name.clone());
-        if let Some((_, done)) = computed.iter().find(|(prev, _)| *prev == t) {
+        let diversity = diversity_of(name);
+        let key = (t, diversity);
+        if let Some((_, done)) = computed.iter().find(|(prev, _)| *prev == key) {
             let done = done.clone();
             pb.inc(users.len() as u64);
-            computed.push((t, done));
+            computed.push((key, done));
         } else {
             let results: Vec<UserResult> = users
                 .par_iter()
                 .map(|&u| {
-                    let rec = engine.recommend(&query(u), t, Deadline::NONE);
+                    let q = Query {
+                        diversity,
+                        ..query(u)
+                    };
+                    let rec = engine.recommend(&q, t, Deadline::NONE);
                     let items: Vec<u32> = rec.items.iter().map(|r| r.item).collect();
                     let tm = &rec.timings;
                     let secs = |d: std::time::Duration| d.as_secs_f64() * 1e3;
@@ -331,7 +355,7 @@ pub fn evaluate(
                     (u, items, lat)
                 })
                 .collect();
-            computed.push((t, results));
+            computed.push((key, results));
         }
         let results = &computed[computed.len() - 1].1;
         let ranked: Vec<(u32, &[u32])> = results
@@ -505,7 +529,15 @@ mod tests {
                 .iter()
                 .map(|s| format!("without_{}", s.as_str())),
         );
+        want.extend(DIVERSITY_ROWS.iter().map(|(n, _)| n.to_string()));
         assert_eq!(names, want);
+        // Diversity rows run the full treatment; their names select the settings.
+        for (name, d) in DIVERSITY_ROWS {
+            let (_, t) = rows.iter().find(|(n, _)| n == name).unwrap();
+            assert_eq!(t, &base);
+            assert_eq!(diversity_of(name), d);
+        }
+        assert!(diversity_of(FULL_ROW).is_off());
 
         for s in Source::ALL {
             let (_, t) = rows
@@ -566,6 +598,7 @@ mod tests {
             },
             slices: Default::default(),
             ndcg_vs_full: None,
+            intra_list_similarity: None,
         }
     }
 

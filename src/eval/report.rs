@@ -47,6 +47,10 @@ pub struct AblationRow {
     /// reports written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ndcg_vs_full: Option<DiffCi>,
+    /// Mean intra-list similarity of the top-K lists (content cosine over item pairs); absent
+    /// from reports written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intra_list_similarity: Option<f64>,
 }
 
 /// Mean recall of one candidate source's top-K candidates, per K.
@@ -147,7 +151,7 @@ fn ci_text(ci: &DiffCi) -> String {
 }
 
 /// The "Δ NDCG vs full" cell of one row.
-fn ci_cell(row: &AblationRow) -> String {
+pub(super) fn ci_cell(row: &AblationRow) -> String {
     match &row.ndcg_vs_full {
         Some(ci) => ci_text(ci),
         None if row.name == FULL_ROW => "(reference)".into(),
@@ -215,6 +219,7 @@ pub fn render_markdown(r: &EvalReport) -> String {
 the interval is a paired per-user bootstrap 95% CI (users resampled with replacement).\n\n",
     );
     ablation_sentences(&mut md, r);
+    super::diversity::diversity_table(&mut md, r);
     slices_table(&mut md, r);
     source_recall_table(&mut md, r);
     latency_table(&mut md, r);
@@ -525,18 +530,21 @@ mod tests {
                     metrics: summary(0.168, 0.3, 900),
                     slices,
                     ndcg_vs_full: None,
+                    intra_list_similarity: None,
                 },
                 AblationRow {
                     name: "without_cf".into(),
                     metrics: summary(0.123, 0.2, 900),
                     slices: BTreeMap::new(),
                     ndcg_vs_full: None,
+                    intra_list_similarity: None,
                 },
                 AblationRow {
                     name: "popularity_only".into(),
                     metrics: summary(0.05, 0.1, 900),
                     slices: BTreeMap::new(),
                     ndcg_vs_full: None,
+                    intra_list_similarity: None,
                 },
             ],
             source_recall: vec![
@@ -621,6 +629,7 @@ mod tests {
                 metrics: summary(0.155, 0.25, 900),
                 slices: BTreeMap::new(),
                 ndcg_vs_full: ci(0.0123, 0.0081, 0.017),
+                intra_list_similarity: None,
             },
         );
         r.rows.insert(
@@ -630,6 +639,7 @@ mod tests {
                 metrics: summary(0.05, 0.1, 900),
                 slices: BTreeMap::new(),
                 ndcg_vs_full: ci(0.118, 0.1, 0.13),
+                intra_list_similarity: None,
             },
         );
         let md = render_markdown(&r);

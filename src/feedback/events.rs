@@ -1,6 +1,7 @@
 //! The records the event log holds (JSON payloads): feedback events and impressions.
 //! Stable on disk: fields are only ever added, with defaults.
 
+use crate::pipeline::Explanation;
 use serde::{Deserialize, Serialize};
 
 /// A client's feedback event as posted. The `schema` attributes document [`validate`]'s rules
@@ -52,6 +53,10 @@ pub struct ServedItem {
     pub item_id: String,
     pub position: u32,
     pub score: f32,
+    /// Why the item was shown: recorded only for `explain=true` requests, so an offline
+    /// analysis can join contributions with outcomes. Absent in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Explanation>,
 }
 
 /// Bandit decision recorded with an impression.
@@ -188,5 +193,48 @@ mod tests {
         let text = serde_json::to_string(&r).unwrap();
         assert!(text.contains("\"kind\":\"feedback\""));
         assert_eq!(serde_json::from_str::<Record>(&text).unwrap(), r);
+    }
+
+    #[test]
+    fn impressions_without_explanations_keep_the_old_encoding() {
+        use crate::pipeline::{Explanation, ServedPath, SourceEvidence};
+        // A record as written before explanations existed still reads.
+        let old = r#"{"kind":"impression","request_id":"r","user_id":"u","variant":"control",
+            "strategy":"ranked","model_version":"v1","ts":5,
+            "items":[{"item_id":"i1","position":0,"score":0.5}]}"#;
+        let Record::Impression { items, .. } = serde_json::from_str::<Record>(old).unwrap() else {
+            panic!("an impression");
+        };
+        assert_eq!(items[0].explanation, None);
+        // Without an explanation the encoding is the old one, byte for byte.
+        let plain = ServedItem {
+            item_id: "i1".into(),
+            position: 0,
+            score: 0.5,
+            explanation: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&plain).unwrap(),
+            r#"{"item_id":"i1","position":0,"score":0.5}"#
+        );
+        let explained = ServedItem {
+            explanation: Some(Explanation {
+                path: ServedPath::Popular,
+                sources: vec![SourceEvidence {
+                    source: "popular".into(),
+                    score: 0.9,
+                    rank: 3,
+                }],
+                first_phase: None,
+                ranker: None,
+            }),
+            ..plain
+        };
+        let text = serde_json::to_string(&explained).unwrap();
+        assert!(text.contains(r#""path":"popular""#), "{text}");
+        assert_eq!(
+            serde_json::from_str::<ServedItem>(&text).unwrap(),
+            explained
+        );
     }
 }

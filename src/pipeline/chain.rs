@@ -3,12 +3,16 @@
 //! request budget: past it the request is answered from popularity and says why. Every failure
 //! is kept in `degraded`; the chain never answers empty while eligible items exist.
 
+use super::explain::Decided;
 use super::{
     Deadline, Degraded, Engine, PipelinePool, Query, Recommendation, StageTimings, Strategy,
     Treatment,
 };
+use crate::ranking::diversity::{self, CategoryCap, Diversity};
 use crate::ranking::{FirstPhase, RecItem, blend_scores, top_n};
-use crate::retrieval::{Candidate, N_SOURCES, Source, UserProfile, merge, popular};
+use crate::retrieval::{
+    Candidate, Eligibility, N_SOURCES, Source, SourceList, UserProfile, merge, popular,
+};
 use rustc_hash::FxHashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,23 +47,36 @@ impl Engine {
         timings.merge = t_merge.elapsed();
 
         let n = q.n.max(1);
+        let div = q.diversity;
         let t_rank = Instant::now();
+        // With diversity on, the chain orders a larger pool for MMR to choose from.
         let (mut items, strategy) = if cands.is_empty() {
             degraded.push(Degraded::NoCandidates);
             (Vec::new(), Strategy::Popular)
         } else {
-            self.rank_or_blend(&profile, &cands, t, n, deadline, &mut degraded)
+            self.rank_or_blend(&profile, &cands, t, div.pool(n), deadline, &mut degraded)
         };
+        if !div.is_off() {
+            items = diversity::rerank(&self.model, &items, n, &div);
+        }
         timings.rank = t_rank.elapsed();
 
-        // Top up from popularity so the list is n long whenever the catalogue allows it.
+        // Top up from popularity so the list is n long whenever the catalogue (and the
+        // category cap) allows it.
+        let top_up_from = items.len();
         if items.len() < n {
             let taken: FxHashSet<u32> = items.iter().map(|r: &RecItem| r.item).collect();
-            let floor = items.last().map_or(f32::INFINITY, |r| r.score);
-            for (k, (item, pct)) in popular::fill(&self.model, &elig, &taken, n - items.len())
-                .into_iter()
-                .enumerate()
-            {
+            let floor = if div.is_off() {
+                items.last().map_or(f32::INFINITY, |r| r.score)
+            } else {
+                // MMR's order need not follow the scores: stay below all of them.
+                items.iter().map(|r| r.score).fold(f32::INFINITY, f32::min)
+            };
+            let fill = match div.max_per_category {
+                None => popular::fill(&self.model, &elig, &taken, n - items.len()),
+                Some(_) => self.capped_fill(&elig, &taken, &items, n - items.len(), &div),
+            };
+            for (k, (item, pct)) in fill.into_iter().enumerate() {
                 // Keep scores non-increasing: appended items score below everything ranked above them.
                 let score = if floor.is_finite() {
                     floor - 1.0 - k as f32
@@ -73,6 +90,16 @@ impl Engine {
                 });
             }
         }
+        // Off by default; the only cost of the default path is this test.
+        let explanations = q.explain.then(|| {
+            let decided = Decided {
+                profile: &profile,
+                cands: &cands,
+                strategy,
+                top_up_from,
+            };
+            self.explain(&decided, &items)
+        });
         timings.total = start.elapsed();
         Recommendation {
             items,
@@ -81,6 +108,7 @@ impl Engine {
             candidates,
             timings,
             profile_history_len: profile.history_len,
+            explanations,
         }
     }
 
@@ -89,7 +117,12 @@ impl Engine {
     pub fn popular_only(&self, q: &Query) -> Recommendation {
         let start = Instant::now();
         let (profile, elig) = self.prepare(q);
-        let items = popular::fill(&self.model, &elig, &FxHashSet::default(), q.n.max(1))
+        let none = FxHashSet::default();
+        let fill = match q.diversity.max_per_category {
+            None => popular::fill(&self.model, &elig, &none, q.n.max(1)),
+            Some(_) => self.capped_fill(&elig, &none, &[], q.n.max(1), &q.diversity),
+        };
+        let items: Vec<RecItem> = fill
             .into_iter()
             .map(|(item, score)| RecItem {
                 item,
@@ -97,6 +130,13 @@ impl Engine {
                 sources: 1 << Source::Popular as u8,
             })
             .collect();
+        let explanations = q.explain.then(|| {
+            items
+                .iter()
+                .enumerate()
+                .map(|(k, r)| self.popular_explanation(r.item, k))
+                .collect()
+        });
         let timings = StageTimings {
             total: start.elapsed(),
             ..Default::default()
@@ -108,7 +148,31 @@ impl Engine {
             candidates: [0; N_SOURCES],
             timings,
             profile_history_len: profile.history_len,
+            explanations,
         }
+    }
+
+    /// Up to `k` popular eligible items outside `taken` that keep `items` plus themselves
+    /// within the per-category cap.
+    fn capped_fill(
+        &self,
+        elig: &Eligibility,
+        taken: &FxHashSet<u32>,
+        items: &[RecItem],
+        k: usize,
+        div: &Diversity,
+    ) -> SourceList {
+        let mut cap = CategoryCap::new(div.max_per_category);
+        for r in items {
+            cap.add(&self.model, r.item);
+        }
+        popular::fill_where(&self.model, elig, taken, k, |i| {
+            let ok = cap.allows(&self.model, i);
+            if ok {
+                cap.add(&self.model, i);
+            }
+            ok
+        })
     }
 
     /// Stage 2 with its fallback: the ranker under its budget, else the weighted blend.
@@ -181,6 +245,7 @@ fn extend_below(items: &mut Vec<RecItem>, cands: &[Candidate], phase1: &[f64], n
 /// Runs the pipeline on the [`PipelinePool`] (the request's span follows it) under `budget`;
 /// past the budget, or if the pipeline job dies, the request is answered from popularity and says
 /// why.
+/// An `explain=true` request may take `serving.explain_budget_ms` longer for its explanations.
 ///
 /// `hold` (for example the caller's admission permit) lives in the pipeline job and is dropped
 /// only when its CPU work ends, even if the answer went out earlier as a budget fallback. A job
@@ -203,7 +268,13 @@ pub async fn recommend_within<H: Send + 'static>(
         drop(hold);
         rec
     });
-    let reason = match tokio::time::timeout(budget, job).await {
+    // The list keeps `budget` (the pipeline's deadline); explanations may add their own.
+    let wait = if q.explain {
+        budget + engine.cfg.explain_budget()
+    } else {
+        budget
+    };
+    let reason = match tokio::time::timeout(wait, job).await {
         Ok(Ok(rec)) => return rec,
         Ok(Err(_)) => {
             tracing::error!("pipeline job failed; serving popularity");

@@ -28,6 +28,15 @@ pub struct ServingConfig {
     /// ranker re-ranks only its top `rerank_depth` (0 = every candidate). Training trains the
     /// ranker on exactly this cut; serving a different depth is logged at load.
     pub rerank_depth: usize,
+    /// Extra time an `explain=true` request may take after its list is decided, for the
+    /// explanations (TreeSHAP costs ~1 ms per ranked item on the demo ranker). The list itself
+    /// stays under `total_budget_ms`; past both, the request is answered from popularity.
+    #[serde(default = "default_explain_budget_ms")]
+    pub explain_budget_ms: u64,
+}
+
+fn default_explain_budget_ms() -> u64 {
+    1000
 }
 
 /// How the stage-1 sources run. Measured on the 2-core reference machine with the demo bundle
@@ -153,6 +162,10 @@ impl ServingConfig {
 
     pub fn total_budget(&self) -> Duration {
         Duration::from_millis(self.total_budget_ms)
+    }
+
+    pub fn explain_budget(&self) -> Duration {
+        Duration::from_millis(self.explain_budget_ms)
     }
 }
 

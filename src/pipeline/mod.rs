@@ -6,6 +6,7 @@
 //!
 //! Files: `request` (what goes in and out), `engine` (construction, warm-up, profile),
 //! `fanout` (stage 1 under budgets), `chain` (the fallback chain and the request budget),
+//! `explain` (why each item was shown, only when asked),
 //! `degraded` (typed reasons), `deadline`, `executor` (the pipeline's thread pool), `config`.
 
 mod chain;
@@ -14,6 +15,7 @@ mod deadline;
 mod degraded;
 mod engine;
 mod executor;
+mod explain;
 mod fanout;
 mod request;
 
@@ -23,5 +25,9 @@ pub use deadline::Deadline;
 pub use degraded::Degraded;
 pub use engine::{Engine, EngineError, Plan};
 pub use executor::PipelinePool;
+pub use explain::{
+    Explanation, FeatureContribution, FirstPhaseEvidence, RankerEvidence, ServedPath,
+    SourceEvidence,
+};
 pub use fanout::{Retrieved, run_source};
 pub use request::{Query, Recommendation, SourceCounts, StageTimings, Strategy, Treatment};

@@ -2,9 +2,9 @@
 //! sources with how many candidates, ranker or blend), the strategy that served, stage timings
 //! and the recommendation itself. Plain data: no HTTP types, no behaviour beyond small helpers.
 
-use super::Degraded;
+use super::{Degraded, Explanation};
 use crate::bandit::BlendWeights;
-use crate::ranking::RecItem;
+use crate::ranking::{Diversity, RecItem};
 use crate::retrieval::{N_SOURCES, Source};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -94,6 +94,10 @@ pub struct Query {
     pub ts: Option<i64>,
     /// Interactions recorded for the user since training (online history), oldest first.
     pub online: Vec<(u32, i64)>,
+    /// Explain every item (`explain=true`): see [`super::Explanation`]. Off by default.
+    pub explain: bool,
+    /// MMR and the per-category cap (the variant's, overridden by the request); off by default.
+    pub diversity: Diversity,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +138,8 @@ pub struct Recommendation {
     pub candidates: [usize; N_SOURCES],
     pub timings: StageTimings,
     pub profile_history_len: usize,
+    /// One explanation per item, in item order, when the query asked for them.
+    pub explanations: Option<Vec<Explanation>>,
 }
 
 impl Default for Treatment {

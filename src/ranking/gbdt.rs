@@ -30,9 +30,12 @@
 
 mod bitmask;
 mod parse;
+mod shap;
 #[cfg(test)]
 mod tests;
 mod walk;
+
+pub use shap::Contributions;
 
 use std::path::{Path, PathBuf};
 
@@ -70,6 +73,9 @@ pub enum RankerError {
     /// Input data or parameters are inconsistent (shapes, groups, parameter values).
     #[error("invalid input: {reason}")]
     InvalidInput { reason: String },
+    /// The model cannot be explained (no node counts in the text, or trees too deep).
+    #[error("cannot explain this model: {reason}")]
+    Unexplainable { reason: String },
 }
 
 /// Node flag: the entry is a leaf; `payload` holds the leaf value, `right` points to the leaf
@@ -154,6 +160,9 @@ struct TreeInfo {
 pub struct NativeModel {
     /// All trees' entries in pre-order, tree after tree.
     nodes: Vec<Node>,
+    /// Training rows that reached each entry of `nodes` (`internal_count` / `leaf_count`, NaN
+    /// where the text has none): TreeSHAP's cover, read only by explanations.
+    cover: Vec<f64>,
     /// The trees in boosting order.
     trees: Vec<TreeInfo>,
     /// Concatenated bitsets of all categorical splits.

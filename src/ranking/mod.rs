@@ -1,9 +1,11 @@
-//! Stage 2: the one feature definition, the ranker, the blend fallback and the final top-n. The
+//! Stage 2: the one feature definition, the ranker, the blend fallback, the final top-n and its
+//! diversity controls. The
 //! native flat-tree scorer serves by default; the LightGBM C library (lightgbm3) is the reference
 //! and a config switch away. Ranking reads retrieval's candidate types and never runs a source.
 
 pub mod blend;
 pub mod bootstrap;
+pub mod diversity;
 pub mod features;
 pub mod gbdt;
 pub mod lgbm;
@@ -11,6 +13,7 @@ pub mod phase;
 pub mod quality;
 
 pub use blend::{RecItem, blend_scores, top_indices, top_n};
+pub use diversity::Diversity;
 pub use phase::FirstPhase;
 
 use crate::bundle::Model;
@@ -32,7 +35,11 @@ pub enum RankerBackend {
 /// A loaded lambdarank model, shared by every request (never copied per request).
 pub enum Ranker {
     Native(NativeModel),
-    Lightgbm(LgbmBooster),
+    /// LightGBM scores; the native model of the same text explains (TreeSHAP).
+    Lightgbm {
+        booster: LgbmBooster,
+        native: NativeModel,
+    },
 }
 
 impl Ranker {
@@ -51,14 +58,17 @@ impl Ranker {
         }
         Ok(match backend {
             RankerBackend::Native => Ranker::Native(native),
-            RankerBackend::Lightgbm => Ranker::Lightgbm(LgbmBooster::from_string(text)?),
+            RankerBackend::Lightgbm => Ranker::Lightgbm {
+                booster: LgbmBooster::from_string(text)?,
+                native,
+            },
         })
     }
 
     pub fn backend(&self) -> &'static str {
         match self {
             Ranker::Native(_) => "native",
-            Ranker::Lightgbm(_) => "lightgbm",
+            Ranker::Lightgbm { .. } => "lightgbm",
         }
     }
 
@@ -70,8 +80,23 @@ impl Ranker {
                 m.score_batch(rows, n_features, &mut out)?;
                 Ok(out)
             }
-            Ranker::Lightgbm(b) => b.predict_batch(rows, n_features),
+            Ranker::Lightgbm { booster, .. } => booster.predict_batch(rows, n_features),
         }
+    }
+
+    /// TreeSHAP contributions of each row-major row (`n_features` per row): `bias + Σ values`
+    /// is the row's raw score. Explanations only; never on the default path.
+    pub fn contributions(
+        &self,
+        rows: &[f32],
+        n_features: usize,
+    ) -> Result<Vec<gbdt::Contributions>, RankerError> {
+        let native = match self {
+            Ranker::Native(m) | Ranker::Lightgbm { native: m, .. } => m,
+        };
+        rows.chunks(n_features.max(1))
+            .map(|row| native.contributions(row))
+            .collect()
     }
 
     /// Scores `cands` for `profile`, with rows from the one feature definition.

@@ -60,6 +60,23 @@ pub fn fill(model: &Model, elig: &Eligibility, taken: &FxHashSet<u32>, n: usize)
         .collect()
 }
 
+/// [`fill`] that also skips items `keep` refuses (called once per eligible item, in
+/// popularity order, until `n` are kept): the top-up under a per-category cap.
+pub fn fill_where(
+    model: &Model,
+    elig: &Eligibility,
+    taken: &FxHashSet<u32>,
+    n: usize,
+    mut keep: impl FnMut(u32) -> bool,
+) -> SourceList {
+    popularity_order(model, elig)
+        .iter()
+        .filter(|&&i| !taken.contains(&i) && elig.allows(model, i) && keep(i))
+        .take(n)
+        .map(|&i| (i, model.popularity_pct[i as usize]))
+        .collect()
+}
+
 /// Items by descending popularity: the requested category's list, or the global one.
 fn popularity_order<'a>(model: &'a Model, elig: &Eligibility) -> &'a [u32] {
     match elig.category {

@@ -96,6 +96,15 @@ pub struct RecQueryDoc {
     /// Request time, Unix seconds (default: now).
     #[param(minimum = 0, maximum = 4102444800.0)]
     ts: Option<i64>,
+    /// Add to each item why it was shown: its sources, the path that served it and, when ranked,
+    /// TreeSHAP contributions (true/false/yes/no/1/0; default false).
+    explain: Option<String>,
+    /// Maximal marginal relevance over content vectors, λ in [0, 1] (default: the variant's, else 0).
+    #[param(minimum = 0, maximum = 1)]
+    diversity: Option<f64>,
+    /// Most items per primary category, 1..=serving.max_n (default: the variant's, else no cap).
+    #[param(minimum = 1, maximum = 200)]
+    max_per_category: Option<u32>,
 }
 
 /// Every error: a stable code and a message.
@@ -210,7 +219,8 @@ pub fn document(cfg: &ServiceConfig) -> Value {
             let name = p["name"].as_str().unwrap_or("").to_string();
             let schema = &mut p["schema"];
             match Some(name.as_str()) {
-                Some("n") => schema["maximum"] = cfg.serving.max_n.into(),
+                Some("n" | "max_per_category") => schema["maximum"] = cfg.serving.max_n.into(),
+                Some("explain") => schema["pattern"] = BOOL.into(),
                 Some("recent" | "exclude") => schema["pattern"] = list.clone().into(),
                 Some("user_id" | "category") => schema["pattern"] = QUERY_ID.into(),
                 Some("exclude_seen") => schema["pattern"] = BOOL.into(),

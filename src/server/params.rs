@@ -16,6 +16,12 @@ pub struct RecParams {
     pub category: Option<String>,
     pub device: Option<String>,
     pub ts: Option<i64>,
+    /// `explain=true`: an explanation per item (off by default).
+    pub explain: bool,
+    /// `diversity=λ` in [0, 1]: MMR over content vectors (overrides the variant's).
+    pub diversity: Option<f32>,
+    /// `max_per_category=k` (k ≥ 1): at most k items per primary category (overrides the variant's).
+    pub max_per_category: Option<usize>,
 }
 
 /// Percent-decodes one `application/x-www-form-urlencoded` component (`+` is a space).
@@ -81,14 +87,11 @@ pub fn parse_list(
     Ok(items)
 }
 
-fn parse_bool(name: &str, v: &str) -> Result<bool, ApiError> {
+fn parse_bool(name: &str, code: &'static str, v: &str) -> Result<bool, ApiError> {
     match v.to_ascii_lowercase().as_str() {
         "" | "true" | "1" | "yes" => Ok(true),
         "false" | "0" | "no" => Ok(false),
-        _ => Err(ApiError::bad(
-            "invalid_exclude_seen",
-            format!("{name} must be true or false"),
-        )),
+        _ => Err(ApiError::bad(code, format!("{name} must be true or false"))),
     }
 }
 
@@ -133,7 +136,40 @@ pub fn parse(raw: Option<&str>, max_n: usize, max_list: usize) -> Result<RecPara
             }
             "recent" => p.recent = parse_list("recent", "invalid_recent", &v, max_list)?,
             "exclude" => p.exclude = parse_list("exclude", "invalid_exclude", &v, max_list)?,
-            "exclude_seen" => p.exclude_seen = parse_bool("exclude_seen", &v)?,
+            "exclude_seen" => {
+                p.exclude_seen = parse_bool("exclude_seen", "invalid_exclude_seen", &v)?;
+            }
+            "explain" => p.explain = parse_bool("explain", "invalid_explain", &v)?,
+            "diversity" => {
+                let l: f32 = v.parse().map_err(|_| {
+                    ApiError::bad(
+                        "invalid_diversity",
+                        format!("diversity must be a number in [0, 1], got {v:?}"),
+                    )
+                })?;
+                if !(0.0..=1.0).contains(&l) {
+                    return Err(ApiError::bad(
+                        "invalid_diversity",
+                        format!("diversity must be in [0, 1], got {v}"),
+                    ));
+                }
+                p.diversity = Some(l);
+            }
+            "max_per_category" => {
+                let k: usize = v
+                    .parse()
+                    .ok()
+                    .filter(|&k| (1..=max_n).contains(&k))
+                    .ok_or_else(|| {
+                        ApiError::bad(
+                            "invalid_max_per_category",
+                            format!(
+                                "max_per_category must be an integer in 1..={max_n}, got {v:?}"
+                            ),
+                        )
+                    })?;
+                p.max_per_category = Some(k);
+            }
             "category" => {
                 check_id("category", "invalid_category", &v)?;
                 p.category = Some(v);
@@ -167,7 +203,7 @@ pub fn parse(raw: Option<&str>, max_n: usize, max_list: usize) -> Result<RecPara
                 return Err(ApiError::bad(
                     "unknown_parameter",
                     format!(
-                        "unknown parameter {other:?}; accepted: user_id, n, recent, exclude, exclude_seen, category, device, ts"
+                        "unknown parameter {other:?}; accepted: user_id, n, recent, exclude, exclude_seen, category, device, ts, explain, diversity, max_per_category"
                     ),
                 ));
             }
@@ -204,9 +240,17 @@ mod tests {
         assert_eq!(p.category.as_deref(), Some("c01"));
         assert_eq!(p.device.as_deref(), Some("mobile"));
         assert_eq!(p.ts, Some(1_700_000_000));
-        assert!(
-            parse(None, 200, 50).unwrap().exclude_seen,
-            "exclude_seen defaults to true"
+        assert!(!p.explain, "explain is off unless asked for");
+        let defaults = parse(None, 200, 50).unwrap();
+        assert!(defaults.exclude_seen, "exclude_seen defaults to true");
+        assert!(!defaults.explain, "explain defaults to false");
+        assert!(parse(Some("explain=true"), 200, 50).unwrap().explain);
+        assert!(!parse(Some("explain=false"), 200, 50).unwrap().explain);
+        let d = parse(Some("diversity=0.3&max_per_category=2"), 200, 50).unwrap();
+        assert_eq!((d.diversity, d.max_per_category), (Some(0.3), Some(2)));
+        assert_eq!(
+            (defaults.diversity, defaults.max_per_category),
+            (None, None)
         );
     }
 
@@ -221,6 +265,14 @@ mod tests {
             ("exclude=,", "invalid_exclude"),
             ("user_id=", "invalid_user_id"),
             ("exclude_seen=maybe", "invalid_exclude_seen"),
+            ("explain=please", "invalid_explain"),
+            ("diversity=1.5", "invalid_diversity"),
+            ("diversity=-0.1", "invalid_diversity"),
+            ("diversity=NaN", "invalid_diversity"),
+            ("diversity=lots", "invalid_diversity"),
+            ("max_per_category=0", "invalid_max_per_category"),
+            ("max_per_category=201", "invalid_max_per_category"),
+            ("max_per_category=two", "invalid_max_per_category"),
             ("ts=yesterday", "invalid_ts"),
             ("device=a%20b", "invalid_device"),
             ("bogus=1", "unknown_parameter"),

@@ -8,7 +8,10 @@ use super::params;
 use super::state::AppState;
 use super::{RequestId, RouteLabels};
 use crate::feedback::events::ServedItem;
-use crate::pipeline::{Degraded, Query, Recommendation, Strategy, Treatment, recommend_within};
+use crate::pipeline::{
+    Degraded, Explanation, Query, Recommendation, Strategy, Treatment, recommend_within,
+};
+use crate::ranking::Diversity;
 use crate::retrieval::{Source, source_names};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue};
@@ -24,6 +27,9 @@ pub struct ItemOut {
     /// The candidate sources that proposed the item.
     #[schema(schema_with = super::openapi::sources_schema)]
     pub sources: Vec<&'static str>,
+    /// Only with `explain=true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Explanation>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -124,10 +130,16 @@ pub async fn recommend(
         category: p.category,
         ts: p.ts,
         online: online_idx,
+        explain: p.explain,
+        // The request's settings override the variant's, each on its own.
+        diversity: Diversity {
+            lambda: p.diversity.unwrap_or(variant.diversity.lambda),
+            max_per_category: p.max_per_category.or(variant.diversity.max_per_category),
+        },
     };
     // The admission permit rides in the pipeline task: the slot frees when the work ends.
     let permit = admission.and_then(|Extension(a)| a.take());
-    let rec = recommend_within(
+    let mut rec = recommend_within(
         &engine,
         &st.pool,
         q.clone(),
@@ -138,6 +150,7 @@ pub async fn recommend(
     .await;
     observe(&st, &rec);
 
+    let mut explanations = rec.explanations.take().map(Vec::into_iter);
     let items: Vec<ItemOut> = rec
         .items
         .iter()
@@ -145,6 +158,7 @@ pub async fn recommend(
             item_id: engine.model.item_ids[r.item as usize].clone(),
             score: r.score,
             sources: source_names(r.sources),
+            explanation: explanations.as_mut().and_then(Iterator::next),
         })
         .collect();
     // The arm only answers for lists its blend (or candidate mix) produced, not for the
@@ -164,6 +178,8 @@ pub async fn recommend(
                 item_id: i.item_id.clone(),
                 position: p as u32,
                 score: i.score,
+                // Stored only when the request asked for explanations.
+                explanation: i.explanation.clone(),
             })
             .collect();
         fb.record_impression(

@@ -5,6 +5,7 @@
 
 use crate::bandit::BlendWeights;
 use crate::pipeline::SourceCounts;
+use crate::ranking::Diversity;
 use serde::Deserialize;
 use std::path::Path;
 
@@ -22,6 +23,10 @@ pub struct Variant {
     /// When true the contextual bandit picks the blend weights per request.
     #[serde(default)]
     pub bandit: bool,
+    /// `diversity = { lambda = 0.3, max_per_category = 2 }`; absent = off. A request's
+    /// `diversity=` / `max_per_category=` override it.
+    #[serde(default)]
+    pub diversity: Diversity,
 }
 
 fn yes() -> bool {
@@ -95,6 +100,9 @@ impl Variants {
                     x.name
                 ));
             }
+            x.diversity
+                .validate()
+                .map_err(|e| format!("variant {:?}: {e}", x.name))?;
         }
         Ok(v)
     }
@@ -170,5 +178,24 @@ mod tests {
             .is_err()
         );
         assert!(Variants::parse("default = \"a\"\n").is_err());
+        for bad in [
+            "lambda = 1.5",
+            "lambda = -0.5",
+            "max_per_category = 0",
+            "mmr = 1",
+        ] {
+            let text =
+                format!("default = \"a\"\n[[variant]]\nname = \"a\"\ndiversity = {{ {bad} }}\n");
+            assert!(Variants::parse(&text).is_err(), "{bad}");
+        }
+        let ok = "default = \"a\"\n[[variant]]\nname = \"a\"\ndiversity = { lambda = 0.4, max_per_category = 3 }\n";
+        let v = Variants::parse(ok).unwrap();
+        assert_eq!(
+            v.variants[0].diversity,
+            Diversity {
+                lambda: 0.4,
+                max_per_category: Some(3)
+            }
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! HTTP-level tests against the real application on a random port (one test binary keeps link
 //! time down). Each test spawns its own server with its own event-log directory.
 
+mod diversity;
 mod errors;
+mod explain;
 mod feedback;
 mod helpers;
 mod ops;

@@ -54,6 +54,10 @@ pub(super) struct RawTree {
     pub leaf_value: Vec<f64>,
     pub cat_boundaries: Vec<usize>,
     pub cat_threshold: Vec<u32>,
+    /// Training rows that reached each leaf / internal node (TreeSHAP's cover); empty when the
+    /// model text omits them.
+    pub leaf_count: Vec<f64>,
+    pub internal_count: Vec<f64>,
 }
 
 /// Key/value lines of one section (header or tree block) with the line each came from.
@@ -198,6 +202,7 @@ pub(super) fn parse_model(text: &str) -> Result<NativeModel, RankerError> {
     // Tree blocks.
     let mut model = NativeModel {
         nodes: Vec::new(),
+        cover: Vec::new(),
         trees: Vec::new(),
         cat_bits: Vec::new(),
         bitmask: Box::default(),
@@ -299,10 +304,12 @@ fn raw_tree(s: &Section<'_>) -> Result<RawTree, RankerError> {
         return Err(err(line, "linear trees are not supported"));
     }
     let leaf_value = s.array("leaf_value", num_leaves)?;
+    let leaf_count = optional_counts(s, "leaf_count", num_leaves)?;
     if num_leaves == 1 {
         return Ok(RawTree {
             num_leaves,
             leaf_value,
+            leaf_count,
             ..RawTree::default()
         });
     }
@@ -340,7 +347,25 @@ fn raw_tree(s: &Section<'_>) -> Result<RawTree, RankerError> {
         leaf_value,
         cat_boundaries,
         cat_threshold,
+        leaf_count,
+        internal_count: optional_counts(s, "internal_count", n)?,
     })
+}
+
+/// A count array (`leaf_count`, `internal_count`) if the block has it: only explanations need
+/// them, so an absent key is not an error, but a present one must be well-formed.
+fn optional_counts(s: &Section<'_>, key: &str, len: usize) -> Result<Vec<f64>, RankerError> {
+    if s.get(key).is_none() {
+        return Ok(Vec::new());
+    }
+    let counts: Vec<f64> = s.array(key, len)?;
+    if let Some(bad) = counts.iter().find(|c| !(c.is_finite() && **c >= 0.0)) {
+        return Err(err(
+            s.required(key)?.0,
+            format!("`{key}`: invalid count {bad}"),
+        ));
+    }
+    Ok(counts)
 }
 
 /// Appends `tree` to the model in pre-order (left subtree right after its parent) and
@@ -358,6 +383,9 @@ fn append_tree(
         model
             .nodes
             .push(Node::leaf(tree.leaf_value[0], root, num_features));
+        model
+            .cover
+            .push(tree.leaf_count.first().copied().unwrap_or(0.0));
         return Ok(TreeInfo {
             root,
             len: 1,
@@ -392,6 +420,9 @@ fn append_tree(
             model
                 .nodes
                 .push(Node::leaf(tree.leaf_value[leaf], idx32, num_features));
+            model
+                .cover
+                .push(tree.leaf_count.get(leaf).copied().unwrap_or(f64::NAN));
             depth = depth.max(child_depth);
             continue;
         }
@@ -409,6 +440,9 @@ fn append_tree(
         let node = split_node(tree, k, feature, cat_base, line)?;
         simple &= node.flags() & (CATEGORICAL | ZERO_SPECIAL) == 0;
         model.nodes.push(node);
+        model
+            .cover
+            .push(tree.internal_count.get(k).copied().unwrap_or(f64::NAN));
         stack.push((tree.right_child[k], Some(idx), child_depth + 1));
         stack.push((tree.left_child[k], None, child_depth + 1));
     }

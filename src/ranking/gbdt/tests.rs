@@ -381,6 +381,12 @@ fn render(trees: &[RawTree], num_features: usize) -> String {
             s += &format!("left_child={}\n", join(&t.left_child));
             s += &format!("right_child={}\n", join(&t.right_child));
             s += &format!("leaf_value={}\n", join(&t.leaf_value));
+            if !t.leaf_count.is_empty() {
+                s += &format!("leaf_count={}\n", join(&t.leaf_count));
+            }
+            if !t.internal_count.is_empty() {
+                s += &format!("internal_count={}\n", join(&t.internal_count));
+            }
             if t.num_cat > 0 {
                 s += &format!("cat_boundaries={}\n", join(&t.cat_boundaries));
                 s += &format!("cat_threshold={}\n", join(&t.cat_threshold));
@@ -554,4 +560,159 @@ proptest! {
             prop_assert_eq!(batch.iter().map(|b| b.to_bits()).collect::<Vec<_>>(), &expected[..n]);
         }
     }
+}
+
+// ---- TreeSHAP against exact Shapley values by enumeration ----
+
+/// Gives `t` consistent node counts: random leaf counts, each internal node the sum below it.
+fn with_counts(mut t: RawTree, leaf_counts: &[u32]) -> RawTree {
+    fn fill(t: &mut RawTree, child: i32) -> f64 {
+        if child < 0 {
+            return t.leaf_count[!child as usize];
+        }
+        let k = child as usize;
+        let c = fill(t, t.left_child[k]) + fill(t, t.right_child[k]);
+        t.internal_count[k] = c;
+        c
+    }
+    t.leaf_count = (0..t.num_leaves)
+        .map(|l| f64::from(leaf_counts[l % leaf_counts.len()]))
+        .collect();
+    if t.num_leaves > 1 {
+        t.internal_count = vec![0.0; t.num_leaves - 1];
+        fill(&mut t, 0);
+    }
+    t
+}
+
+/// The path-dependent expectation of a tree when only the features in `known` (a bit set) are
+/// known: known features follow the row, unknown ones average the children by cover (the
+/// conditional expectation TreeSHAP's Algorithm 2 defines).
+fn expectation(t: &RawTree, x: &[f64], known: u32, child: i32) -> f64 {
+    if child < 0 {
+        return t.leaf_value[!child as usize];
+    }
+    let k = child as usize;
+    let (l, r) = (t.left_child[k], t.right_child[k]);
+    if known & (1 << t.split_feature[k]) != 0 {
+        let next = if t.num_cat > 0 && t.decision_type[k] & DT_CATEGORICAL != 0 {
+            reference_categorical(t, k, x[t.split_feature[k]])
+        } else {
+            reference_numerical(t, k, x[t.split_feature[k]])
+        };
+        return expectation(t, x, known, next);
+    }
+    let count = |c: i32| {
+        if c < 0 {
+            t.leaf_count[!c as usize]
+        } else {
+            t.internal_count[c as usize]
+        }
+    };
+    (count(l) * expectation(t, x, known, l) + count(r) * expectation(t, x, known, r))
+        / t.internal_count[k]
+}
+
+/// Shapley values by enumerating every subset of features, and the expectation with none known.
+fn brute_force_shapley(trees: &[RawTree], row: &[f32], nf: usize) -> (Vec<f64>, f64) {
+    let x = reference_input(row);
+    let value = |known: u32| -> f64 {
+        trees
+            .iter()
+            .map(|t| {
+                if t.num_leaves == 1 {
+                    t.leaf_value[0]
+                } else {
+                    expectation(t, &x, known, 0)
+                }
+            })
+            .sum()
+    };
+    let fact = |n: usize| (1..=n).map(|k| k as f64).product::<f64>();
+    let mut phi = vec![0.0; nf];
+    for (i, p) in phi.iter_mut().enumerate() {
+        for s in 0u32..(1 << nf) {
+            if s & (1 << i) != 0 {
+                continue;
+            }
+            let size = s.count_ones() as usize;
+            let weight = fact(size) * fact(nf - size - 1) / fact(nf);
+            *p += weight * (value(s | (1 << i)) - value(s));
+        }
+    }
+    (phi, value(0))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// TreeSHAP equals the Shapley values of the path-dependent expectation (by enumeration)
+    /// on random trees with every split kind, and the contributions add up to the raw score.
+    #[test]
+    fn tree_shap_equals_enumerated_shapley_values(
+        (num_features, trees, rows, counts) in (1usize..5).prop_flat_map(|nf| (
+            Just(nf),
+            proptest::collection::vec(arb_tree(nf), 1..8),
+            proptest::collection::vec(arb_input(), nf..nf * 12),
+            proptest::collection::vec(1u32..1000, 1..40),
+        ))
+    ) {
+        let trees: Vec<RawTree> = trees.into_iter().map(|t| with_counts(t, &counts)).collect();
+        let model = NativeModel::parse(&render(&trees, num_features)).unwrap();
+        prop_assert!(model.explainable());
+        for row in rows.chunks_exact(num_features) {
+            let c = model.contributions(row).unwrap();
+            let (phi, bias) = brute_force_shapley(&trees, row, num_features);
+            prop_assert!((c.bias - bias).abs() <= 1e-9 * bias.abs().max(1.0), "bias {} vs {}", c.bias, bias);
+            for (f, (got, want)) in c.values.iter().zip(&phi).enumerate() {
+                prop_assert!((got - want).abs() <= 1e-9 * want.abs().max(1.0),
+                    "feature {} of row {:?}: {} vs {}", f, row, got, want);
+            }
+            let score = model.score(row).unwrap();
+            prop_assert!((c.total() - score).abs() <= 1e-4, "sum {} vs score {}", c.total(), score);
+        }
+    }
+}
+
+#[test]
+fn models_without_counts_are_not_explained() {
+    // The hand model's trees 1 and 3 have no leaf_count/internal_count.
+    let m = hand_model();
+    assert!(!m.explainable());
+    assert!(matches!(
+        m.contributions(&[0.1, 0.2, 1.0]),
+        Err(RankerError::Unexplainable { .. })
+    ));
+    let trees = [with_counts(
+        RawTree {
+            num_leaves: 2,
+            split_feature: vec![0],
+            threshold: vec![0.5],
+            decision_type: vec![0],
+            left_child: vec![-1],
+            right_child: vec![-2],
+            leaf_value: vec![1.0, 3.0],
+            ..RawTree::default()
+        },
+        &[1, 3],
+    )];
+    let m = NativeModel::parse(&render(&trees, 2)).unwrap();
+    // A quarter of the rows go left (value 1), three quarters right (value 3): E = 2.5.
+    let c = m.contributions(&[0.0, 7.0]).unwrap();
+    assert_eq!((c.bias, c.values.clone()), (2.5, vec![-1.5, 0.0]));
+    assert!(matches!(
+        m.contributions(&[0.0]),
+        Err(RankerError::FeatureMismatch {
+            expected: 2,
+            got: 1
+        })
+    ));
+    // Negative or non-numeric counts are a parse error with their line.
+    let bad = render(&trees, 2).replace("leaf_count=1.0 3.0", "leaf_count=1.0 -3.0");
+    assert!(
+        NativeModel::parse(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("invalid count")
+    );
 }

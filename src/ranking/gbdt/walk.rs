@@ -8,7 +8,9 @@
 //! Walks serve single rows and the batch trees that the bitmask scorer ([`super::binned`])
 //! cannot take (categorical splits, more than 32 leaves).
 
-use super::{CATEGORICAL, K_ZERO_THRESHOLD, LANES, LEAF, NativeModel, SPECIAL_LEFT, ZERO_SPECIAL};
+use super::{
+    CATEGORICAL, K_ZERO_THRESHOLD, LANES, LEAF, NativeModel, Node, SPECIAL_LEFT, ZERO_SPECIAL,
+};
 
 /// Appends one row converted the way LightGBM's dense-matrix predictor reads it (widened to
 /// `f64`, magnitudes up to [`K_ZERO_THRESHOLD`] read as an absent feature, i.e. 0.0), followed
@@ -50,13 +52,22 @@ impl NativeModel {
             if flags & LEAF != 0 {
                 return f64::from_bits(node.payload);
             }
-            let v = x.get(node.feature()).copied().unwrap_or(f64::NAN);
-            let left = if flags & CATEGORICAL != 0 {
-                self.categorical_left(node.payload, v)
+            i = if self.goes_left(node, x) {
+                i + 1
             } else {
-                numerical_left(v, f64::from_bits(node.payload), flags)
+                node.right as usize
             };
-            i = if left { i + 1 } else { node.right as usize };
+        }
+    }
+
+    /// LightGBM's decision at the internal `node` for the converted row `x`: true = left.
+    #[inline(always)]
+    pub(super) fn goes_left(&self, node: Node, x: &[f64]) -> bool {
+        let v = x.get(node.feature()).copied().unwrap_or(f64::NAN);
+        if node.flags() & CATEGORICAL != 0 {
+            self.categorical_left(node.payload, v)
+        } else {
+            numerical_left(v, f64::from_bits(node.payload), node.flags())
         }
     }
 

@@ -525,3 +525,94 @@ fn booster_is_shared_across_threads() {
         }
     });
 }
+
+/// TreeSHAP on the native scorer against LightGBM's own `pred_contrib`, on models trained with
+/// NaNs (every numerical column), exact zeros, categorical features and zero-as-missing.
+#[test]
+fn native_tree_shap_matches_lightgbm_pred_contrib() {
+    let nf = 5;
+    let cases = [
+        (Objective::Lambdarank, 3, true, false, 31, 4),
+        (Objective::Lambdarank, 4, true, true, 15, 16),
+        (Objective::Regression, 5, true, false, 63, 4),
+        (Objective::Binary, 6, false, true, 7, 4),
+    ];
+    for (objective, seed, with_cat, zero_as_missing, num_leaves, onehot) in cases {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let cat = with_cat.then_some(4);
+        let (rows, signal) = random_rows(&mut rng, 400, nf, cat);
+        let labels = labels_for(objective, &signal);
+        let groups = groups_for(&mut rng, 400);
+        let mut params = json!({
+            "objective": match objective {
+                Objective::Lambdarank => "lambdarank",
+                Objective::Regression => "regression",
+                Objective::Binary => "binary",
+            },
+            "num_iterations": 25,
+            "learning_rate": 0.2,
+            "num_leaves": num_leaves,
+            "min_data_in_leaf": 3,
+            "min_data_per_group": 2,
+            "cat_smooth": 1,
+            "cat_l2": 1,
+            "max_cat_to_onehot": onehot,
+            "zero_as_missing": zero_as_missing,
+            "num_threads": 1,
+            "deterministic": true,
+            "seed": seed,
+        });
+        if with_cat {
+            params["categorical_feature"] = json!("4");
+        }
+        let train_rows = LabeledRows {
+            features: &rows,
+            n_features: nf,
+            labels: &labels,
+            groups: (objective == Objective::Lambdarank).then_some(&groups[..]),
+            init_score: None,
+        };
+        let text = train(&train_rows, None, &params, None).unwrap().model_text;
+        if with_cat {
+            assert!(
+                text.lines()
+                    .any(|l| l.starts_with("num_cat=") && l != "num_cat=0"),
+                "case {seed}: the model has categorical splits"
+            );
+        }
+        let native = NativeModel::parse(&text).unwrap();
+        assert!(native.explainable());
+        let booster = LgbmBooster::from_string(&text).unwrap();
+        // Rows the model never saw, NaNs and unseen categories included.
+        let (probe, _) = random_rows(&mut rng, 300, nf, cat);
+        assert!(probe.iter().any(|v| v.is_nan()));
+        let reference = booster
+            .inner
+            .predict_contrib(&probe, nf as i32, true)
+            .unwrap();
+        let scores = booster.predict_batch(&probe, nf).unwrap();
+        let mut worst: f64 = 0.0;
+        for (r, row) in probe.chunks_exact(nf).enumerate() {
+            let c = native.contributions(row).unwrap();
+            let want = &reference[r * (nf + 1)..(r + 1) * (nf + 1)];
+            for (f, (got, want)) in c.values.iter().chain([&c.bias]).zip(want).enumerate() {
+                assert!(
+                    (got - want).abs() <= 1e-4,
+                    "case {seed}, row {row:?}, column {f}: native {got} vs LightGBM {want}"
+                );
+                worst = worst.max((got - want).abs());
+            }
+            assert!((c.total() - scores[r]).abs() <= 1e-4);
+        }
+        // The contributions are not trivially zero: features matter for these models.
+        let spread = reference
+            .chunks_exact(nf + 1)
+            .map(|c| c[..nf].iter().map(|v| v.abs()).sum::<f64>())
+            .sum::<f64>();
+        assert!(
+            spread > 1.0,
+            "case {seed}: contributions carry signal ({spread})"
+        );
+        eprintln!("case {seed}: largest difference to pred_contrib {worst:e}");
+    }
+}
