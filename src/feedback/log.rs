@@ -448,6 +448,13 @@ impl EventLog {
         Ok(PendingBatch::new(rx, count))
     }
 
+    /// A barrier that resolves to the sequence number the next record will get, once
+    /// everything submitted before it is durable (what a snapshot's cut needs).
+    pub fn submit_barrier(&self) -> Result<PendingAppend, LogError> {
+        let rx = self.submit_async(Payloads::Many(Vec::new()))?;
+        Ok(PendingAppend::new(rx))
+    }
+
     /// Appends one record; resolves to its sequence number once it is durable. Dropping
     /// the future before its first poll writes nothing; after that the record may still
     /// become durable.

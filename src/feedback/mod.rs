@@ -8,6 +8,7 @@ pub mod history;
 pub mod log;
 pub mod metrics;
 pub mod service;
+mod snapshot;
 
 use serde::Deserialize;
 
@@ -22,5 +23,13 @@ pub struct FeedbackConfig {
     pub impressions_capacity: usize,
     /// Largest `/feedback/batch`.
     pub max_batch: usize,
+    /// Seconds between snapshots of the bandit and the online state (history, served lists),
+    /// so a restart replays only the log after the last one; 0 snapshots only at shutdown.
+    #[serde(default = "default_snapshot_interval_secs")]
+    pub snapshot_interval_secs: u64,
     pub log: log::LogConfig,
+}
+
+fn default_snapshot_interval_secs() -> u64 {
+    60
 }

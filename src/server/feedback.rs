@@ -48,6 +48,7 @@ fn map_err(e: FeedbackError) -> ApiError {
     match e {
         FeedbackError::Invalid(m) => ApiError::bad("invalid_event", m),
         FeedbackError::Storage(m) => ApiError::Storage(m),
+        FeedbackError::Replaying => ApiError::NotReady,
     }
 }
 

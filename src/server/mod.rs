@@ -124,7 +124,9 @@ impl Application {
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
         let mut st = AppState::new(cfg, variants, Arc::clone(&metrics), bundle);
-        let fb = crate::feedback::service::FeedbackService::open(
+        // Log recovery and the snapshot load happen here; the replay of the log after the
+        // snapshot runs once the listener serves (`/readyz` waits for it).
+        let fb = crate::feedback::service::FeedbackService::open_deferred(
             &st.cfg.feedback,
             &st.cfg.bandit,
             &metrics.registry,
@@ -156,6 +158,17 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let state = Arc::clone(&self.state);
+        if let Some(fb) = &state.feedback {
+            let replay = Arc::clone(fb);
+            tokio::spawn(async move {
+                let snapshots = Arc::clone(&replay);
+                match tokio::task::spawn_blocking(move || replay.replay_pending()).await {
+                    Ok(Ok(_)) => snapshots.run_snapshots().await,
+                    Ok(Err(e)) => tracing::error!(error = %e, "event log replay failed; /readyz stays 503"),
+                    Err(e) => tracing::error!(error = %e, "event log replay task failed"),
+                }
+            });
+        }
         let loader = Arc::clone(&state);
         tokio::spawn(async move {
             let t = std::time::Instant::now();

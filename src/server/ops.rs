@@ -17,7 +17,19 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "alive" }))
 }
 
+/// Ready when a bundle is loaded, the event log replay is done and the log accepts appends
+/// (after a disk error it is not ready until the log has reopened).
 pub async fn readyz(State(st): State<Arc<AppState>>) -> Response {
+    if let Some(fb) = &st.feedback
+        && !(fb.is_ready() && fb.log_healthy())
+    {
+        let reason = if fb.is_ready() {
+            "event log unavailable (disk error); retrying"
+        } else {
+            "replaying the event log"
+        };
+        return ApiError::FeedbackNotReady(reason).into_response();
+    }
     match st.engine.load_full() {
         Some(e) => Json(json!({
             "status": "ready",

@@ -315,7 +315,6 @@ impl Writer {
             self.commit(&mut group);
             #[cfg(test)]
             drop(gate);
-            self.enforce_retention();
         }
         // Shutting down: what was written is made durable too.
         self.sync_relaxed();
@@ -422,6 +421,8 @@ impl Writer {
                     }
                     self.publish_bytes();
                 }
+                // Before acknowledging, so the log is within its limits whenever a caller looks.
+                self.enforce_retention();
                 for (request, first) in group.drain(..).zip(firsts) {
                     request.ack.send(Ok(first));
                 }
