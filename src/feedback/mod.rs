@@ -2,6 +2,8 @@
 //! attributes feedback to what was served (and to the bandit arm that chose it), the online user
 //! history, and the export of the log as training data.
 
+#[cfg(test)]
+mod crash_sim_tests;
 pub mod events;
 pub mod export;
 pub mod history;
