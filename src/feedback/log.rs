@@ -30,6 +30,8 @@ pub mod sim;
 mod writer;
 
 #[cfg(test)]
+mod durability_tests;
+#[cfg(test)]
 mod tests;
 
 use std::io;
