@@ -5,6 +5,8 @@
 #[cfg(test)]
 mod crash_sim_tests;
 pub mod events;
+#[cfg(test)]
+mod restart_tests;
 pub mod export;
 pub mod history;
 pub mod log;

@@ -416,6 +416,12 @@ impl FeedbackService {
         .map_err(|e| FeedbackError::Storage(format!("feedback task failed: {e}")))?
     }
 
+    /// [`Self::ingest`] without the spawned task (tests that drive the service directly).
+    #[cfg(test)]
+    pub(super) async fn ingest_for_test(&self, events: Vec<FeedbackIn>) -> Result<Ack, FeedbackError> {
+        self.ingest_inner(events).await
+    }
+
     async fn ingest_inner(&self, events: Vec<FeedbackIn>) -> Result<Ack, FeedbackError> {
         for (i, e) in events.iter().enumerate() {
             validate(e, &self.events).map_err(|m| {
