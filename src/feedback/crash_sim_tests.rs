@@ -13,9 +13,9 @@ use std::sync::Arc;
 
 use super::FeedbackConfig;
 use super::events::{FeedbackIn, Record, ServedItem};
+use super::log::LogConfig;
 use super::log::fs::LogFs;
 use super::log::sim::SimFs;
-use super::log::LogConfig;
 use super::service::FeedbackService;
 use crate::bandit::{ArmStats, BanditConfig};
 use crate::pipeline::Strategy;
@@ -133,9 +133,18 @@ fn assert_same_stats(a: &[ArmStats], b: &[ArmStats], seed: u64) {
     assert_eq!(a.len(), b.len(), "seed {seed}");
     for (x, y) in a.iter().zip(b) {
         assert_eq!((&x.context, &x.arm), (&y.context, &y.arm), "seed {seed}");
-        assert_eq!(x.lifetime_pulls, y.lifetime_pulls, "seed {seed}: {x:?} vs {y:?}");
-        assert!((x.pulls - y.pulls).abs() < 1e-9, "seed {seed}: {x:?} vs {y:?}");
-        assert!((x.reward_sum - y.reward_sum).abs() < 1e-9, "seed {seed}: {x:?} vs {y:?}");
+        assert_eq!(
+            x.lifetime_pulls, y.lifetime_pulls,
+            "seed {seed}: {x:?} vs {y:?}"
+        );
+        assert!(
+            (x.pulls - y.pulls).abs() < 1e-9,
+            "seed {seed}: {x:?} vs {y:?}"
+        );
+        assert!(
+            (x.reward_sum - y.reward_sum).abs() < 1e-9,
+            "seed {seed}: {x:?} vs {y:?}"
+        );
     }
 }
 
@@ -190,13 +199,22 @@ async fn run_seed(seed: u64) -> (usize, usize) {
     let full = open(full_image).unwrap();
     assert_same_stats(&restored.bandit_stats(), &full.bandit_stats(), seed);
     let items = |svc: &FeedbackService, user: &str| {
-        let mut items: Vec<String> = svc.history.recent(user).into_iter().map(|(i, _)| i).collect();
+        let mut items: Vec<String> = svc
+            .history
+            .recent(user)
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect();
         items.sort();
         items
     };
     for u in 0..5 {
         let user = format!("u{u}");
-        assert_eq!(items(&restored, &user), items(&full, &user), "seed {seed}: history of {user}");
+        assert_eq!(
+            items(&restored, &user),
+            items(&full, &user),
+            "seed {seed}: history of {user}"
+        );
     }
     (acked.len(), records.len())
 }
@@ -220,5 +238,8 @@ async fn acknowledged_events_survive_simulated_power_loss() {
     }
     eprintln!("crash sim: {n} seeds, {acked} acknowledged events, {recovered} records recovered");
     // The crash points must land mid-traffic, not before it: most runs acknowledge something.
-    assert!(with_acks * 2 > n, "only {with_acks} of {n} runs acknowledged anything");
+    assert!(
+        with_acks * 2 > n,
+        "only {with_acks} of {n} runs acknowledged anything"
+    );
 }

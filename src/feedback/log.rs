@@ -41,17 +41,15 @@ use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use serde::Deserialize;
 use tokio::sync::oneshot;
 
+use fs::{LogFs, RealFs};
 pub use pending::{PendingAppend, PendingBatch};
 pub use record::FrameError;
 pub use replay::Replay;
 pub use writer::RELAXED_SYNC_INTERVAL;
-use fs::{LogFs, RealFs};
 use writer::{Ack, Payloads, Reply, Request, Shared, Writer, WriterConfig};
 
 /// Largest `max_record_bytes` accepted by [`LogConfig::validate`].

@@ -5,12 +5,12 @@
 #[cfg(test)]
 mod crash_sim_tests;
 pub mod events;
-#[cfg(test)]
-mod restart_tests;
 pub mod export;
 pub mod history;
 pub mod log;
 pub mod metrics;
+#[cfg(test)]
+mod restart_tests;
 pub mod service;
 mod snapshot;
 

@@ -17,7 +17,9 @@ use crate::pipeline::Strategy;
 
 fn fcfg(dir: PathBuf) -> FeedbackConfig {
     FeedbackConfig {
-        events: ["impression", "click", "purchase"].map(String::from).to_vec(),
+        events: ["impression", "click", "purchase"]
+            .map(String::from)
+            .to_vec(),
         history_per_user: 50,
         impressions_capacity: 200_000,
         max_batch: 1000,
@@ -30,8 +32,13 @@ fn fcfg(dir: PathBuf) -> FeedbackConfig {
 }
 
 fn open(cfg: &FeedbackConfig, fs: Arc<dyn LogFs>) -> FeedbackService {
-    FeedbackService::open_on(cfg, &BanditConfig::default(), &prometheus::Registry::new(), fs)
-        .unwrap()
+    FeedbackService::open_on(
+        cfg,
+        &BanditConfig::default(),
+        &prometheus::Registry::new(),
+        fs,
+    )
+    .unwrap()
 }
 
 /// Serves `n` lists and clicks each list's item (one batch, one fsync): 2n log records.
@@ -47,7 +54,15 @@ async fn rounds(svc: &FeedbackService, from: u64, n: u64) {
             position: 0,
             score: 1.0,
         }];
-        svc.record_impression(&rid, Some(&user), "control", Some(&pick), Strategy::Popular, "v1", items);
+        svc.record_impression(
+            &rid,
+            Some(&user),
+            "control",
+            Some(&pick),
+            Strategy::Popular,
+            "v1",
+            items,
+        );
         events.push(FeedbackIn {
             request_id: rid,
             user_id: user,
@@ -70,7 +85,15 @@ async fn round(svc: &FeedbackService, i: u64) {
         position: 0,
         score: 1.0,
     }];
-    svc.record_impression(&rid, Some(&user), "control", Some(&pick), Strategy::Popular, "v1", items);
+    svc.record_impression(
+        &rid,
+        Some(&user),
+        "control",
+        Some(&pick),
+        Strategy::Popular,
+        "v1",
+        items,
+    );
     let ev = FeedbackIn {
         request_id: rid,
         user_id: user,
@@ -113,7 +136,9 @@ async fn restart_after_a_snapshot_replays_only_the_tail() {
     assert_eq!(restarted.history.recent("u7"), {
         let full = open(&cfg, {
             let image = fs.crash_image(1);
-            image.remove(&cfg.log.dir.join("bandit.snapshot.json")).unwrap();
+            image
+                .remove(&cfg.log.dir.join("bandit.snapshot.json"))
+                .unwrap();
             image
         });
         assert_eq!(full.replay_pending().unwrap(), 640);

@@ -418,7 +418,10 @@ impl FeedbackService {
 
     /// [`Self::ingest`] without the spawned task (tests that drive the service directly).
     #[cfg(test)]
-    pub(super) async fn ingest_for_test(&self, events: Vec<FeedbackIn>) -> Result<Ack, FeedbackError> {
+    pub(super) async fn ingest_for_test(
+        &self,
+        events: Vec<FeedbackIn>,
+    ) -> Result<Ack, FeedbackError> {
         self.ingest_inner(events).await
     }
 

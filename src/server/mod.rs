@@ -164,7 +164,9 @@ impl Application {
                 let snapshots = Arc::clone(&replay);
                 match tokio::task::spawn_blocking(move || replay.replay_pending()).await {
                     Ok(Ok(_)) => snapshots.run_snapshots().await,
-                    Ok(Err(e)) => tracing::error!(error = %e, "event log replay failed; /readyz stays 503"),
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "event log replay failed; /readyz stays 503")
+                    }
                     Err(e) => tracing::error!(error = %e, "event log replay task failed"),
                 }
             });

@@ -1,6 +1,7 @@
 //! HTTP-level tests against the real application on a random port (one test binary keeps link
 //! time down). Each test spawns its own server with its own event-log directory.
 
+mod durability;
 mod errors;
 mod feedback;
 mod helpers;

@@ -49,8 +49,14 @@ fn damage_to_synced_records_refuses_to_start_and_repair_cuts_it() {
     std::fs::write(&path, &bytes).unwrap();
 
     let err = EventLog::open(cfg(dir.path()), None).unwrap_err();
-    assert!(matches!(err, LogError::SyncedDamage { seq: 3, .. }), "{err}");
-    assert!(err.to_string().contains("recserve repair-log --dir"), "{err}");
+    assert!(
+        matches!(err, LogError::SyncedDamage { seq: 3, .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("recserve repair-log --dir"),
+        "{err}"
+    );
     // Refusing left the file as it was.
     assert_eq!(std::fs::read(&path).unwrap(), bytes);
 
@@ -79,7 +85,10 @@ fn unsynced_tail_with_intact_records_behind_a_hole_is_cut() {
     // landed, and no marker after them (nothing after 5 was ever synced).
     let path = only_segment(dir.path());
     let mut bytes = std::fs::read(&path).unwrap();
-    bytes.extend(std::iter::repeat_n(0u8, record::frame_len(body(6).len()) as usize));
+    bytes.extend(std::iter::repeat_n(
+        0u8,
+        record::frame_len(body(6).len()) as usize,
+    ));
     record::encode(&mut bytes, 7, &body(7));
     std::fs::write(&path, &bytes).unwrap();
 
@@ -164,8 +173,14 @@ async fn full_queue_refuses_at_once_and_counts_dropped_impressions() {
         p.await.unwrap();
     }
     assert!(dropped >= 7, "{dropped}");
-    let relaxed = metrics.queue_full_total.with_label_values(&["relaxed"]).get();
-    let durable = metrics.queue_full_total.with_label_values(&["durable"]).get();
+    let relaxed = metrics
+        .queue_full_total
+        .with_label_values(&["relaxed"])
+        .get();
+    let durable = metrics
+        .queue_full_total
+        .with_label_values(&["durable"])
+        .get();
     assert_eq!((relaxed, durable), (dropped, 1));
 }
 
@@ -183,7 +198,10 @@ async fn retention_keeps_the_log_within_its_size_under_a_stream_of_impressions()
     let mut max_seen = 0;
     for round in 0..200u64 {
         for i in 0..50 {
-            log.submit_relaxed(body(round * 50 + i)).unwrap().await.unwrap();
+            log.submit_relaxed(body(round * 50 + i))
+                .unwrap()
+                .await
+                .unwrap();
         }
         log.flush().await.unwrap();
         let on_disk: u64 = fs.files(dir).values().map(|f| f.len() as u64).sum();

@@ -307,7 +307,9 @@ impl LogFile for SimFile {
         let s = self.state.lock();
         s.alive()?;
         let data = &s.inodes[self.inode].current;
-        let from = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
+        let from = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(data.len());
         let to = usize::try_from(offset.saturating_add(max))
             .unwrap_or(usize::MAX)
             .min(data.len());
@@ -321,10 +323,16 @@ impl LogFs for SimFs {
         s.op()?;
         s.full()?;
         if s.dirs.contains(dir) {
-            return Err(io::Error::new(io::ErrorKind::AlreadyExists, "directory exists"));
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "directory exists",
+            ));
         }
         if !s.dirs.contains(&parent(dir)) {
-            return Err(io::Error::new(io::ErrorKind::NotFound, "no parent directory"));
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "no parent directory",
+            ));
         }
         s.dirs.insert(dir.to_path_buf());
         Ok(())
@@ -430,7 +438,12 @@ impl LogFs for SimFs {
             }
         }
         s.pending = rest;
-        let children: Vec<PathBuf> = s.dirs.iter().filter(|d| parent(d) == dir).cloned().collect();
+        let children: Vec<PathBuf> = s
+            .dirs
+            .iter()
+            .filter(|d| parent(d) == dir)
+            .cloned()
+            .collect();
         s.durable_dirs.extend(children);
         Ok(())
     }

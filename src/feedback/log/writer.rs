@@ -12,11 +12,11 @@
 use std::collections::VecDeque;
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 #[cfg(test)]
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::Mutex;
@@ -494,7 +494,10 @@ impl Writer {
     fn write_buf(&mut self, last_seq: u64) -> io::Result<()> {
         #[cfg(test)]
         if self.shared.hooks.fail_write.load(Ordering::Relaxed) {
-            return Err(io::Error::new(io::ErrorKind::StorageFull, "injected ENOSPC"));
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "injected ENOSPC",
+            ));
         }
         if self.buf.is_empty() {
             return Ok(());
