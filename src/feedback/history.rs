@@ -6,6 +6,9 @@ use parking_lot::RwLock;
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 
+/// Every user's recent items (oldest first), as a snapshot holds them.
+pub type HistoryExport = Vec<(String, Vec<(String, i64)>)>;
+
 pub trait UserHistoryStore: Send + Sync {
     /// The user's items recorded since training, oldest first: (item id, unix ts).
     fn recent(&self, user: &str) -> Vec<(String, i64)>;
@@ -13,7 +16,7 @@ pub trait UserHistoryStore: Send + Sync {
     fn users(&self) -> usize;
     /// Every user's recent items, for a snapshot; `None` when the store is not embedded (a
     /// shared store keeps its own state).
-    fn export(&self) -> Option<Vec<(String, Vec<(String, i64)>)>> {
+    fn export(&self) -> Option<HistoryExport> {
         None
     }
 }
@@ -70,7 +73,7 @@ impl UserHistoryStore for InMemoryHistory {
         self.shards.iter().map(|s| s.read().len()).sum()
     }
 
-    fn export(&self) -> Option<Vec<(String, Vec<(String, i64)>)>> {
+    fn export(&self) -> Option<HistoryExport> {
         let mut out = Vec::with_capacity(self.users());
         for shard in &self.shards {
             for (user, items) in shard.read().iter() {

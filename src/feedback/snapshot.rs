@@ -23,7 +23,7 @@ pub(super) struct SnapshotFile {
 #[derive(Serialize, Deserialize, Default)]
 pub(super) struct OnlineState {
     /// Each user's recent items, oldest first.
-    pub history: Vec<(String, Vec<(String, i64)>)>,
+    pub history: super::history::HistoryExport,
     /// Served lists by request id, oldest first.
     pub impressions: Vec<(String, Served)>,
 }
