@@ -307,16 +307,20 @@ impl EventLog {
         cfg: LogConfig,
         metrics: Option<LogMetrics>,
     ) -> Result<(Self, RecoveryReport), LogError> {
-        Self::open_on(cfg, metrics, Arc::new(RealFs), u64::MAX)
+        Self::open_on(cfg, metrics, Arc::new(RealFs), u64::MAX, 0)
     }
 
     /// [`Self::open`] on any file layer; retention never deletes a segment holding a record
-    /// `>= retain_from` (see [`Self::set_retention_floor`]).
+    /// `>= retain_from` (see [`Self::set_retention_floor`]). Sealed segments holding only
+    /// records below `check_from` (covered by the caller's snapshot, so never replayed at
+    /// start) are not re-read at open: their names and sizes are trusted, and replay and
+    /// export still validate every frame they read. 0 checks everything.
     pub fn open_on(
         cfg: LogConfig,
         metrics: Option<LogMetrics>,
         fs: Arc<dyn LogFs>,
         retain_from: u64,
+        check_from: u64,
     ) -> Result<(Self, RecoveryReport), LogError> {
         cfg.validate()?;
         let dir = cfg.dir.clone();
@@ -336,7 +340,7 @@ impl EventLog {
                 });
             }
         };
-        let recovered = recovery::recover(fs.as_ref(), &dir)?;
+        let recovered = recovery::recover(fs.as_ref(), &dir, check_from)?;
         let report = recovered.report.clone();
         if let Some(metrics) = &metrics
             && report.truncated_bytes > 0

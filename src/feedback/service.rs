@@ -196,7 +196,8 @@ impl FeedbackService {
             Some(s) if s.online.is_some() => s.last_seq + 1,
             _ => 1,
         };
-        let (log, report) = EventLog::open_on(fcfg.log.clone(), log_metrics, fs, floor)?;
+        // The replay starts at the floor too: older sealed segments are not re-read at open.
+        let (log, report) = EventLog::open_on(fcfg.log.clone(), log_metrics, fs, floor, floor)?;
         if report.truncated_bytes > 0 {
             tracing::warn!(
                 truncated_bytes = report.truncated_bytes,

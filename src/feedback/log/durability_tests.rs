@@ -105,7 +105,7 @@ async fn full_disk_fails_appends_then_the_log_reopens_and_keeps_every_ack() {
     let metrics = LogMetrics::register(&registry).unwrap();
     let dir = Path::new("/var/events");
     let (log, _) =
-        EventLog::open_on(cfg(dir), Some(metrics.clone()), fs.clone(), u64::MAX).unwrap();
+        EventLog::open_on(cfg(dir), Some(metrics.clone()), fs.clone(), u64::MAX, 0).unwrap();
     let mut acked = Vec::new();
     for i in 1..=5 {
         acked.push((log.append(body(i)).await.unwrap(), body(i)));
@@ -139,7 +139,7 @@ async fn full_disk_fails_appends_then_the_log_reopens_and_keeps_every_ack() {
     drop(log);
     // Every acknowledged record, and nothing else, survives a power loss.
     let image = fs.crash_image(7);
-    let (log, _) = EventLog::open_on(cfg(dir), None, image, u64::MAX).unwrap();
+    let (log, _) = EventLog::open_on(cfg(dir), None, image, u64::MAX, 0).unwrap();
     let all: Vec<(u64, Vec<u8>)> = log.replay(0).unwrap().map(Result::unwrap).collect();
     assert_eq!(all, acked);
 }
@@ -194,7 +194,7 @@ async fn retention_keeps_the_log_within_its_size_under_a_stream_of_impressions()
         retention_bytes: Some(limit),
         ..cfg(dir)
     };
-    let (log, _) = EventLog::open_on(config, None, fs.clone(), u64::MAX).unwrap();
+    let (log, _) = EventLog::open_on(config, None, fs.clone(), u64::MAX, 0).unwrap();
     let mut max_seen = 0;
     for round in 0..200u64 {
         for i in 0..50 {
@@ -222,7 +222,7 @@ fn retention_never_deletes_what_the_snapshot_floor_still_needs() {
         retention_bytes: Some(1024),
         ..cfg(dir)
     };
-    let (log, _) = EventLog::open_on(config, None, fs.clone() as Arc<dyn LogFs>, 1).unwrap();
+    let (log, _) = EventLog::open_on(config, None, fs.clone() as Arc<dyn LogFs>, 1, 0).unwrap();
     for i in 1..=200 {
         log.append_blocking(body(i)).unwrap();
     }
@@ -233,4 +233,40 @@ fn retention_never_deletes_what_the_snapshot_floor_still_needs() {
     let kept: Vec<u64> = log.replay(0).unwrap().map(|r| r.unwrap().0).collect();
     assert!(kept[0] > 1 && kept[0] <= 150, "first kept {}", kept[0]);
     assert_eq!(*kept.last().unwrap(), 201);
+}
+
+#[test]
+fn segments_below_check_from_are_trusted_at_open_and_still_validated_by_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 256,
+        ..cfg(dir.path())
+    };
+    let (log, _) = EventLog::open(config.clone(), None).unwrap();
+    for i in 1..=60 {
+        log.append_blocking(body(i)).unwrap();
+    }
+    drop(log);
+    let first = segment::list_segments(&RealFs, dir.path())
+        .unwrap()
+        .remove(0)
+        .path;
+    let mut bytes = std::fs::read(&first).unwrap();
+    bytes[HEADER_LEN + 1] ^= 0x01;
+    std::fs::write(&first, &bytes).unwrap();
+    // Checking everything finds the damage at open.
+    assert!(matches!(
+        EventLog::open(config.clone(), None),
+        Err(LogError::Corrupt { .. })
+    ));
+    // Trusting what a snapshot covers (here: below 50) opens, counts every record, and a
+    // replay that reads the damaged segment still reports it.
+    let (log, report) = EventLog::open_on(config, None, Arc::new(RealFs), u64::MAX, 50).unwrap();
+    assert_eq!(report.last_seq, Some(60));
+    assert_eq!(report.records, 60);
+    assert!(log.replay(50).unwrap().all(|r| r.is_ok()));
+    assert!(matches!(
+        log.replay(0).unwrap().find_map(Result::err),
+        Some(LogError::Corrupt { .. })
+    ));
 }
