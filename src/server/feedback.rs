@@ -40,8 +40,8 @@ fn json_body<T: DeserializeOwned>(
 
 fn service(st: &AppState) -> Result<&Arc<FeedbackService>, ApiError> {
     st.feedback
-        .as_ref()
-        .ok_or_else(|| ApiError::Storage("feedback is not configured".into()))
+        .get()
+        .ok_or(ApiError::FeedbackNotReady("opening the event log"))
 }
 
 fn map_err(e: FeedbackError) -> ApiError {

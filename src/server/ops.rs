@@ -20,14 +20,13 @@ pub async fn healthz() -> Json<serde_json::Value> {
 /// Ready when a bundle is loaded, the event log replay is done and the log accepts appends
 /// (after a disk error it is not ready until the log has reopened).
 pub async fn readyz(State(st): State<Arc<AppState>>) -> Response {
-    if let Some(fb) = &st.feedback
-        && !(fb.is_ready() && fb.log_healthy())
-    {
-        let reason = if fb.is_ready() {
-            "event log unavailable (disk error); retrying"
-        } else {
-            "replaying the event log"
-        };
+    let feedback = match st.feedback.get() {
+        None => Err("opening the event log"),
+        Some(fb) if !fb.is_ready() => Err("replaying the event log"),
+        Some(fb) if !fb.log_healthy() => Err("event log unavailable (disk error); retrying"),
+        Some(_) => Ok(()),
+    };
+    if let Err(reason) = feedback {
         return ApiError::FeedbackNotReady(reason).into_response();
     }
     match st.engine.load_full() {

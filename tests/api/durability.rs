@@ -52,8 +52,8 @@ async fn full_disk_turns_readyz_and_feedback_503_until_space_returns() {
     fb.replay_pending().unwrap();
     let variants = recserve::server::variants::Variants::load(&svc_cfg.variants_file).unwrap();
     let bundle = svc_cfg.server.bundle.clone();
-    let mut st = AppState::new(svc_cfg, variants, metrics, bundle);
-    st.feedback = Some(Arc::new(fb));
+    let st = AppState::new(svc_cfg, variants, metrics, bundle);
+    assert!(st.feedback.set(Arc::new(fb)).is_ok());
     let st = Arc::new(st);
     st.reload(None).await.expect("demo bundle loads");
 
@@ -110,4 +110,51 @@ async fn full_disk_turns_readyz_and_feedback_503_until_space_returns() {
     .unwrap();
     assert_eq!(restarted.replay_pending().unwrap(), acked);
     assert_eq!(restarted.log_stats().durable_seq, Some(acked));
+}
+
+#[tokio::test]
+async fn healthz_answers_while_the_log_replays_and_readyz_and_feedback_wait() {
+    let cfg = test_config(std::path::Path::new("/srv/events"));
+    let svc_cfg = cfg.service();
+    let metrics = Arc::new(recserve::server::metrics::Metrics::new().unwrap());
+    let variants = recserve::server::variants::Variants::load(&svc_cfg.variants_file).unwrap();
+    let bundle = svc_cfg.server.bundle.clone();
+    let fb_cfg = (svc_cfg.feedback.clone(), svc_cfg.bandit.clone());
+    let st = Arc::new(AppState::new(
+        svc_cfg,
+        variants,
+        Arc::clone(&metrics),
+        bundle,
+    ));
+    st.reload(None).await.expect("demo bundle loads");
+    let healthz = || Request::get("/healthz").body(Body::empty()).unwrap();
+
+    // Before the log has opened.
+    assert_eq!(call(&st, healthz()).await.0, StatusCode::OK);
+    assert_eq!(call(&st, readyz()).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        call(&st, feedback(1)).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    // Opened, replay not yet done.
+    let fb = Arc::new(
+        FeedbackService::open_on(&fb_cfg.0, &fb_cfg.1, &metrics.registry, SimFs::new()).unwrap(),
+    );
+    assert!(st.feedback.set(Arc::clone(&fb)).is_ok());
+    assert_eq!(call(&st, healthz()).await.0, StatusCode::OK);
+    let (status, retry) = call(&st, readyz()).await;
+    assert_eq!(
+        (status, retry.as_deref()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("1"))
+    );
+    let (status, retry) = call(&st, feedback(2)).await;
+    assert_eq!(
+        (status, retry.as_deref()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("1"))
+    );
+
+    fb.replay_pending().unwrap();
+    assert_eq!(call(&st, readyz()).await.0, StatusCode::OK);
+    assert_eq!(call(&st, feedback(3)).await.0, StatusCode::ACCEPTED);
 }
