@@ -2,6 +2,7 @@
 //! attributes feedback to what was served (and to the bandit arm that chose it), the online user
 //! history, and the export of the log as training data.
 
+mod apply_order;
 #[cfg(test)]
 mod crash_sim_tests;
 pub mod events;

@@ -101,13 +101,7 @@ pub(super) struct Resume {
     pub bandit_after: u64,
 }
 
-/// Submissions to the log and their in-memory application happen under this lock, so a
-/// snapshot can take a cut where the state reflects exactly the records up to a position.
-#[derive(Default)]
-pub(super) struct Cut {
-    /// Feedback batches submitted but not yet applied.
-    pub inflight: usize,
-}
+pub(super) use super::apply_order::Cut;
 
 pub struct FeedbackService {
     pub(super) log: EventLog,
@@ -125,6 +119,8 @@ pub struct FeedbackService {
     /// A snapshot waits for in-flight feedback to drain; new feedback waits for it meanwhile.
     pub(super) cut_wanted: AtomicBool,
     pub(super) cut_done: tokio::sync::Notify,
+    /// Wakes feedback tasks whose batch another task applied (see `apply_order.rs`).
+    pub(super) applied: tokio::sync::Notify,
     pub(super) resume: Resume,
     ready: AtomicBool,
     pub(super) snapshot_interval: std::time::Duration,
@@ -221,6 +217,7 @@ impl FeedbackService {
             cut: Mutex::new(Cut::default()),
             cut_wanted: AtomicBool::new(false),
             cut_done: tokio::sync::Notify::new(),
+            applied: tokio::sync::Notify::new(),
             resume: Resume::default(),
             ready: AtomicBool::new(false),
             snapshot_interval: std::time::Duration::from_secs(fcfg.snapshot_interval_secs),
@@ -276,7 +273,7 @@ impl FeedbackService {
     }
 
     /// The one place a record changes in-memory state (live and during replay).
-    fn apply(&self, record: &Record, bandit: bool) -> bool {
+    pub(super) fn apply(&self, record: &Record, bandit: bool) -> bool {
         match record {
             Record::Impression {
                 request_id,
@@ -337,6 +334,22 @@ impl FeedbackService {
         }
     }
 
+    /// Applies one live feedback record and counts it; true when attributed.
+    pub(super) fn apply_feedback(&self, record: &Record) -> bool {
+        if let Record::Feedback { event, .. } = record {
+            self.metrics
+                .events
+                .with_label_values(&[event.event.as_str()])
+                .inc();
+        }
+        let hit = self.apply(record, true);
+        self.metrics
+            .attribution
+            .with_label_values(&[if hit { "attributed" } else { "unattributed" }])
+            .inc();
+        hit
+    }
+
     /// The bandit's arm for a request context (and the pull is counted).
     pub fn choose_arm(&self, history_len: usize, device: Option<&str>, ts: i64) -> ArmPick {
         let ctx = Context::new(history_len, device, ts, self.bandit.config());
@@ -390,16 +403,14 @@ impl FeedbackService {
         };
         // Queued and applied under the cut lock (log order = apply order), so a snapshot
         // never holds a pull whose record comes after the snapshot's log position.
-        let _cut = self.cut.lock();
+        let mut cut = self.cut.lock();
         match self.log.submit_relaxed(payload) {
             // Queued now as a relaxed record: it rides with the next group and the next
             // durable fsync (or a timed one), and the request waits for neither. A crash
             // before that sync only loses attribution for this list, never an acknowledged
             // event. A full queue or a failing disk drops it (counted by the log): then it is
             // not applied either, so the state stays what the log implies.
-            Ok(_pending) => {
-                self.apply(&record, true);
-            }
+            Ok(_pending) => self.apply_impression(&mut cut, record),
             Err(e) => tracing::debug!(error = %e, "impression not logged"),
         }
     }
@@ -457,35 +468,23 @@ impl FeedbackService {
             }
             done.await;
         }
-        let pending = {
+        let (pending, ticket) = {
             let mut cut = self.cut.lock();
-            let pending = self.log.submit_batch(payloads);
-            if pending.is_ok() {
-                cut.inflight += 1;
+            match self.log.submit_batch(payloads) {
+                Ok(pending) => (pending, self.reserve(&mut cut)),
+                Err(e) => return Err(FeedbackError::Storage(e.to_string())),
             }
-            pending
-        }
-        .map_err(|e| FeedbackError::Storage(e.to_string()))?;
-        let durable = pending.await;
-        let _cut = InflightGuard::new(&self.cut);
-        let seqs = durable.map_err(|e| FeedbackError::Storage(e.to_string()))?;
-        let mut attributed = 0;
-        for r in &records {
-            if let Record::Feedback { event, .. } = r {
-                self.metrics
-                    .events
-                    .with_label_values(&[event.event.as_str()])
-                    .inc();
+        };
+        let accepted = records.len();
+        let (seqs, attributed) = match pending.await {
+            Ok(seqs) => (seqs, self.finish(ticket, Some(records)).await?),
+            Err(e) => {
+                let _ = self.finish(ticket, None).await;
+                return Err(FeedbackError::Storage(e.to_string()));
             }
-            let hit = self.apply(r, true);
-            attributed += usize::from(hit);
-            self.metrics
-                .attribution
-                .with_label_values(&[if hit { "attributed" } else { "unattributed" }])
-                .inc();
-        }
+        };
         Ok(Ack {
-            accepted: records.len(),
+            accepted,
             attributed,
             last_seq: seqs.last().copied().unwrap_or(0),
         })
@@ -510,23 +509,5 @@ impl FeedbackService {
         if let Err(e) = self.write_snapshot().await {
             tracing::warn!(error = %e, "feedback snapshot failed; the next start replays more of the log");
         }
-    }
-}
-
-/// Holds the cut lock while a feedback batch is applied, and counts it as no longer in
-/// flight however the batch ends.
-struct InflightGuard<'a> {
-    guard: parking_lot::MutexGuard<'a, Cut>,
-}
-
-impl<'a> InflightGuard<'a> {
-    fn new(cut: &'a Mutex<Cut>) -> Self {
-        Self { guard: cut.lock() }
-    }
-}
-
-impl Drop for InflightGuard<'_> {
-    fn drop(&mut self) {
-        self.guard.inflight = self.guard.inflight.saturating_sub(1);
     }
 }

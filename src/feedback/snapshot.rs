@@ -106,7 +106,7 @@ impl FeedbackService {
         loop {
             {
                 let cut = self.cut.lock();
-                if cut.inflight == 0 {
+                if cut.idle() {
                     let imps = self.impressions.lock();
                     let impressions = imps
                         .order
