@@ -81,6 +81,13 @@ enum Cmd {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Cut the event log at damage that start-up refused to skip (synced records were hit);
+    /// the cut bytes are kept beside the segment. Run with the server stopped.
+    RepairLog {
+        /// The event log directory (`feedback.log.dir`).
+        #[arg(long)]
+        dir: PathBuf,
+    },
 }
 
 fn main() {
@@ -181,6 +188,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 m.ranker_text.is_some(),
                 m.manifest.model_version
             );
+        }
+        Cmd::RepairLog { dir } => {
+            let cut = recserve::feedback::log::EventLog::repair(&dir)?;
+            println!("{}", serde_json::json!({ "dir": dir, "bytes_cut": cut }));
         }
         Cmd::ExportEvents { out, config } => {
             let cfg = Config::load(config.as_deref())?;

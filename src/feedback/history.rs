@@ -6,11 +6,19 @@ use parking_lot::RwLock;
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 
+/// Every user's recent items (oldest first), as a snapshot holds them.
+pub type HistoryExport = Vec<(String, Vec<(String, i64)>)>;
+
 pub trait UserHistoryStore: Send + Sync {
     /// The user's items recorded since training, oldest first: (item id, unix ts).
     fn recent(&self, user: &str) -> Vec<(String, i64)>;
     fn record(&self, user: &str, item: &str, ts: i64);
     fn users(&self) -> usize;
+    /// Every user's recent items, for a snapshot; `None` when the store is not embedded (a
+    /// shared store keeps its own state).
+    fn export(&self) -> Option<HistoryExport> {
+        None
+    }
 }
 
 /// Embedded store: a bounded deque per user, sharded to keep lock hold times tiny.
@@ -63,6 +71,16 @@ impl UserHistoryStore for InMemoryHistory {
 
     fn users(&self) -> usize {
         self.shards.iter().map(|s| s.read().len()).sum()
+    }
+
+    fn export(&self) -> Option<HistoryExport> {
+        let mut out = Vec::with_capacity(self.users());
+        for shard in &self.shards {
+            for (user, items) in shard.read().iter() {
+                out.push((user.clone(), items.iter().cloned().collect()));
+            }
+        }
+        Some(out)
     }
 }
 

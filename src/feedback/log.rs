@@ -9,36 +9,48 @@
 //!
 //! Recovery policy ([`EventLog::open`]): the tail of the LAST segment after its last valid
 //! record (a short record, a bad checksum, garbage) is truncated and reported in
-//! [`RecoveryReport`]. Damage in a sealed segment, or a gap between segments, is an error
+//! [`RecoveryReport`], as long as no durability marker after it proves the damaged records
+//! had been synced (then: [`LogError::SyncedDamage`], repaired by `recserve repair-log`).
+//! Damage in a sealed segment, or a gap between segments, is an error
 //! ([`LogError::Corrupt`], [`LogError::SegmentGap`]): those segments were fsynced before the
 //! log moved past them, so skipping would silently drop acknowledged events. Move the
 //! damaged file aside to start anyway.
+//!
+//! All file access goes through [`fs::LogFs`], so the crash simulation tests run this very
+//! code on a simulated disk ([`sim::SimFs`]).
 
+pub mod fs;
 mod pending;
 mod record;
 mod recovery;
 mod replay;
 mod segment;
+#[doc(hidden)]
+pub mod sim;
 mod writer;
 
 #[cfg(test)]
+mod durability_tests;
+#[cfg(test)]
 mod tests;
 
-use std::fs::{self, File, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use serde::Deserialize;
 use tokio::sync::oneshot;
 
+use fs::{LogFs, RealFs};
 pub use pending::{PendingAppend, PendingBatch};
 pub use record::FrameError;
 pub use replay::Replay;
 pub use writer::RELAXED_SYNC_INTERVAL;
-use writer::{Ack, Payloads, Reply, Request, Shared, Writer};
+use writer::{Ack, Payloads, Reply, Request, Shared, Writer, WriterConfig};
 
 /// Largest `max_record_bytes` accepted by [`LogConfig::validate`].
 pub const MAX_RECORD_LIMIT: u32 = 256 * 1024 * 1024;
@@ -52,11 +64,20 @@ pub struct LogConfig {
     /// A new segment is started when the next record would push the active one past this
     /// size (a single record larger than this still gets a segment of its own).
     pub segment_bytes: u64,
-    /// Delete the oldest whole segments while the log is larger than this. `None` keeps
-    /// everything. The active segment is never deleted.
+    /// Delete the oldest whole segments while the log is larger than this (default 2 GiB).
+    /// `None` keeps everything. The active segment is never deleted, nor (in the server)
+    /// a segment the latest snapshot does not cover yet.
     pub retention_bytes: Option<u64>,
+    /// Delete sealed segments last written longer ago than this (default 7 days; `None`:
+    /// no age limit), with the same exceptions as `retention_bytes`.
+    pub retention_age_secs: Option<u64>,
     /// Appends with a larger payload are rejected with [`LogError::RecordTooLarge`].
     pub max_record_bytes: u32,
+    /// Requests (single records or batches) waiting for the writer; when full, appends fail
+    /// at once with [`LogError::QueueFull`] instead of growing memory without bound.
+    pub queue_capacity: usize,
+    /// Pause between attempts to reopen the log after a write or fsync error.
+    pub retry_ms: u64,
 }
 
 impl Default for LogConfig {
@@ -64,8 +85,11 @@ impl Default for LogConfig {
         Self {
             dir: PathBuf::from("data/feedback-log"),
             segment_bytes: 64 * 1024 * 1024,
-            retention_bytes: None,
+            retention_bytes: Some(2 * 1024 * 1024 * 1024),
+            retention_age_secs: Some(7 * 24 * 3600),
             max_record_bytes: 1024 * 1024,
+            queue_capacity: 8192,
+            retry_ms: 1000,
         }
     }
 }
@@ -77,6 +101,9 @@ impl LogConfig {
         }
         if self.segment_bytes == 0 {
             return Err(LogError::InvalidConfig("segment_bytes must be > 0".into()));
+        }
+        if self.queue_capacity == 0 {
+            return Err(LogError::InvalidConfig("queue_capacity must be > 0".into()));
         }
         if self.max_record_bytes == 0 || self.max_record_bytes > MAX_RECORD_LIMIT {
             return Err(LogError::InvalidConfig(format!(
@@ -102,6 +129,13 @@ pub struct LogMetrics {
     pub recovered_truncations_total: IntCounter,
     /// Records per group commit.
     pub group_size: Histogram,
+    /// 1 while the writer can append, 0 after a write or fsync error until it reopened.
+    pub healthy: IntGauge,
+    /// Write or fsync errors.
+    pub errors_total: IntCounter,
+    /// Appends refused because the writer queue was full, by `kind` (`relaxed`: dropped
+    /// impressions; `durable`: feedback answered with 503).
+    pub queue_full_total: IntCounterVec,
 }
 
 impl LogMetrics {
@@ -132,7 +166,25 @@ impl LogMetrics {
                 )
                 .buckets(group_buckets),
             )?,
+            healthy: IntGauge::new(
+                "feedback_log_healthy",
+                "1 while the event log accepts appends, 0 after a disk error until it reopens",
+            )?,
+            errors_total: IntCounter::new(
+                "feedback_log_errors_total",
+                "Event log write or fsync errors",
+            )?,
+            queue_full_total: IntCounterVec::new(
+                Opts::new(
+                    "feedback_log_queue_full_total",
+                    "Event log appends refused because the writer queue was full",
+                ),
+                &["kind"],
+            )?,
         };
+        registry.register(Box::new(metrics.healthy.clone()))?;
+        registry.register(Box::new(metrics.errors_total.clone()))?;
+        registry.register(Box::new(metrics.queue_full_total.clone()))?;
         registry.register(Box::new(metrics.fsync_seconds.clone()))?;
         registry.register(Box::new(metrics.bytes.clone()))?;
         registry.register(Box::new(metrics.records_total.clone()))?;
@@ -175,8 +227,10 @@ pub struct LogStats {
     pub bytes: u64,
     /// Highest acknowledged sequence number (including records recovered at open).
     pub durable_seq: Option<u64>,
-    /// The writer hit an I/O error and accepts nothing until the log is reopened.
+    /// The writer hit an I/O error and accepts nothing until it has reopened the log.
     pub failed: bool,
+    /// Write or fsync errors since open.
+    pub errors: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -190,7 +244,7 @@ pub enum LogError {
         #[source]
         source: io::Error,
     },
-    #[error("corrupt record in sealed segment {} at byte {offset}: {reason}", path.display())]
+    #[error("corrupt record in sealed segment {} at byte {offset}: {reason} (acknowledged events may be lost; move the segment and all later ones aside to start)", path.display())]
     Corrupt {
         path: PathBuf,
         offset: u64,
@@ -202,6 +256,18 @@ pub enum LogError {
         expected: u64,
         found: u64,
     },
+    #[error(
+        "record {seq} at byte {offset} of {} is damaged ({reason}) although records up to {durable} had been synced: acknowledged events were lost to media damage. Refusing to start; run `recserve repair-log --dir {}` to cut the log there (the cut bytes are kept beside the segment)",
+        path.display(), dir.display()
+    )]
+    SyncedDamage {
+        path: PathBuf,
+        offset: u64,
+        seq: u64,
+        durable: u64,
+        reason: FrameError,
+        dir: PathBuf,
+    },
     #[error("event log {} is locked by another process", path.display())]
     Locked { path: PathBuf },
     #[error("record of {len} bytes exceeds max_record_bytes ({max})")]
@@ -211,11 +277,13 @@ pub enum LogError {
         #[source]
         source: Arc<io::Error>,
     },
-    #[error("event log stopped after an earlier write failure (reopen to recover): {source}")]
+    #[error("event log unavailable after a write failure (it retries): {source}")]
     Stopped {
         #[source]
         source: Arc<io::Error>,
     },
+    #[error("event log writer queue is full")]
+    QueueFull,
     #[error("event log writer is not running")]
     Closed,
 }
@@ -223,12 +291,14 @@ pub enum LogError {
 /// Handle to an open log. Share it behind an `Arc`; dropping it completes every pending
 /// append, stops the writer thread and releases the directory lock.
 pub struct EventLog {
-    tx: Option<mpsc::Sender<Request>>,
+    tx: Option<mpsc::SyncSender<Request>>,
     writer: Option<JoinHandle<()>>,
     shared: Arc<Shared>,
+    fs: Arc<dyn LogFs>,
     dir: PathBuf,
     max_record_bytes: u32,
-    _lock: File,
+    queue_full: Option<IntCounterVec>,
+    _lock: Box<dyn Send + Sync>,
 }
 
 impl EventLog {
@@ -237,31 +307,62 @@ impl EventLog {
         cfg: LogConfig,
         metrics: Option<LogMetrics>,
     ) -> Result<(Self, RecoveryReport), LogError> {
+        Self::open_on(cfg, metrics, Arc::new(RealFs), u64::MAX, 0)
+    }
+
+    /// [`Self::open`] on any file layer; retention never deletes a segment holding a record
+    /// `>= retain_from` (see [`Self::set_retention_floor`]). Sealed segments holding only
+    /// records below `check_from` (covered by the caller's snapshot, so never replayed at
+    /// start) are not re-read at open: their names and sizes are trusted, and replay and
+    /// export still validate every frame they read. 0 checks everything.
+    pub fn open_on(
+        cfg: LogConfig,
+        metrics: Option<LogMetrics>,
+        fs: Arc<dyn LogFs>,
+        retain_from: u64,
+        check_from: u64,
+    ) -> Result<(Self, RecoveryReport), LogError> {
         cfg.validate()?;
-        let dir = cfg.dir;
-        fs::create_dir_all(&dir).map_err(|source| LogError::Io {
+        let dir = cfg.dir.clone();
+        fs.create_dir_all(&dir).map_err(|source| LogError::Io {
             op: "create",
             path: dir.clone(),
             source,
         })?;
-        let lock = lock_dir(&dir)?;
-        let recovered = recovery::recover(&dir)?;
+        let lock = match fs.lock_dir(&dir) {
+            Ok(Some(lock)) => lock,
+            Ok(None) => return Err(LogError::Locked { path: dir }),
+            Err(source) => {
+                return Err(LogError::Io {
+                    op: "lock",
+                    path: dir.join("LOCK"),
+                    source,
+                });
+            }
+        };
+        let recovered = recovery::recover(fs.as_ref(), &dir, check_from)?;
         let report = recovered.report.clone();
         if let Some(metrics) = &metrics
             && report.truncated_bytes > 0
         {
             metrics.recovered_truncations_total.inc();
         }
-        let shared = Arc::new(Shared::default());
+        let queue_full = metrics.as_ref().map(|m| m.queue_full_total.clone());
+        let shared = Arc::new(Shared::new(retain_from));
         let writer = Writer::new(
-            dir.clone(),
-            cfg.segment_bytes,
-            cfg.retention_bytes,
+            WriterConfig {
+                dir: dir.clone(),
+                segment_bytes: cfg.segment_bytes,
+                retention_bytes: cfg.retention_bytes,
+                retention_age: cfg.retention_age_secs.map(Duration::from_secs),
+                retry: Duration::from_millis(cfg.retry_ms.max(1)),
+            },
+            Arc::clone(&fs),
             recovered,
             Arc::clone(&shared),
             metrics,
         );
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = mpsc::sync_channel(cfg.queue_capacity);
         let handle = std::thread::Builder::new()
             .name("event-log-writer".into())
             .spawn(move || writer.run(rx))
@@ -282,11 +383,43 @@ impl EventLog {
             tx: Some(tx),
             writer: Some(handle),
             shared,
+            fs,
             dir,
             max_record_bytes: cfg.max_record_bytes,
+            queue_full,
             _lock: lock,
         };
         Ok((log, report))
+    }
+
+    /// Cuts the damaged end of the last segment of the (closed) log in `dir`, keeping the cut
+    /// bytes beside it; what `recserve repair-log` runs after [`LogError::SyncedDamage`].
+    /// Returns the number of bytes cut.
+    pub fn repair(dir: &Path) -> Result<u64, LogError> {
+        let fs = RealFs;
+        let _lock = match fs.lock_dir(dir) {
+            Ok(Some(lock)) => lock,
+            Ok(None) => {
+                return Err(LogError::Locked {
+                    path: dir.to_path_buf(),
+                });
+            }
+            Err(source) => {
+                return Err(LogError::Io {
+                    op: "lock",
+                    path: dir.join("LOCK"),
+                    source,
+                });
+            }
+        };
+        recovery::repair(&fs, dir)
+    }
+
+    /// Lets retention delete segments whose records all lie below `seq` (and no others).
+    /// The feedback service raises it after each snapshot, so a restart always finds every
+    /// record after its snapshot.
+    pub fn set_retention_floor(&self, seq: u64) {
+        self.shared.retain_from.store(seq, Ordering::Release);
     }
 
     /// Queues one record that needs no fsync of its own (for example an impression, which is
@@ -317,6 +450,13 @@ impl EventLog {
         let count = payloads.len() as u64;
         let rx = self.submit_async(Payloads::Many(payloads))?;
         Ok(PendingBatch::new(rx, count))
+    }
+
+    /// A barrier that resolves to the sequence number the next record will get, once
+    /// everything submitted before it is durable (what a snapshot's cut needs).
+    pub fn submit_barrier(&self) -> Result<PendingAppend, LogError> {
+        let rx = self.submit_async(Payloads::Many(Vec::new()))?;
+        Ok(PendingAppend::new(rx))
     }
 
     /// Appends one record; resolves to its sequence number once it is durable. Dropping
@@ -354,13 +494,18 @@ impl EventLog {
     /// acknowledged when this is called (later appends are not included).
     pub fn replay(&self, from_seq: u64) -> Result<Replay, LogError> {
         let upto = self.shared.stats().durable_seq.unwrap_or(0);
-        Replay::new(&self.dir, from_seq, Some(upto))
+        Replay::new(Arc::clone(&self.fs), &self.dir, from_seq, Some(upto))
     }
 
     /// Replays the log in `dir` without opening it (no lock, no repair), e.g. for
     /// `export-events`. A torn tail in the last segment ends the iteration.
     pub fn replay_dir(dir: &Path, from_seq: u64) -> Result<Replay, LogError> {
-        Replay::new(dir, from_seq, None)
+        Replay::new(Arc::new(RealFs), dir, from_seq, None)
+    }
+
+    /// The file layer the log runs on.
+    pub fn fs(&self) -> &Arc<dyn LogFs> {
+        &self.fs
     }
 
     /// Every record of the log in `dir`, see [`Self::replay_dir`].
@@ -400,17 +545,32 @@ impl EventLog {
         self.send_with(payloads, ack, true)
     }
 
+    /// Queues without waiting: a full queue is [`LogError::QueueFull`], counted by kind. (A
+    /// failed writer still gets the request: it decides whether the disk is back.)
     fn send_with(&self, payloads: Payloads, ack: Ack, durable: bool) -> Result<(), LogError> {
-        if let Some(source) = self.shared.failure() {
-            return Err(LogError::Stopped { source });
-        }
         let tx = self.tx.as_ref().ok_or(LogError::Closed)?;
-        tx.send(Request {
+        let request = Request {
             payloads,
             ack,
             durable,
-        })
-        .map_err(|_| LogError::Closed)
+        };
+        let blocking = matches!(request.ack, Ack::Blocking(_));
+        let sent = if blocking {
+            // Synchronous callers (benches, tools) wait for room instead.
+            tx.send(request).map_err(|_| LogError::Closed)
+        } else {
+            tx.try_send(request).map_err(|e| match e {
+                mpsc::TrySendError::Full(_) => LogError::QueueFull,
+                mpsc::TrySendError::Disconnected(_) => LogError::Closed,
+            })
+        };
+        if matches!(sent, Err(LogError::QueueFull))
+            && let Some(counter) = &self.queue_full
+        {
+            let kind = if durable { "durable" } else { "relaxed" };
+            counter.with_label_values(&[kind]).inc();
+        }
+        sent
     }
 
     fn submit_async(&self, payloads: Payloads) -> Result<oneshot::Receiver<Reply>, LogError> {
@@ -450,30 +610,5 @@ impl std::fmt::Debug for EventLog {
             .field("dir", &self.dir)
             .field("stats", &self.stats())
             .finish_non_exhaustive()
-    }
-}
-
-fn lock_dir(dir: &Path) -> Result<File, LogError> {
-    let path = dir.join("LOCK");
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|source| LogError::Io {
-            op: "open lock file",
-            path: path.clone(),
-            source,
-        })?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => Err(LogError::Locked {
-            path: dir.to_path_buf(),
-        }),
-        Err(TryLockError::Error(source)) => Err(LogError::Io {
-            op: "lock",
-            path,
-            source,
-        }),
     }
 }

@@ -1,15 +1,16 @@
 //! The feedback service: appends events to the durable log (acknowledged only after fsync),
 //! attributes them to served lists, credits the bandit arm that chose the list and updates the
-//! online history. On start it rebuilds all of that from a bandit snapshot plus the log.
+//! online history. On start it restores all of that from the last snapshot and replays the
+//! log after it (`snapshot.rs`); until the replay is done it is not ready and refuses writes.
 
 use super::FeedbackConfig;
 use super::events::{ArmRef, FeedbackIn, Record, ServedItem, validate};
 use super::history::{InMemoryHistory, UserHistoryStore};
+use super::log::fs::{LogFs, RealFs};
 use super::log::{EventLog, LogError, LogMetrics};
 use super::metrics::FeedbackMetrics;
-use crate::bandit::{
-    ArmStats, Bandit, BanditConfig, BanditError, BanditSnapshot, BlendWeights, Context,
-};
+use super::snapshot::SnapshotFile;
+use crate::bandit::{ArmStats, Bandit, BanditConfig, BanditError, BlendWeights, Context};
 use crate::pipeline::Strategy;
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
@@ -17,10 +18,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What the service needs to remember of a served list.
-#[derive(Debug, Clone)]
-struct Served {
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(super) struct Served {
     arm: Option<ArmRef>,
     items: Vec<String>,
     /// (item, event) pairs already credited: a retried or repeated event earns nothing twice.
@@ -29,13 +31,13 @@ struct Served {
 
 /// Bounded request_id → served list map; the oldest entries are forgotten first.
 #[derive(Default)]
-struct Impressions {
-    map: FxHashMap<String, Served>,
-    order: VecDeque<String>,
+pub(super) struct Impressions {
+    pub map: FxHashMap<String, Served>,
+    pub order: VecDeque<String>,
 }
 
 impl Impressions {
-    fn insert(&mut self, rid: String, s: Served, cap: usize) {
+    pub fn insert(&mut self, rid: String, s: Served, cap: usize) {
         if self.map.insert(rid.clone(), s).is_none() {
             self.order.push_back(rid);
         }
@@ -73,6 +75,9 @@ pub enum FeedbackError {
     /// The log could not make the event durable: nothing was acknowledged.
     #[error("event log: {0}")]
     Storage(String),
+    /// Not accepting writes yet (replaying the log after start); retry shortly.
+    #[error("feedback state is being rebuilt from the event log")]
+    Replaying,
 }
 
 /// Why the service could not start.
@@ -88,24 +93,38 @@ pub enum OpenError {
     Task(String),
 }
 
-#[derive(Serialize, Deserialize)]
-struct SnapshotFile {
-    /// Every log record with seq <= this is reflected in `bandit`.
-    last_seq: u64,
-    bandit: BanditSnapshot,
+/// Where a restart resumes: what the snapshot restored and where the replay starts.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Resume {
+    /// Replay records with seq >= this.
+    pub from_seq: u64,
+    /// Bandit updates only for records after this (the snapshot holds the earlier ones).
+    pub bandit_after: u64,
 }
 
+pub(super) use super::apply_order::Cut;
+
 pub struct FeedbackService {
-    log: EventLog,
+    pub(super) log: EventLog,
     pub bandit: Bandit,
     pub history: Arc<dyn UserHistoryStore>,
-    impressions: Mutex<Impressions>,
+    pub(super) impressions: Mutex<Impressions>,
     events: Vec<String>,
     rewards: std::collections::BTreeMap<String, f64>,
-    capacity: usize,
-    snapshot_path: PathBuf,
+    pub(super) capacity: usize,
+    pub(super) history_per_user: usize,
+    pub(super) snapshot_path: PathBuf,
     metrics: FeedbackMetrics,
     dir: PathBuf,
+    pub(super) cut: Mutex<Cut>,
+    /// A snapshot waits for in-flight feedback to drain; new feedback waits for it meanwhile.
+    pub(super) cut_wanted: AtomicBool,
+    pub(super) cut_done: tokio::sync::Notify,
+    /// Wakes feedback tasks whose batch another task applied (see `apply_order.rs`).
+    pub(super) applied: tokio::sync::Notify,
+    pub(super) resume: Resume,
+    ready: AtomicBool,
+    pub(super) snapshot_interval: std::time::Duration,
 }
 
 impl FeedbackService {
@@ -122,14 +141,60 @@ impl FeedbackService {
             .map_err(|e| OpenError::Task(e.to_string()))?
     }
 
+    /// Opens the log and restores the snapshot off the runtime's threads; the caller runs
+    /// [`Self::replay_pending`] (e.g. after the listener is up, so `/healthz` answers).
+    pub async fn open_deferred(
+        fcfg: &FeedbackConfig,
+        bcfg: &BanditConfig,
+        registry: &prometheus::Registry,
+    ) -> Result<Self, OpenError> {
+        let (fcfg, bcfg, registry) = (fcfg.clone(), bcfg.clone(), registry.clone());
+        tokio::task::spawn_blocking(move || {
+            Self::open_on(&fcfg, &bcfg, &registry, Arc::new(RealFs))
+        })
+        .await
+        .map_err(|e| OpenError::Task(e.to_string()))?
+    }
+
+    /// Opens, restores and replays on the calling thread (blocking).
     pub fn open_blocking(
         fcfg: &FeedbackConfig,
         bcfg: &BanditConfig,
         registry: &prometheus::Registry,
     ) -> Result<Self, OpenError> {
+        let svc = Self::open_on(fcfg, bcfg, registry, Arc::new(RealFs))?;
+        svc.replay_pending()?;
+        Ok(svc)
+    }
+
+    /// Opens (and recovers) the log on `fs` and restores the last snapshot, but does not
+    /// replay yet: the service is not ready until [`Self::replay_pending`] has run.
+    pub fn open_on(
+        fcfg: &FeedbackConfig,
+        bcfg: &BanditConfig,
+        registry: &prometheus::Registry,
+        fs: Arc<dyn LogFs>,
+    ) -> Result<Self, OpenError> {
         let metrics = FeedbackMetrics::register(registry)?;
         let log_metrics = LogMetrics::register(registry).ok();
-        let (log, report) = EventLog::open(fcfg.log.clone(), log_metrics)?;
+        let snapshot_path = fcfg.log.dir.join("bandit.snapshot.json");
+        let snapshot = match fs.read(&snapshot_path) {
+            Ok(bytes) => match serde_json::from_slice::<SnapshotFile>(&bytes) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(error = %e, "feedback snapshot unusable; rebuilding from the whole log");
+                    None
+                }
+            },
+            Err(_) => None,
+        };
+        // Retention keeps every record the snapshot does not cover.
+        let floor = match &snapshot {
+            Some(s) if s.online.is_some() => s.last_seq + 1,
+            _ => 1,
+        };
+        // The replay starts at the floor too: older sealed segments are not re-read at open.
+        let (log, report) = EventLog::open_on(fcfg.log.clone(), log_metrics, fs, floor, floor)?;
         if report.truncated_bytes > 0 {
             tracing::warn!(
                 truncated_bytes = report.truncated_bytes,
@@ -138,61 +203,78 @@ impl FeedbackService {
                 "event log: torn or corrupt tail truncated to the last good record"
             );
         }
-        let snapshot_path = fcfg.log.dir.join("bandit.snapshot.json");
-        let (bandit, snap_seq) = match std::fs::read(&snapshot_path) {
-            Ok(bytes) => match serde_json::from_slice::<SnapshotFile>(&bytes)
-                .map_err(|e| e.to_string())
-                .and_then(|s| {
-                    Bandit::restore(bcfg.clone(), &s.bandit)
-                        .map(|b| (b, s.last_seq))
-                        .map_err(|e| e.to_string())
-                }) {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "bandit snapshot unusable; rebuilding from the whole log");
-                    (Bandit::new(bcfg.clone())?, 0)
-                }
-            },
-            Err(_) => (Bandit::new(bcfg.clone())?, 0),
-        };
-        let svc = Self {
+        let mut svc = Self {
             log,
-            bandit,
+            bandit: Bandit::new(bcfg.clone())?,
             history: Arc::new(InMemoryHistory::new(fcfg.history_per_user)),
             impressions: Mutex::new(Impressions::default()),
             events: fcfg.events.clone(),
             rewards: bcfg.rewards.clone(),
             capacity: fcfg.impressions_capacity,
+            history_per_user: fcfg.history_per_user,
             snapshot_path,
             metrics,
             dir: fcfg.log.dir.clone(),
+            cut: Mutex::new(Cut::default()),
+            cut_wanted: AtomicBool::new(false),
+            cut_done: tokio::sync::Notify::new(),
+            applied: tokio::sync::Notify::new(),
+            resume: Resume::default(),
+            ready: AtomicBool::new(false),
+            snapshot_interval: std::time::Duration::from_secs(fcfg.snapshot_interval_secs),
         };
-        let replayed = svc.replay(snap_seq)?;
-        tracing::info!(
-            records = replayed,
-            snapshot_seq = snap_seq,
-            "feedback state rebuilt from the event log"
-        );
+        if let Some(snapshot) = snapshot {
+            svc.restore(bcfg, snapshot);
+        }
         Ok(svc)
     }
 
-    /// Applies every log record: impressions and history always, bandit updates only after `snap_seq`.
-    fn replay(&self, snap_seq: u64) -> Result<u64, LogError> {
+    /// Replays the log after the snapshot, then reports ready. Runs once; while it runs,
+    /// feedback is refused with [`FeedbackError::Replaying`] and impressions are not recorded.
+    pub fn replay_pending(&self) -> Result<u64, LogError> {
+        if self.is_ready() {
+            return Ok(0);
+        }
+        let Resume {
+            from_seq,
+            bandit_after,
+        } = self.resume;
         let mut n = 0;
-        for rec in self.log.replay(0)? {
+        for rec in self.log.replay(from_seq)? {
             let (seq, payload) = rec?;
             let Ok(record) = serde_json::from_slice::<Record>(&payload) else {
                 tracing::warn!(seq, "event log record is not a known record; skipped");
                 continue;
             };
-            self.apply(&record, seq > snap_seq);
+            self.apply(&record, seq > bandit_after);
             n += 1;
         }
+        self.ready.store(true, Ordering::Release);
+        tracing::info!(
+            records = n,
+            from_seq,
+            "feedback state rebuilt from the snapshot and the event log"
+        );
         Ok(n)
     }
 
+    /// True once the replay at start is done.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// The event log accepts appends (false after a disk error until it has reopened).
+    pub fn log_healthy(&self) -> bool {
+        !self.log.stats().failed
+    }
+
+    /// Log statistics (for tests and tools).
+    pub fn log_stats(&self) -> super::log::LogStats {
+        self.log.stats()
+    }
+
     /// The one place a record changes in-memory state (live and during replay).
-    fn apply(&self, record: &Record, bandit: bool) -> bool {
+    pub(super) fn apply(&self, record: &Record, bandit: bool) -> bool {
         match record {
             Record::Impression {
                 request_id,
@@ -253,6 +335,22 @@ impl FeedbackService {
         }
     }
 
+    /// Applies one live feedback record and counts it; true when attributed.
+    pub(super) fn apply_feedback(&self, record: &Record) -> bool {
+        if let Record::Feedback { event, .. } = record {
+            self.metrics
+                .events
+                .with_label_values(&[event.event.as_str()])
+                .inc();
+        }
+        let hit = self.apply(record, true);
+        self.metrics
+            .attribution
+            .with_label_values(&[if hit { "attributed" } else { "unattributed" }])
+            .inc();
+        hit
+    }
+
     /// The bandit's arm for a request context (and the pull is counted).
     pub fn choose_arm(&self, history_len: usize, device: Option<&str>, ts: i64) -> ArmPick {
         let ctx = Context::new(history_len, device, ts, self.bandit.config());
@@ -294,19 +392,27 @@ impl FeedbackService {
             items,
             ts: crate::clock::now_unix(),
         };
-        let queued = serde_json::to_vec(&record);
-        // Applied after it is queued (log order), so a snapshot never holds a pull whose record
-        // could come after the snapshot's log position.
-        let queued = queued.map(|payload| self.log.submit_relaxed(payload));
-        self.apply(&record, true);
-        match queued {
-            // Queued now (log order = call order) as a relaxed record: it rides with the next
-            // group and the next durable fsync (or a timed one), and the request waits for
-            // neither. A crash before that sync only loses attribution for this list, never an
-            // acknowledged event. A write failure is logged by the writer (and stops it).
-            Ok(Ok(_pending)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "impression not logged"),
-            Err(e) => tracing::warn!(error = %e, "impression not serialisable"),
+        if !self.is_ready() {
+            return;
+        }
+        let payload = match serde_json::to_vec(&record) {
+            Ok(payload) => payload,
+            Err(e) => {
+                tracing::warn!(error = %e, "impression not serialisable");
+                return;
+            }
+        };
+        // Queued and applied under the cut lock (log order = apply order), so a snapshot
+        // never holds a pull whose record comes after the snapshot's log position.
+        let mut cut = self.cut.lock();
+        match self.log.submit_relaxed(payload) {
+            // Queued now as a relaxed record: it rides with the next group and the next
+            // durable fsync (or a timed one), and the request waits for neither. A crash
+            // before that sync only loses attribution for this list, never an acknowledged
+            // event. A full queue or a failing disk drops it (counted by the log): then it is
+            // not applied either, so the state stays what the log implies.
+            Ok(_pending) => self.apply_impression(&mut cut, record),
+            Err(e) => tracing::debug!(error = %e, "impression not logged"),
         }
     }
 
@@ -321,6 +427,15 @@ impl FeedbackService {
         )
         .await
         .map_err(|e| FeedbackError::Storage(format!("feedback task failed: {e}")))?
+    }
+
+    /// [`Self::ingest`] without the spawned task (tests that drive the service directly).
+    #[cfg(test)]
+    pub(super) async fn ingest_for_test(
+        &self,
+        events: Vec<FeedbackIn>,
+    ) -> Result<Ack, FeedbackError> {
+        self.ingest_inner(events).await
     }
 
     async fn ingest_inner(&self, events: Vec<FeedbackIn>) -> Result<Ack, FeedbackError> {
@@ -343,48 +458,37 @@ impl FeedbackService {
             .map(serde_json::to_vec)
             .collect::<Result<_, _>>()
             .map_err(|e| FeedbackError::Storage(e.to_string()))?;
-        let seqs = self
-            .log
-            .append_batch(payloads)
-            .await
-            .map_err(|e| FeedbackError::Storage(e.to_string()))?;
-        let mut attributed = 0;
-        for r in &records {
-            if let Record::Feedback { event, .. } = r {
-                self.metrics
-                    .events
-                    .with_label_values(&[event.event.as_str()])
-                    .inc();
-            }
-            let hit = self.apply(r, true);
-            attributed += usize::from(hit);
-            self.metrics
-                .attribution
-                .with_label_values(&[if hit { "attributed" } else { "unattributed" }])
-                .inc();
+        if !self.is_ready() {
+            return Err(FeedbackError::Replaying);
         }
+        // A snapshot is taking its cut: wait until it has (about one fsync).
+        while self.cut_wanted.load(Ordering::Acquire) {
+            let done = self.cut_done.notified();
+            if !self.cut_wanted.load(Ordering::Acquire) {
+                break;
+            }
+            done.await;
+        }
+        let (pending, ticket) = {
+            let mut cut = self.cut.lock();
+            match self.log.submit_batch(payloads) {
+                Ok(pending) => (pending, self.reserve(&mut cut)),
+                Err(e) => return Err(FeedbackError::Storage(e.to_string())),
+            }
+        };
+        let accepted = records.len();
+        let (seqs, attributed) = match pending.await {
+            Ok(seqs) => (seqs, self.finish(ticket, Some(records)).await?),
+            Err(e) => {
+                let _ = self.finish(ticket, None).await;
+                return Err(FeedbackError::Storage(e.to_string()));
+            }
+        };
         Ok(Ack {
-            accepted: records.len(),
+            accepted,
             attributed,
             last_seq: seqs.last().copied().unwrap_or(0),
         })
-    }
-
-    /// Writes the bandit state with the log position it reflects (atomically, via rename).
-    /// Called at clean shutdown, after every queued write is durable, so the in-memory state is
-    /// exactly the log's; after a crash the log is replayed from the last snapshot instead.
-    pub fn write_snapshot(&self) -> Result<(), String> {
-        let Some(last_seq) = self.log.stats().durable_seq else {
-            return Ok(());
-        };
-        let file = SnapshotFile {
-            last_seq,
-            bandit: self.bandit.snapshot(),
-        };
-        let tmp = self.snapshot_path.with_extension("tmp");
-        let bytes = serde_json::to_vec(&file).map_err(|e| e.to_string())?;
-        std::fs::write(&tmp, bytes).map_err(|e| e.to_string())?;
-        std::fs::rename(&tmp, &self.snapshot_path).map_err(|e| e.to_string())
     }
 
     pub fn bandit_stats(&self) -> Vec<ArmStats> {
@@ -395,16 +499,16 @@ impl FeedbackService {
         &self.dir
     }
 
-    /// Flushes pending writes and, when every handler has finished (`quiescent`), snapshots the
-    /// bandit. After a drain timeout handlers may still be mid-way, so no snapshot is taken and
-    /// the next start replays the log instead.
+    /// Flushes pending writes and, when every handler has finished (`quiescent`), snapshots
+    /// the state. After a drain timeout handlers may still be mid-way, so no snapshot is
+    /// taken and the next start replays the log after the last periodic one instead.
     pub async fn close(&self, quiescent: bool) {
         let _ = self.log.flush().await;
-        if !quiescent {
+        if !quiescent || !self.is_ready() {
             return;
         }
-        if let Err(e) = self.write_snapshot() {
-            tracing::warn!(error = %e, "bandit snapshot failed; the next start replays the log");
+        if let Err(e) = self.write_snapshot().await {
+            tracing::warn!(error = %e, "feedback snapshot failed; the next start replays more of the log");
         }
     }
 }

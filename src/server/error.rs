@@ -28,6 +28,9 @@ pub enum ApiError {
     Overloaded,
     #[error("no model is loaded yet")]
     NotReady,
+    /// The feedback state is not serving yet (log replay) or the log is failing (disk error).
+    #[error("{0}")]
+    FeedbackNotReady(&'static str),
     /// A bundle given to reload was refused; the old engine keeps serving.
     #[error("bundle refused: {0}")]
     BundleRefused(String),
@@ -61,7 +64,9 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
-            ApiError::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            ApiError::NotReady | ApiError::FeedbackNotReady(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "not_ready")
+            }
             ApiError::BundleRefused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bundle_refused"),
             ApiError::ReloadInProgress => (StatusCode::CONFLICT, "reload_in_progress"),
             ApiError::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
@@ -88,7 +93,10 @@ impl IntoResponse for ApiError {
             .into_response();
         if matches!(
             self,
-            ApiError::Overloaded | ApiError::NotReady | ApiError::Storage(_)
+            ApiError::Overloaded
+                | ApiError::NotReady
+                | ApiError::FeedbackNotReady(_)
+                | ApiError::Storage(_)
         ) {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

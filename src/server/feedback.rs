@@ -40,14 +40,15 @@ fn json_body<T: DeserializeOwned>(
 
 fn service(st: &AppState) -> Result<&Arc<FeedbackService>, ApiError> {
     st.feedback
-        .as_ref()
-        .ok_or_else(|| ApiError::Storage("feedback is not configured".into()))
+        .get()
+        .ok_or(ApiError::FeedbackNotReady("opening the event log"))
 }
 
 fn map_err(e: FeedbackError) -> ApiError {
     match e {
         FeedbackError::Invalid(m) => ApiError::bad("invalid_event", m),
         FeedbackError::Storage(m) => ApiError::Storage(m),
+        FeedbackError::Replaying => ApiError::NotReady,
     }
 }
 

@@ -143,15 +143,8 @@ impl Application {
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
-        let mut st = AppState::new(cfg, variants, Arc::clone(&metrics), bundle)
+        let st = AppState::new(cfg, variants, Arc::clone(&metrics), bundle)
             .map_err(StartError::PipelinePool)?;
-        let fb = crate::feedback::service::FeedbackService::open(
-            &st.cfg.feedback,
-            &st.cfg.bandit,
-            &metrics.registry,
-        )
-        .await?;
-        st.feedback = Some(Arc::new(fb));
         Ok(Self {
             listener,
             state: Arc::new(st),
@@ -177,6 +170,20 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let state = Arc::clone(&self.state);
+        // The event log (recovery, snapshot, replay) opens while the listener already serves:
+        // `/healthz` answers at once, `/readyz` and feedback wait. A log that refuses to open
+        // (damage to acknowledged records) stops the server with the error.
+        let (fail_tx, fail_rx) = tokio::sync::oneshot::channel::<String>();
+        let opener = Arc::clone(&state);
+        tokio::spawn(async move {
+            match open_feedback(&opener).await {
+                Ok(fb) => fb.run_snapshots().await,
+                Err(e) => {
+                    tracing::error!(error = %e, "feedback event log did not open; stopping");
+                    let _ = fail_tx.send(e);
+                }
+            }
+        });
         let loader = Arc::clone(&state);
         tokio::spawn(async move {
             let t = std::time::Instant::now();
@@ -206,13 +213,18 @@ impl Application {
         let grace = Duration::from_millis(state.cfg.server.shutdown_timeout_ms);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let app = router(Arc::clone(&state));
+        let failure = Arc::new(parking_lot::Mutex::new(None::<String>));
+        let failed = Arc::clone(&failure);
         let srv = &state.cfg.server;
         let limits = listener::EdgeLimits {
             max_connections: srv.max_connections,
             header_read_timeout: Duration::from_millis(srv.header_read_timeout_ms),
         };
         let server = listener::serve(self.listener, app, limits, async move {
-            shutdown.await;
+            tokio::select! {
+                _ = shutdown => {}
+                Ok(e) = fail_rx => { *failed.lock() = Some(e); }
+            }
             tracing::info!("shutdown requested; draining in-flight requests");
             let _ = tx.send(());
         });
@@ -224,11 +236,36 @@ impl Application {
                 false
             }
         };
-        if let Some(fb) = &state.feedback {
+        if let Some(fb) = state.feedback.get() {
             fb.close(drained).await;
         }
-        Ok(())
+        match failure.lock().take() {
+            Some(e) => Err(std::io::Error::other(format!("feedback: {e}"))),
+            None => Ok(()),
+        }
     }
+}
+
+/// Opens the feedback service (log recovery, snapshot), publishes it in the state and
+/// replays the log after the snapshot.
+async fn open_feedback(
+    state: &Arc<AppState>,
+) -> Result<Arc<crate::feedback::service::FeedbackService>, String> {
+    let fb = crate::feedback::service::FeedbackService::open_deferred(
+        &state.cfg.feedback,
+        &state.cfg.bandit,
+        &state.metrics.registry,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let fb = Arc::new(fb);
+    let _ = state.feedback.set(Arc::clone(&fb));
+    let replay = Arc::clone(&fb);
+    tokio::task::spawn_blocking(move || replay.replay_pending())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    Ok(fb)
 }
 
 /// Resolves on SIGTERM or ctrl-c.

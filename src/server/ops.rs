@@ -19,12 +19,23 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "alive" }))
 }
 
+/// Ready when a bundle is loaded, the event log replay is done and the log accepts appends
+/// (after a disk error it is not ready until the log has reopened).
 #[utoipa::path(get, path = "/readyz", summary = "Readiness: a bundle is loaded and warmed up",
     responses(
         (status = 200, description = "Ready", body = super::openapi::Ready),
         (status = 503, description = "Not ready", body = super::openapi::ErrorBody),
     ))]
 pub async fn readyz(State(st): State<Arc<AppState>>) -> Response {
+    let feedback = match st.feedback.get() {
+        None => Err("opening the event log"),
+        Some(fb) if !fb.is_ready() => Err("replaying the event log"),
+        Some(fb) if !fb.log_healthy() => Err("event log unavailable (disk error); retrying"),
+        Some(_) => Ok(()),
+    };
+    if let Err(reason) = feedback {
+        return ApiError::FeedbackNotReady(reason).into_response();
+    }
     match st.engine.load_full() {
         Some(e) => Json(json!({
             "status": "ready",

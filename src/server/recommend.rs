@@ -92,7 +92,7 @@ pub async fn recommend(
         use_ranker: variant.ranker,
     };
 
-    let online: Vec<(String, i64)> = match (&st.feedback, &p.user_id) {
+    let online: Vec<(String, i64)> = match (st.feedback.get(), &p.user_id) {
         (Some(fb), Some(u)) => fb.history.recent(u),
         _ => Vec::new(),
     };
@@ -107,7 +107,7 @@ pub async fn recommend(
         .map_or(0, |&u| engine.model.history(u).0.len());
 
     // The bandit picks the blend when the variant asks for it.
-    let arm = match (&st.feedback, variant.bandit) {
+    let arm = match (st.feedback.get(), variant.bandit) {
         (Some(fb), true) => {
             let ts = p.ts.unwrap_or_else(crate::clock::now_unix);
             let pick = fb.choose_arm(known_len + online_idx.len(), p.device.as_deref(), ts);
@@ -170,7 +170,7 @@ pub async fn recommend(
             .with_label_values(&[pick.context_label.as_str(), pick.arm_name.as_str()])
             .inc();
     }
-    if let Some(fb) = &st.feedback {
+    if let Some(fb) = st.feedback.get() {
         let served: Vec<ServedItem> = items
             .iter()
             .enumerate()

@@ -21,7 +21,8 @@ pub struct AppState {
     pub bundle_dir: PlMutex<PathBuf>,
     /// Serialises reloads (a second concurrent reload gets 409).
     pub reload_lock: tokio::sync::Mutex<()>,
-    pub feedback: Option<Arc<crate::feedback::service::FeedbackService>>,
+    /// Set once the event log has opened (in the background after the listener starts).
+    pub feedback: std::sync::OnceLock<Arc<crate::feedback::service::FeedbackService>>,
     /// The one in-flight limit of the business routes (`server.max_concurrency` permits). A
     /// recommendation's permit moves into its pipeline task, so it is held until the CPU work
     /// really ends, even when the answer has already gone out as a budget fallback.
@@ -50,7 +51,7 @@ impl AppState {
             metrics,
             bundle_dir: PlMutex::new(bundle_dir),
             reload_lock: tokio::sync::Mutex::new(()),
-            feedback: None,
+            feedback: std::sync::OnceLock::new(),
             admission: Arc::new(tokio::sync::Semaphore::new(cfg_max_concurrency)),
             pool,
         })

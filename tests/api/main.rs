@@ -2,6 +2,7 @@
 //! time down). Each test spawns its own server with its own event-log directory.
 
 mod diversity;
+mod durability;
 mod errors;
 mod explain;
 mod feedback;

@@ -13,12 +13,20 @@
 //!
 //! The checksum covers the length and the sequence number as well as the payload, so a
 //! flipped bit in the header is detected like one in the payload.
+//!
+//! A *durability marker* has the same layout with magic [`MARKER_MAGIC`], no payload, and
+//! in the `seq` field the highest sequence number that was already fsynced when the marker
+//! was written. The writer puts one in front of each group after a sync, so recovery can
+//! tell a torn unsynced tail (records past every marker) from damage to records that were
+//! synced and may have been acknowledged. It takes no sequence number; replay skips it.
 
 use std::fmt;
 use std::io::{self, Read};
 
 /// Marks the start of every frame ("RSEV" read as little-endian bytes).
 pub(super) const MAGIC: u32 = u32::from_le_bytes(*b"RSEV");
+/// Marks a durability marker ("RSCK").
+pub(super) const MARKER_MAGIC: u32 = u32::from_le_bytes(*b"RSCK");
 /// Size of the fixed frame header that precedes the payload.
 pub(super) const HEADER_LEN: usize = 20;
 
@@ -45,6 +53,14 @@ pub(super) fn encode(buf: &mut Vec<u8>, seq: u64, payload: &[u8]) {
     buf.extend_from_slice(&len.to_le_bytes());
     buf.extend_from_slice(&seq.to_le_bytes());
     buf.extend_from_slice(payload);
+}
+
+/// Appends a durability marker: every record with `seq <= durable` was fsynced before it.
+pub(super) fn encode_marker(buf: &mut Vec<u8>, durable: u64) {
+    buf.extend_from_slice(&MARKER_MAGIC.to_le_bytes());
+    buf.extend_from_slice(&checksum(0, durable, &[]).to_le_bytes());
+    buf.extend_from_slice(&0u32.to_le_bytes());
+    buf.extend_from_slice(&durable.to_le_bytes());
 }
 
 /// Why the bytes at some offset are not a valid frame.
@@ -78,6 +94,8 @@ impl fmt::Display for FrameError {
 pub(super) enum Frame {
     /// A complete, checksummed record.
     Record { seq: u64, payload: Vec<u8> },
+    /// A durability marker (see the module docs).
+    Marker { durable: u64 },
     /// Clean end of file exactly at a frame boundary.
     End,
     /// Not a valid frame; nothing at or after this offset can be trusted.
@@ -96,6 +114,12 @@ pub(super) fn read_frame<R: Read>(reader: &mut R, remaining: u64) -> io::Result<
     let mut header = [0u8; HEADER_LEN];
     reader.read_exact(&mut header)?;
     let (magic, crc, len, seq) = parse_header(&header);
+    if magic == MARKER_MAGIC && len == 0 {
+        if checksum(0, seq, &[]) != crc {
+            return Ok(Frame::Invalid(FrameError::BadChecksum));
+        }
+        return Ok(Frame::Marker { durable: seq });
+    }
     if magic != MAGIC {
         return Ok(Frame::Invalid(FrameError::BadMagic));
     }
@@ -119,23 +143,35 @@ fn parse_header(header: &[u8; HEADER_LEN]) -> (u32, u32, u32, u64) {
     (word(0), word(4), word(8), u64::from_le_bytes(seq))
 }
 
-/// Counts complete, checksummed frames found anywhere in `bytes` (searching every offset
-/// for the magic). Recovery uses it on a discarded tail: intact frames *after* a bad one
-/// hint at corruption in the middle of the log rather than a torn final write.
-pub(super) fn count_intact_frames(bytes: &[u8]) -> u64 {
-    let magic = MAGIC.to_le_bytes();
-    let mut found = 0;
+/// What a search of damaged bytes found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct TailScan {
+    /// Complete, checksummed records.
+    pub intact_records: u64,
+    /// Highest `durable` of any intact durability marker.
+    pub durable: Option<u64>,
+}
+
+/// Searches every offset of `bytes` for intact frames. Recovery uses it on the bytes after
+/// a bad frame: a marker there proves which records before it had been synced.
+pub(super) fn scan_tail(bytes: &[u8]) -> TailScan {
+    let magics = [MAGIC.to_le_bytes(), MARKER_MAGIC.to_le_bytes()];
+    let mut found = TailScan::default();
     let mut at = 0;
     while at + HEADER_LEN <= bytes.len() {
-        if bytes[at..at + 4] != magic {
+        if !magics.iter().any(|m| bytes[at..at + 4] == *m) {
             at += 1;
             continue;
         }
         let mut rest = &bytes[at..];
         match read_frame(&mut rest, (bytes.len() - at) as u64) {
             Ok(Frame::Record { payload, .. }) => {
-                found += 1;
+                found.intact_records += 1;
                 at += HEADER_LEN + payload.len();
+            }
+            Ok(Frame::Marker { durable }) => {
+                found.durable = found.durable.max(Some(durable));
+                at += HEADER_LEN;
             }
             _ => at += 1,
         }
@@ -154,6 +190,7 @@ mod tests {
             let remaining = rest.len() as u64;
             match read_frame(&mut rest, remaining).unwrap() {
                 Frame::Record { seq, payload } => out.push((seq, payload)),
+                Frame::Marker { .. } => {}
                 Frame::End => return (out, None),
                 Frame::Invalid(e) => return (out, Some(e)),
             }
@@ -204,13 +241,30 @@ mod tests {
     }
 
     #[test]
-    fn counts_intact_frames_behind_garbage() {
+    fn finds_intact_frames_and_markers_behind_garbage() {
         let mut buf = vec![0xAB; 37];
         encode(&mut buf, 3, b"x");
         buf.extend_from_slice(&[0; 5]);
+        encode_marker(&mut buf, 3);
         encode(&mut buf, 4, b"");
-        assert_eq!(count_intact_frames(&buf), 2);
-        assert_eq!(count_intact_frames(&buf[..buf.len() - 1]), 1);
-        assert_eq!(count_intact_frames(b"RSEV"), 0);
+        let scan = scan_tail(&buf);
+        assert_eq!(scan.intact_records, 2);
+        assert_eq!(scan.durable, Some(3));
+        assert_eq!(scan_tail(&buf[..buf.len() - 1]).intact_records, 1);
+        assert_eq!(scan_tail(b"RSEV"), TailScan::default());
+    }
+
+    #[test]
+    fn every_single_bit_flip_in_a_marker_is_detected() {
+        let mut buf = Vec::new();
+        encode_marker(&mut buf, 77);
+        assert_eq!(scan_tail(&buf).durable, Some(77));
+        for byte in 0..buf.len() {
+            for bit in 0..8 {
+                let mut corrupt = buf.clone();
+                corrupt[byte] ^= 1 << bit;
+                assert_eq!(scan_tail(&corrupt).durable, None, "byte {byte} bit {bit}");
+            }
+        }
     }
 }

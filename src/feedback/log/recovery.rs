@@ -1,12 +1,15 @@
 //! Start-up recovery: validate every segment, cut a torn tail off the last one, and hand
-//! the writer a consistent position. Only the tail of the LAST segment may be discarded;
-//! sealed segments were fsynced before the log rotated past them, so damage there is a
-//! media or operator problem and opening fails instead of silently losing acknowledged data.
+//! the writer a consistent position. Only an UNSYNCED tail of the LAST segment may be
+//! discarded. Sealed segments were fsynced before the log rotated past them, and a bad
+//! frame in the last segment followed by a durability marker that covers it (see
+//! `record.rs`) is damage to synced, possibly acknowledged records: in both cases opening
+//! fails with a message naming the repair, instead of silently losing acknowledged data.
+//! Resyncing past the damage is not an option: the damaged record's sequence number is
+//! gone, and the log's contract is a gap-free sequence.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
+use super::fs::{LogFile, LogFs};
 use super::record::{self, FrameError};
 use super::segment::{self, SegmentInfo, SegmentItem, SegmentReader};
 use super::{LogError, RecoveryReport};
@@ -20,24 +23,38 @@ pub(super) struct Recovered {
     /// `(first_seq, bytes)` of every segment before the active one, oldest first.
     pub sealed: Vec<(u64, u64)>,
     /// The segment new records are appended to, opened for writing at its end.
-    pub active: File,
+    pub active: Box<dyn LogFile>,
     pub active_first_seq: u64,
     pub active_len: u64,
     pub next_seq: u64,
 }
 
-/// Validates and repairs the log in `dir` (which must exist).
-pub(super) fn recover(dir: &Path) -> Result<Recovered, LogError> {
-    let mut segments = segment::list_segments(dir)?;
+/// Validates and repairs the log in `dir` (which must exist). Sealed segments whose records
+/// all lie below `check_from` are trusted by name and size instead of being read.
+pub(super) fn recover(fs: &dyn LogFs, dir: &Path, check_from: u64) -> Result<Recovered, LogError> {
+    let mut segments = segment::list_segments(fs, dir)?;
     let Some(last) = segments.pop() else {
-        return create_first_segment(dir);
+        return create_first_segment(fs, dir);
     };
     let mut report = RecoveryReport::default();
     let mut sealed = Vec::with_capacity(segments.len());
     let mut expected_first: Option<u64> = None;
-    for info in &segments {
+    for (i, info) in segments.iter().enumerate() {
         check_contiguous(info, expected_first)?;
-        let scan = scan(info)?;
+        let next_first = segments.get(i + 1).unwrap_or(&last).first_seq;
+        if next_first <= check_from {
+            let (_, len) = fs.open_read(&info.path).map_err(|source| LogError::Io {
+                op: "open segment",
+                path: info.path.clone(),
+                source,
+            })?;
+            let records = next_first.saturating_sub(info.first_seq);
+            report.add(info.first_seq, records, len);
+            sealed.push((info.first_seq, len));
+            expected_first = Some(next_first);
+            continue;
+        }
+        let scan = scan(fs, info)?;
         if let Some((offset, reason)) = scan.invalid {
             return Err(LogError::Corrupt {
                 path: info.path.clone(),
@@ -51,9 +68,9 @@ pub(super) fn recover(dir: &Path) -> Result<Recovered, LogError> {
     }
 
     check_contiguous(&last, expected_first)?;
-    let scan = scan(&last)?;
+    let scan = scan(fs, &last)?;
     report.add(last.first_seq, scan.records, scan.valid_len);
-    let active = open_active(&last, &scan, &mut report)?;
+    let active = open_active(fs, dir, &last, &scan, &mut report)?;
     Ok(Recovered {
         report,
         sealed,
@@ -96,8 +113,8 @@ struct Scan {
     invalid: Option<(u64, FrameError)>,
 }
 
-fn scan(info: &SegmentInfo) -> Result<Scan, LogError> {
-    let mut reader = SegmentReader::open(info)?;
+fn scan(fs: &dyn LogFs, info: &SegmentInfo) -> Result<Scan, LogError> {
+    let mut reader = SegmentReader::open(fs, info)?;
     let mut records = 0;
     let invalid = loop {
         match reader.next_item()? {
@@ -116,12 +133,15 @@ fn scan(info: &SegmentInfo) -> Result<Scan, LogError> {
 }
 
 /// Opens the last segment for appending, first cutting off anything after its last valid
-/// record (and making that cut durable before any new record can land behind it).
+/// record (and making that cut durable before any new record can land behind it). Refuses
+/// when the bytes after the bad frame prove that the bad record had been synced.
 fn open_active(
+    fs: &dyn LogFs,
+    dir: &Path,
     info: &SegmentInfo,
     scan: &Scan,
     report: &mut RecoveryReport,
-) -> Result<File, LogError> {
+) -> Result<Box<dyn LogFile>, LogError> {
     let io_err = |op| {
         move |source| LogError::Io {
             op,
@@ -129,28 +149,31 @@ fn open_active(
             source,
         }
     };
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&info.path)
+    let mut file = fs
+        .open_append(&info.path)
         .map_err(io_err("open active segment"))?;
     if let Some((offset, reason)) = scan.invalid {
         let discarded = scan.file_len - offset;
-        let mut tail = Vec::new();
-        file.seek(SeekFrom::Start(offset))
-            .and_then(|_| {
-                (&mut file)
-                    .take(discarded.min(MAX_TAIL_SCAN_BYTES))
-                    .read_to_end(&mut tail)
-            })
+        let tail = file
+            .read_at(offset, discarded.min(MAX_TAIL_SCAN_BYTES))
             .map_err(io_err("read torn tail of"))?;
-        let intact = record::count_intact_frames(&tail);
-        if intact > 0 {
+        let found = record::scan_tail(&tail);
+        if let Some(durable) = found.durable.filter(|&d| d >= scan.next_seq) {
+            return Err(LogError::SyncedDamage {
+                path: info.path.clone(),
+                offset,
+                seq: scan.next_seq,
+                durable,
+                reason,
+                dir: dir.to_path_buf(),
+            });
+        }
+        if found.intact_records > 0 {
             tracing::warn!(
                 segment = %info.path.display(),
                 offset,
-                intact_records_discarded = intact,
-                "discarded tail holds intact records: damage inside the log, not just a torn final write"
+                intact_records_discarded = found.intact_records,
+                "discarded tail holds intact records, none of them ever synced (so never acknowledged)"
             );
         }
         tracing::warn!(
@@ -161,25 +184,60 @@ fn open_active(
             "truncating torn tail of event log"
         );
         file.set_len(offset)
-            .and_then(|()| file.sync_all())
+            .and_then(|()| file.sync_data())
             .map_err(io_err("truncate torn tail of"))?;
         report.truncated_bytes = discarded;
         report.truncation_reason = Some(reason);
-        report.discarded_intact_records = intact;
+        report.discarded_intact_records = found.intact_records;
+    } else {
+        // What survived a process crash may sit only in the page cache: sync it before the
+        // writer's first durability marker claims it is on disk.
+        file.sync_data().map_err(io_err("sync active segment"))?;
     }
-    file.seek(SeekFrom::Start(scan.valid_len))
-        .map_err(io_err("seek in active segment"))?;
     Ok(file)
 }
 
-fn create_first_segment(dir: &Path) -> Result<Recovered, LogError> {
+/// `recserve repair-log`: cuts the last segment at its first bad frame like recovery does,
+/// but also when the damage hit synced records, first copying the cut bytes to
+/// `<segment>.damaged-<offset>` for forensics. Returns the number of bytes cut.
+pub(super) fn repair(fs: &dyn LogFs, dir: &Path) -> Result<u64, LogError> {
+    let segments = segment::list_segments(fs, dir)?;
+    let Some(last) = segments.last() else {
+        return Ok(0);
+    };
+    let scan = scan(fs, last)?;
+    let Some((offset, _)) = scan.invalid else {
+        return Ok(0);
+    };
+    let io_err = |op, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| LogError::Io { op, path, source }
+    };
+    let mut file = fs
+        .open_append(&last.path)
+        .map_err(io_err("open", &last.path))?;
+    let cut = scan.file_len - offset;
+    let bytes = file
+        .read_at(offset, cut)
+        .map_err(io_err("read", &last.path))?;
+    let aside = last.path.with_extension(format!("damaged-{offset}"));
+    let mut copy = fs.create_new(&aside).map_err(io_err("create", &aside))?;
+    copy.write_all(&bytes)
+        .and_then(|()| copy.sync_data())
+        .and_then(|()| fs.sync_dir(dir))
+        .map_err(io_err("write", &aside))?;
+    file.set_len(offset)
+        .and_then(|()| file.sync_data())
+        .map_err(io_err("truncate", &last.path))?;
+    Ok(cut)
+}
+
+fn create_first_segment(fs: &dyn LogFs, dir: &Path) -> Result<Recovered, LogError> {
     const FIRST_SEQ: u64 = 1;
     let path = segment::segment_path(dir, FIRST_SEQ);
-    let active = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .and_then(|file| segment::sync_dir(dir).map(|()| file))
+    let active = fs
+        .create_new(&path)
+        .and_then(|file| fs.sync_dir(dir).map(|()| file))
         .map_err(|source| LogError::Io {
             op: "create segment",
             path,

@@ -2,9 +2,11 @@
 //! truncates or repairs (that is recovery's job), so it is safe on a live log directory.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::vec;
 
 use super::LogError;
+use super::fs::LogFs;
 use super::segment::{self, SegmentInfo, SegmentItem, SegmentReader};
 
 /// Iterator over `(seq, payload)` in sequence order, from [`super::EventLog::replay`] or
@@ -15,6 +17,7 @@ use super::segment::{self, SegmentInfo, SegmentItem, SegmentReader};
 /// last segment ends the iteration silently: it is a torn tail (or a write in progress)
 /// that recovery will cut off, never an acknowledged record.
 pub struct Replay {
+    fs: Arc<dyn LogFs>,
     segments: vec::IntoIter<SegmentInfo>,
     current: Option<(SegmentReader, bool)>,
     from_seq: u64,
@@ -25,8 +28,13 @@ pub struct Replay {
 
 impl Replay {
     /// Replays records with `from_seq <= seq` (and `seq <= upto` when given) from `dir`.
-    pub(super) fn new(dir: &Path, from_seq: u64, upto: Option<u64>) -> Result<Self, LogError> {
-        let mut segments = segment::list_segments(dir)?;
+    pub(super) fn new(
+        fs: Arc<dyn LogFs>,
+        dir: &Path,
+        from_seq: u64,
+        upto: Option<u64>,
+    ) -> Result<Self, LogError> {
+        let mut segments = segment::list_segments(fs.as_ref(), dir)?;
         // Skip whole segments that end before `from_seq`: those followed by a segment
         // that starts at or before it.
         let start = segments
@@ -35,6 +43,7 @@ impl Replay {
             .unwrap_or(0);
         segments.drain(..start);
         Ok(Self {
+            fs,
             segments: segments.into_iter(),
             current: None,
             from_seq,
@@ -71,7 +80,7 @@ impl Iterator for Replay {
                         found: info.first_seq,
                     });
                 }
-                match SegmentReader::open(&info) {
+                match SegmentReader::open(self.fs.as_ref(), &info) {
                     Ok(reader) => self.current = Some((reader, self.segments.len() == 0)),
                     Err(error) => return self.fail(error),
                 }

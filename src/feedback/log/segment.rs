@@ -1,11 +1,11 @@
 //! Segment files: naming, listing, and sequential validated reading. Shared by recovery
 //! (which decides what to keep) and replay (which only reads); never writes.
 
-use std::fs::{self, File};
-use std::io::{BufReader, ErrorKind};
+use std::io::{BufReader, ErrorKind, Read};
 use std::path::{Path, PathBuf};
 
 use super::LogError;
+use super::fs::LogFs;
 use super::record::{self, Frame, FrameError};
 
 /// Digits in a segment file name: enough for any `u64`, so names sort like their numbers.
@@ -44,30 +44,23 @@ fn parse_segment_name(name: &str) -> Option<u64> {
 
 /// Segment files of `dir` in sequence order. Files that are not named like a segment
 /// (the lock file, an operator's notes, a number outside `1..=i64::MAX`) are ignored.
-pub(super) fn list_segments(dir: &Path) -> Result<Vec<SegmentInfo>, LogError> {
+pub(super) fn list_segments(fs: &dyn LogFs, dir: &Path) -> Result<Vec<SegmentInfo>, LogError> {
     let io_err = |source| LogError::Io {
         op: "list segments in",
         path: dir.to_path_buf(),
         source,
     };
     let mut segments = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io_err)? {
-        let entry = entry.map_err(io_err)?;
-        let name = entry.file_name();
-        if let Some(first_seq) = name.to_str().and_then(parse_segment_name) {
+    for name in fs.list(dir).map_err(io_err)? {
+        if let Some(first_seq) = parse_segment_name(&name) {
             segments.push(SegmentInfo {
                 first_seq,
-                path: entry.path(),
+                path: dir.join(name),
             });
         }
     }
     segments.sort_unstable_by_key(|s| s.first_seq);
     Ok(segments)
-}
-
-/// Makes a just-created or just-deleted directory entry durable.
-pub(super) fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 /// What the next position of a segment holds.
@@ -89,24 +82,24 @@ pub(super) enum SegmentItem {
 /// Reads the records of one segment in order, checking framing, checksums and that
 /// sequence numbers start at the file's name and grow by one.
 pub(super) struct SegmentReader {
-    reader: BufReader<File>,
+    reader: BufReader<Box<dyn Read + Send>>,
     path: PathBuf,
     /// Length of the file when it was opened; bytes appended later are not read.
     len: u64,
     offset: u64,
     next_seq: u64,
     invalid: bool,
+    last: Option<SegmentItem>,
 }
 
 impl SegmentReader {
-    pub fn open(info: &SegmentInfo) -> Result<Self, LogError> {
+    pub fn open(fs: &dyn LogFs, info: &SegmentInfo) -> Result<Self, LogError> {
         let io_err = |source| LogError::Io {
             op: "open segment",
             path: info.path.clone(),
             source,
         };
-        let file = File::open(&info.path).map_err(io_err)?;
-        let len = file.metadata().map_err(io_err)?.len();
+        let (file, len) = fs.open_read(&info.path).map_err(io_err)?;
         Ok(Self {
             reader: BufReader::with_capacity(256 * 1024, file),
             path: info.path.clone(),
@@ -114,6 +107,7 @@ impl SegmentReader {
             offset: 0,
             next_seq: info.first_seq,
             invalid: false,
+            last: None,
         })
     }
 
@@ -137,6 +131,17 @@ impl SegmentReader {
     }
 
     pub fn next_item(&mut self) -> Result<SegmentItem, LogError> {
+        loop {
+            match self.next_frame()? {
+                // A durability marker is bookkeeping for recovery, not a record.
+                Some(marker_len) => self.offset += marker_len,
+                None => return Ok(self.last.take().unwrap_or(SegmentItem::End)),
+            }
+        }
+    }
+
+    /// Reads one frame: `Some(len)` for a marker to skip, else the item is left in `last`.
+    fn next_frame(&mut self) -> Result<Option<u64>, LogError> {
         if self.invalid {
             return Err(LogError::Io {
                 op: "read past an invalid record in",
@@ -154,13 +159,18 @@ impl SegmentReader {
             })?;
         let invalid = |reader: &mut Self, reason| {
             reader.invalid = true;
-            Ok(SegmentItem::Invalid {
+            reader.last = Some(SegmentItem::Invalid {
                 offset: reader.offset,
                 reason,
-            })
+            });
+            Ok(None)
         };
         match frame {
-            Frame::End => Ok(SegmentItem::End),
+            Frame::End => {
+                self.last = Some(SegmentItem::End);
+                Ok(None)
+            }
+            Frame::Marker { .. } => Ok(Some(record::frame_len(0))),
             Frame::Invalid(reason) => invalid(self, reason),
             Frame::Record { seq, .. } if seq != self.next_seq => {
                 let reason = FrameError::UnexpectedSeq {
@@ -172,7 +182,8 @@ impl SegmentReader {
             Frame::Record { seq, payload } => {
                 self.offset += record::frame_len(payload.len());
                 self.next_seq = seq + 1;
-                Ok(SegmentItem::Record { seq, payload })
+                self.last = Some(SegmentItem::Record { seq, payload });
+                Ok(None)
             }
         }
     }
@@ -215,13 +226,14 @@ mod tests {
 
     #[test]
     fn listing_ignores_foreign_files_and_sorts() {
+        use std::fs::File;
         let dir = tempfile::tempdir().unwrap();
         for seq in [30, 1, 7] {
             File::create(segment_path(dir.path(), seq)).unwrap();
         }
         File::create(dir.path().join("LOCK")).unwrap();
         File::create(dir.path().join("notes.txt")).unwrap();
-        let firsts: Vec<u64> = list_segments(dir.path())
+        let firsts: Vec<u64> = list_segments(&super::super::fs::RealFs, dir.path())
             .unwrap()
             .iter()
             .map(|s| s.first_seq)

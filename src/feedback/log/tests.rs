@@ -31,7 +31,7 @@ fn payload(i: u64) -> Vec<u8> {
 }
 
 fn segment_paths(dir: &Path) -> Vec<PathBuf> {
-    segment::list_segments(dir)
+    segment::list_segments(&RealFs, dir)
         .unwrap()
         .into_iter()
         .map(|s| s.path)
@@ -78,14 +78,14 @@ fn round_trip_across_rotations() {
     assert_eq!(log.stats().durable_seq, Some(total));
     drop(log);
 
-    let segments = segment::list_segments(dir.path()).unwrap();
+    let segments = segment::list_segments(&RealFs, dir.path()).unwrap();
     assert!(segments.len() > 5, "only {} segments", segments.len());
     let mut on_disk_bytes = 0;
     for info in &segments {
         let len = fs::metadata(&info.path).unwrap().len();
         on_disk_bytes += len;
         assert!(len <= 512, "{} is {len} bytes", info.path.display());
-        let mut reader = SegmentReader::open(info).unwrap();
+        let mut reader = SegmentReader::open(&RealFs, info).unwrap();
         match reader.next_item().unwrap() {
             SegmentItem::Record { seq, .. } => assert_eq!(seq, info.first_seq),
             other => panic!("segment without records: {other:?}"),
@@ -340,7 +340,7 @@ fn retention_deletes_oldest_whole_segments() {
     drop(log);
 
     let records = EventLog::read_all(dir.path()).unwrap();
-    let first = segment::list_segments(dir.path()).unwrap()[0].first_seq;
+    let first = segment::list_segments(&RealFs, dir.path()).unwrap()[0].first_seq;
     assert!(first > 1);
     let want: Vec<(u64, Vec<u8>)> = (first..=200).map(|s| (s, body(s))).collect();
     assert_eq!(records, want);
@@ -515,7 +515,9 @@ fn config_defaults_and_validation() {
     let cfg: LogConfig = toml::from_str("dir = \"/var/lib/recserve/log\"").unwrap();
     assert_eq!(cfg.segment_bytes, 64 * 1024 * 1024);
     assert_eq!(cfg.max_record_bytes, 1024 * 1024);
-    assert_eq!(cfg.retention_bytes, None);
+    assert_eq!(cfg.retention_bytes, Some(2 << 30));
+    assert_eq!(cfg.retention_age_secs, Some(7 * 24 * 3600));
+    assert_eq!(cfg.queue_capacity, 8192);
     assert!(cfg.validate().is_ok());
     assert!(toml::from_str::<LogConfig>("segment_byte = 1").is_err());
     let bad = LogConfig {
@@ -556,7 +558,7 @@ proptest! {
             log.append_batch_blocking(written.iter().map(|(_, p)| p.clone()).collect())
                 .unwrap();
         }
-        let last = segment::list_segments(dir.path()).unwrap().pop().unwrap();
+        let last = segment::list_segments(&RealFs, dir.path()).unwrap().pop().unwrap();
         let file_len = fs::metadata(&last.path).unwrap().len();
         let cut = (file_len as f64 * cut_fraction) as u64;
         OpenOptions::new().write(true).open(&last.path).unwrap().set_len(cut).unwrap();

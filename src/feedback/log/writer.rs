@@ -3,25 +3,29 @@
 //! (impressions: never acknowledged to a client) are written with the next group but do not
 //! force an fsync of their own: the next durable group's sync covers them, or a sync at most
 //! [`RELAXED_SYNC_INTERVAL`] after they were written. It must never
-//! acknowledge a record that is not durable, and after any write or sync error it stops
-//! accepting records for good (the page cache state is unknown; a restart re-runs recovery).
+//! acknowledge a record that is not durable. After a write or sync error (a full disk, an
+//! I/O error) it fails the group, reports itself unhealthy, and every `retry` interval
+//! reopens the active segment, cuts it back to the last synced length (the page cache
+//! state after a failed fsync is unknown, so nothing unsynced is trusted) and carries on
+//! from the last synced record.
 
 use std::collections::VecDeque;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 #[cfg(test)]
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
-use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
+use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
+use super::fs::{LogFile, LogFs};
 use super::record::{self, frame_len};
 use super::recovery::Recovered;
-use super::segment::{segment_path, sync_dir};
+use super::segment::segment_path;
 use super::{LogError, LogMetrics, LogStats};
 
 /// Stop draining the queue into one group once this many bytes are collected, so one
@@ -37,7 +41,7 @@ const BUF_KEEP_BYTES: usize = 1024 * 1024;
 pub(super) enum WriteFailure {
     /// This request's group hit the error.
     Failed(Arc<io::Error>),
-    /// An earlier group hit the error; the writer accepts nothing any more.
+    /// An earlier group hit the error and the disk has not recovered yet.
     Stopped(Arc<io::Error>),
 }
 
@@ -94,7 +98,6 @@ pub(super) struct Request {
 }
 
 /// Counters shared between the writer thread and [`super::EventLog::stats`].
-#[derive(Default)]
 pub(super) struct Shared {
     fsyncs: AtomicU64,
     group_commits: AtomicU64,
@@ -102,8 +105,13 @@ pub(super) struct Shared {
     bytes: AtomicU64,
     /// Highest acknowledged sequence number; 0 while the log is empty.
     durable_seq: AtomicU64,
-    /// Set once, by the first failed write or sync.
-    failure: OnceLock<Arc<io::Error>>,
+    /// Segments whose records all lie below this may be deleted by retention (`u64::MAX`:
+    /// no floor). The feedback service raises it after each snapshot.
+    pub retain_from: AtomicU64,
+    /// The error the writer is failing with, until it has reopened the log.
+    failure: Mutex<Option<Arc<io::Error>>>,
+    /// Write or sync errors since open.
+    errors: AtomicU64,
     #[cfg(test)]
     pub hooks: TestHooks,
 }
@@ -117,13 +125,29 @@ impl Shared {
             records: self.records.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
             durable_seq: (durable > 0).then_some(durable),
-            failed: self.failure.get().is_some(),
+            failed: self.failure.lock().is_some(),
+            errors: self.errors.load(Ordering::Relaxed),
         }
     }
 
-    /// The error that stopped the writer, if any.
+    /// The error the writer is failing with, if any.
     pub fn failure(&self) -> Option<Arc<io::Error>> {
-        self.failure.get().cloned()
+        self.failure.lock().clone()
+    }
+
+    pub fn new(retain_from: u64) -> Self {
+        Self {
+            fsyncs: AtomicU64::new(0),
+            group_commits: AtomicU64::new(0),
+            records: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            durable_seq: AtomicU64::new(0),
+            retain_from: AtomicU64::new(retain_from),
+            failure: Mutex::new(None),
+            errors: AtomicU64::new(0),
+            #[cfg(test)]
+            hooks: TestHooks::default(),
+        }
     }
 }
 
@@ -134,20 +158,46 @@ impl Shared {
 pub(super) struct TestHooks {
     pub gate: std::sync::Mutex<()>,
     pub fail_sync: AtomicBool,
+    pub fail_write: AtomicBool,
+}
+
+/// How the writer stores and retains segments (from [`super::LogConfig`]).
+pub(super) struct WriterConfig {
+    pub dir: PathBuf,
+    pub segment_bytes: u64,
+    pub retention_bytes: Option<u64>,
+    pub retention_age: Option<Duration>,
+    /// Pause between attempts to reopen the log after a failure.
+    pub retry: Duration,
+}
+
+/// A segment before the active one.
+struct Sealed {
+    first_seq: u64,
+    len: u64,
+    /// Last modified: retention by age deletes segments older than the limit.
+    modified: SystemTime,
 }
 
 pub(super) struct Writer {
-    dir: PathBuf,
-    segment_bytes: u64,
-    retention_bytes: Option<u64>,
-    file: File,
+    cfg: WriterConfig,
+    fs: Arc<dyn LogFs>,
+    file: Box<dyn LogFile>,
     active_first_seq: u64,
     active_len: u64,
-    sealed: VecDeque<(u64, u64)>,
+    sealed: VecDeque<Sealed>,
     sealed_bytes: u64,
     next_seq: u64,
+    /// Highest sequence number written to the file (synced or not); 0 if none.
+    written_seq: u64,
+    /// Highest sequence number fsynced, and the active segment's length at that sync.
+    synced_seq: u64,
+    synced_len: u64,
+    /// Highest `synced_seq` already recorded in a durability marker.
+    marked_seq: u64,
     buf: Vec<u8>,
     failure: Option<Arc<io::Error>>,
+    last_retry: Instant,
     shared: Arc<Shared>,
     metrics: Option<LogMetrics>,
     /// When the oldest written-but-unsynced (relaxed) record was written.
@@ -156,34 +206,49 @@ pub(super) struct Writer {
 
 impl Writer {
     pub fn new(
-        dir: PathBuf,
-        segment_bytes: u64,
-        retention_bytes: Option<u64>,
+        cfg: WriterConfig,
+        fs: Arc<dyn LogFs>,
         recovered: Recovered,
         shared: Arc<Shared>,
         metrics: Option<LogMetrics>,
     ) -> Self {
-        let sealed_bytes = recovered.sealed.iter().map(|&(_, len)| len).sum();
+        let sealed: VecDeque<Sealed> = recovered
+            .sealed
+            .iter()
+            .map(|&(first_seq, len)| Sealed {
+                first_seq,
+                len,
+                modified: fs
+                    .modified(&segment_path(&cfg.dir, first_seq))
+                    .unwrap_or_else(|_| SystemTime::now()),
+            })
+            .collect();
+        let sealed_bytes = sealed.iter().map(|s| s.len).sum();
+        let last = recovered.next_seq - 1;
         let mut writer = Self {
-            dir,
-            segment_bytes,
-            retention_bytes,
+            cfg,
+            fs,
             file: recovered.active,
             active_first_seq: recovered.active_first_seq,
             active_len: recovered.active_len,
-            sealed: recovered.sealed.into(),
+            sealed,
             sealed_bytes,
             next_seq: recovered.next_seq,
+            written_seq: last,
+            synced_seq: last,
+            synced_len: recovered.active_len,
+            marked_seq: 0,
             buf: Vec::new(),
             failure: None,
+            last_retry: Instant::now(),
             shared,
             metrics,
             unsynced_since: None,
         };
-        writer
-            .shared
-            .durable_seq
-            .store(writer.next_seq - 1, Ordering::Release);
+        writer.shared.durable_seq.store(last, Ordering::Release);
+        if let Some(m) = &writer.metrics {
+            m.healthy.set(1);
+        }
         writer.enforce_retention();
         writer.publish_bytes();
         writer
@@ -195,6 +260,22 @@ impl Writer {
         let mut group = Vec::new();
         loop {
             // Relaxed records written but not synced bound the wait for the next request.
+            if self.failure.is_some() {
+                match rx.recv_timeout(self.cfg.retry) {
+                    Ok(first) => group.push(first),
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.retry();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+                self.retry();
+                while let Ok(request) = rx.try_recv() {
+                    group.push(request);
+                }
+                self.commit(&mut group);
+                continue;
+            }
             let first = match self.unsynced_since {
                 None => match rx.recv() {
                     Ok(first) => first,
@@ -234,7 +315,6 @@ impl Writer {
             self.commit(&mut group);
             #[cfg(test)]
             drop(gate);
-            self.enforce_retention();
         }
         // Shutting down: what was written is made durable too.
         self.sync_relaxed();
@@ -248,9 +328,7 @@ impl Writer {
         match self.sync() {
             Ok(()) => {
                 self.unsynced_since = None;
-                self.shared
-                    .durable_seq
-                    .store(self.next_seq - 1, Ordering::Release);
+                self.publish_durable();
             }
             Err(error) => {
                 self.stop(error);
@@ -258,17 +336,66 @@ impl Writer {
         }
     }
 
-    /// After a write or sync error: the writer accepts nothing more (see the module docs).
+    fn publish_durable(&self) {
+        self.shared
+            .durable_seq
+            .store(self.synced_seq, Ordering::Release);
+    }
+
+    /// After a write or sync error: fail until [`Self::retry`] reopens the log.
     fn stop(&mut self, error: io::Error) -> Arc<io::Error> {
         tracing::error!(
             %error,
-            dir = %self.dir.display(),
-            "event log write failed; log stops accepting records until restart"
+            dir = %self.cfg.dir.display(),
+            "event log write failed; retrying every {:?} until the disk recovers",
+            self.cfg.retry
         );
         let cause = Arc::new(error);
         self.failure = Some(Arc::clone(&cause));
-        let _ = self.shared.failure.set(Arc::clone(&cause));
+        *self.shared.failure.lock() = Some(Arc::clone(&cause));
+        self.shared.errors.fetch_add(1, Ordering::Relaxed);
+        if let Some(m) = &self.metrics {
+            m.errors_total.inc();
+            m.healthy.set(0);
+        }
+        self.last_retry = Instant::now();
         cause
+    }
+
+    /// Reopens the active segment and cuts it back to the last synced length, at most once
+    /// per retry interval. Everything written after the last sync was never acknowledged as
+    /// durable, so it is dropped and its sequence numbers are reused.
+    fn retry(&mut self) {
+        if self.failure.is_none() || self.last_retry.elapsed() < self.cfg.retry {
+            return;
+        }
+        self.last_retry = Instant::now();
+        let path = segment_path(&self.cfg.dir, self.active_first_seq);
+        let reopened = self.fs.open_append(&path).and_then(|mut file| {
+            file.set_len(self.synced_len)?;
+            file.sync_data()?;
+            Ok(file)
+        });
+        match reopened {
+            Ok(file) => {
+                tracing::info!(dir = %self.cfg.dir.display(), next_seq = self.synced_seq + 1, "event log reopened after a write failure");
+                self.file = file;
+                self.active_len = self.synced_len;
+                self.next_seq = self.synced_seq + 1;
+                self.written_seq = self.synced_seq;
+                self.unsynced_since = None;
+                self.failure = None;
+                *self.shared.failure.lock() = None;
+                self.publish_durable();
+                self.publish_bytes();
+                if let Some(m) = &self.metrics {
+                    m.healthy.set(1);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, dir = %self.cfg.dir.display(), "event log still failing");
+            }
+        }
     }
 
     fn commit(&mut self, group: &mut Vec<Request>) {
@@ -283,9 +410,7 @@ impl Writer {
         match self.write_group(group) {
             Ok((firsts, records)) => {
                 if self.unsynced_since.is_none() {
-                    self.shared
-                        .durable_seq
-                        .store(self.next_seq - 1, Ordering::Release);
+                    self.publish_durable();
                 }
                 if records > 0 {
                     self.shared.records.fetch_add(records, Ordering::Relaxed);
@@ -296,6 +421,8 @@ impl Writer {
                     }
                     self.publish_bytes();
                 }
+                // Before acknowledging, so the log is within its limits whenever a caller looks.
+                self.enforce_retention();
                 for (request, first) in group.drain(..).zip(firsts) {
                     request.ack.send(Ok(first));
                 }
@@ -320,13 +447,21 @@ impl Writer {
         let mut firsts = Vec::with_capacity(group.len());
         let mut seq = self.next_seq;
         self.buf.clear();
+        let has_records = group.iter().any(|r| !r.payloads.as_slice().is_empty());
+        if has_records && self.synced_seq > self.marked_seq {
+            record::encode_marker(&mut self.buf, self.synced_seq);
+            self.marked_seq = self.synced_seq;
+        }
         for request in group {
             firsts.push(seq);
             for payload in request.payloads.as_slice() {
                 let pending = self.active_len + self.buf.len() as u64;
-                if pending > 0 && pending + frame_len(payload.len()) > self.segment_bytes {
-                    self.write_buf()?;
+                if pending > 0 && pending + frame_len(payload.len()) > self.cfg.segment_bytes {
+                    self.write_buf(seq - 1)?;
                     self.sync()?;
+                    // Synced records before the rotation are durable (if not yet
+                    // acknowledged): the sequence continues after them whatever happens next.
+                    self.next_seq = seq;
                     self.rotate(seq)?;
                 }
                 record::encode(&mut self.buf, seq, payload);
@@ -335,7 +470,7 @@ impl Writer {
         }
         let records = seq - self.next_seq;
         if records > 0 {
-            self.write_buf()?;
+            self.write_buf(seq - 1)?;
             let durable = group.iter().any(|r| r.durable);
             let overdue = self
                 .unsynced_since
@@ -355,9 +490,21 @@ impl Writer {
         Ok((firsts, records))
     }
 
-    fn write_buf(&mut self) -> io::Result<()> {
+    /// Writes the encoded frames; `last_seq` is the highest record among them.
+    fn write_buf(&mut self, last_seq: u64) -> io::Result<()> {
+        #[cfg(test)]
+        if self.shared.hooks.fail_write.load(Ordering::Relaxed) {
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "injected ENOSPC",
+            ));
+        }
+        if self.buf.is_empty() {
+            return Ok(());
+        }
         self.file.write_all(&self.buf)?;
         self.active_len += self.buf.len() as u64;
+        self.written_seq = self.written_seq.max(last_seq);
         self.buf.clear();
         Ok(())
     }
@@ -369,6 +516,8 @@ impl Writer {
         }
         let start = Instant::now();
         self.file.sync_data()?;
+        self.synced_seq = self.written_seq;
+        self.synced_len = self.active_len;
         self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
         if let Some(metrics) = &self.metrics {
             metrics.fsync_seconds.observe(start.elapsed().as_secs_f64());
@@ -379,35 +528,61 @@ impl Writer {
     /// Seals the (already synced) active segment and starts `first_seq.log`. The new
     /// directory entry is made durable before anything in it can be acknowledged.
     fn rotate(&mut self, first_seq: u64) -> io::Result<()> {
-        let path = segment_path(&self.dir, first_seq);
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .and_then(|file| sync_dir(&self.dir).map(|()| file))
+        let path = segment_path(&self.cfg.dir, first_seq);
+        // A leftover of a rotation that failed half-way (no record can be in it: its
+        // records would have sequence numbers that were never acknowledged).
+        match self.fs.remove(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let file = self
+            .fs
+            .create_new(&path)
+            .and_then(|file| self.fs.sync_dir(&self.cfg.dir).map(|()| file))
             .map_err(|e| io::Error::new(e.kind(), format!("create {}: {e}", path.display())))?;
-        self.sealed
-            .push_back((self.active_first_seq, self.active_len));
+        self.sealed.push_back(Sealed {
+            first_seq: self.active_first_seq,
+            len: self.active_len,
+            modified: SystemTime::now(),
+        });
         self.sealed_bytes += self.active_len;
         self.file = file;
         self.active_first_seq = first_seq;
         self.active_len = 0;
+        self.synced_len = 0;
         Ok(())
     }
 
-    /// Deletes the oldest sealed segments while the log is over `retention_bytes`. The
-    /// active segment is never deleted. A failed delete is logged and retried next time.
+    /// Deletes the oldest sealed segments while the log is over `retention_bytes` or they
+    /// are older than `retention_age`, but never one holding a record at or above the
+    /// retention floor (not yet covered by a snapshot), nor the active segment. A failed
+    /// delete is logged and retried next time.
     fn enforce_retention(&mut self) {
-        let Some(limit) = self.retention_bytes else {
+        if self.cfg.retention_bytes.is_none() && self.cfg.retention_age.is_none() {
             return;
-        };
+        }
+        let floor = self.shared.retain_from.load(Ordering::Acquire);
+        let now = SystemTime::now();
         let mut deleted = false;
-        while self.sealed_bytes + self.active_len > limit {
-            let Some(&(first_seq, len)) = self.sealed.front() else {
+        while let Some(front) = self.sealed.front() {
+            let over_size = self
+                .cfg
+                .retention_bytes
+                .is_some_and(|limit| self.sealed_bytes + self.active_len > limit);
+            let too_old = self.cfg.retention_age.is_some_and(|age| {
+                now.duration_since(front.modified)
+                    .is_ok_and(|elapsed| elapsed > age)
+            });
+            let next_first = self
+                .sealed
+                .get(1)
+                .map_or(self.active_first_seq, |s| s.first_seq);
+            if !(over_size || too_old) || next_first > floor {
                 break;
-            };
-            let path = segment_path(&self.dir, first_seq);
-            match fs::remove_file(&path) {
+            }
+            let (first_seq, len) = (front.first_seq, front.len);
+            let path = segment_path(&self.cfg.dir, first_seq);
+            match self.fs.remove(&path) {
                 Ok(()) => {}
                 Err(error) if error.kind() == io::ErrorKind::NotFound => {}
                 Err(error) => {
@@ -421,7 +596,7 @@ impl Writer {
             deleted = true;
         }
         if deleted {
-            if let Err(error) = sync_dir(&self.dir) {
+            if let Err(error) = self.fs.sync_dir(&self.cfg.dir) {
                 tracing::warn!(%error, "could not sync event log directory after retention");
             }
             self.publish_bytes();
