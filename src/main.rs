@@ -166,6 +166,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             recserve::server::init_logging(&cfg.server.log_format);
             tracing::info!(bundle = %cfg.server.bundle.display(), found = origin.as_str(), "bundle");
             let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(cfg.server.async_worker_threads())
                 .enable_all()
                 .build()
                 .context("starting the runtime")?;

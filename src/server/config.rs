@@ -34,6 +34,10 @@ pub struct ServerConfig {
     /// Threads of the pipeline pool (the one hop from the async runtime to a request's CPU
     /// work); 0 = one per available core.
     pub pipeline_threads: usize,
+    /// Threads of the async runtime (HTTP, timers, the event log's futures); 0 = half the cores,
+    /// at least one. The CPU work runs on the pipeline threads, so few async threads suffice, and
+    /// an idle async thread woken to steal work is a context switch per request.
+    pub async_threads: usize,
     /// Grace period for in-flight requests on SIGTERM / ctrl-c.
     pub shutdown_timeout_ms: u64,
     /// Internal requests run after load, before `/readyz` says ready.
@@ -53,6 +57,14 @@ pub enum ServerConfigError {
 }
 
 impl ServerConfig {
+    /// [`Self::async_threads`] resolved: 0 becomes half the available cores, at least one.
+    pub fn async_worker_threads(&self) -> usize {
+        match self.async_threads {
+            0 => (std::thread::available_parallelism().map_or(1, |n| n.get()) / 2).max(1),
+            n => n,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), ServerConfigError> {
         if self.max_concurrency == 0 {
             return Err(ServerConfigError::ZeroConcurrency);
