@@ -9,13 +9,8 @@ use std::time::Duration;
 
 const TOKEN: &str = "binary-test-token";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
+use common::free_port;
 
 fn start(port: u16, events: &Path) -> Child {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

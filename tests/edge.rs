@@ -8,17 +8,11 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
+use common::free_port;
 
 struct Server(Child);
 impl Drop for Server {
@@ -29,7 +23,7 @@ impl Drop for Server {
 }
 
 fn start(port: u16, max_connections: usize, events: &std::path::Path) -> Server {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = common::root();
     let child = Command::new(env!("CARGO_BIN_EXE_recserve"))
         .arg("serve")
         .current_dir(&root)
@@ -131,7 +125,7 @@ fn wait_ready(port: u16) {
 }
 
 fn first_user() -> String {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = common::root();
     std::fs::read_to_string(root.join("models/demo/user_ids.txt"))
         .unwrap()
         .lines()

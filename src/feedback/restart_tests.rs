@@ -41,48 +41,14 @@ fn open(cfg: &FeedbackConfig, fs: Arc<dyn LogFs>) -> FeedbackService {
     .unwrap()
 }
 
-/// Serves `n` lists and clicks each list's item (one batch, one fsync): 2n log records.
-async fn rounds(svc: &FeedbackService, from: u64, n: u64) {
-    let mut events = Vec::new();
-    for i in from..from + n {
-        let rid = format!("r{i}");
-        let user = format!("u{}", i % 1000);
-        let pick = svc.choose_arm((i % 7) as usize, Some("desktop"), 1_700_000_000);
-        let item = format!("i{}", i % 5000);
-        let items = vec![ServedItem {
-            item_id: item.clone(),
-            position: 0,
-            score: 1.0,
-            explanation: None,
-        }];
-        svc.record_impression(
-            &rid,
-            Some(&user),
-            "control",
-            Some(&pick),
-            Strategy::Popular,
-            "v1",
-            items,
-        );
-        events.push(FeedbackIn {
-            request_id: rid,
-            user_id: user,
-            item_id: item,
-            event: "click".into(),
-            value: None,
-            ts: Some(1_700_000_000 + i as i64),
-        });
-    }
-    svc.ingest_for_test(events).await.unwrap();
-}
-
-/// Serves one list and clicks its first item: two log records.
-async fn round(svc: &FeedbackService, i: u64) {
+/// Serves list `i` (one impression record) and returns the click on its item.
+fn serve(svc: &FeedbackService, i: u64) -> FeedbackIn {
     let rid = format!("r{i}");
     let user = format!("u{}", i % 1000);
     let pick = svc.choose_arm((i % 7) as usize, Some("desktop"), 1_700_000_000);
+    let item = format!("i{}", i % 5000);
     let items = vec![ServedItem {
-        item_id: format!("i{}", i % 5000),
+        item_id: item.clone(),
         position: 0,
         score: 1.0,
         explanation: None,
@@ -96,14 +62,25 @@ async fn round(svc: &FeedbackService, i: u64) {
         "v1",
         items,
     );
-    let ev = FeedbackIn {
+    FeedbackIn {
         request_id: rid,
         user_id: user,
-        item_id: format!("i{}", i % 5000),
+        item_id: item,
         event: "click".into(),
         value: None,
         ts: Some(1_700_000_000 + i as i64),
-    };
+    }
+}
+
+/// Serves `n` lists and clicks each list's item (one batch, one fsync): 2n log records.
+async fn rounds(svc: &FeedbackService, from: u64, n: u64) {
+    let events = (from..from + n).map(|i| serve(svc, i)).collect();
+    svc.ingest_for_test(events).await.unwrap();
+}
+
+/// Serves one list and clicks its first item: two log records.
+async fn round(svc: &FeedbackService, i: u64) {
+    let ev = serve(svc, i);
     svc.ingest_for_test(vec![ev]).await.unwrap();
 }
 

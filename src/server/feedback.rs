@@ -61,6 +61,7 @@ fn map_err(e: FeedbackError) -> ApiError {
     responses(
         (status = 202, description = "Durably recorded", body = Ack),
         (status = 400, description = "Invalid event", body = super::openapi::ErrorBody),
+        (status = 408, description = "Body not received within server.body_read_timeout_ms", body = super::openapi::ErrorBody),
         (status = 413, description = "Body too large", body = super::openapi::ErrorBody),
         (status = 415, description = "Not JSON", body = super::openapi::ErrorBody),
         (status = 503, description = "Overloaded or storage unavailable", body = super::openapi::ErrorBody),
@@ -93,6 +94,7 @@ pub struct Batch {
     responses(
         (status = 202, description = "All events durably recorded", body = Ack),
         (status = 400, description = "Invalid event (none recorded)", body = super::openapi::ErrorBody),
+        (status = 408, description = "Body not received within server.body_read_timeout_ms", body = super::openapi::ErrorBody),
         (status = 413, description = "Body too large", body = super::openapi::ErrorBody),
         (status = 415, description = "Not JSON", body = super::openapi::ErrorBody),
         (status = 503, description = "Overloaded or storage unavailable", body = super::openapi::ErrorBody),

@@ -11,6 +11,15 @@ use recserve::train::{Holdout, TrainOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// A port that was free a moment ago (for the real binary on a random port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
