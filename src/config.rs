@@ -106,6 +106,7 @@ impl Config {
         self.bandit
             .validate()
             .map_err(|e| ConfigError::Invalid(format!("bandit: {e}")))?;
+        self.feedback.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

@@ -74,12 +74,19 @@ enum Cmd {
         #[arg(long)]
         bundle: PathBuf,
     },
-    /// Write the feedback event log as interactions.csv for retraining.
+    /// Write the feedback event log as interactions.csv for retraining (and, with
+    /// --impressions, impressions.csv: every shown item with its outcome and propensity).
     ExportEvents {
         #[arg(long)]
         out: PathBuf,
         #[arg(long)]
         config: Option<PathBuf>,
+        /// interactions.csv keeps only events attributed to a served list.
+        #[arg(long)]
+        attributed_only: bool,
+        /// Also write impressions.csv (shown, clicked, reward, propensity per shown item).
+        #[arg(long)]
+        impressions: bool,
     },
     /// Cut the event log at damage that start-up refused to skip (synced records were hit);
     /// the cut bytes are kept beside the segment. Run with the server stopped.
@@ -194,12 +201,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let cut = recserve::feedback::log::EventLog::repair(&dir)?;
             println!("{}", serde_json::json!({ "dir": dir, "bytes_cut": cut }));
         }
-        Cmd::ExportEvents { out, config } => {
+        Cmd::ExportEvents {
+            out,
+            config,
+            attributed_only,
+            impressions,
+        } => {
             let cfg = Config::load(config.as_deref())?;
             let s = recserve::feedback::export::export_events(
-                &cfg.feedback.log.dir,
-                &out,
+                &cfg.feedback,
                 &cfg.bandit.rewards,
+                &out,
+                recserve::feedback::export::ExportOptions {
+                    attributed_only,
+                    impressions,
+                },
             )
             .map_err(anyhow::Error::msg)?;
             println!("{}", serde_json::to_string_pretty(&s)?);

@@ -25,6 +25,7 @@
 
 mod config;
 mod context;
+mod propensity;
 pub mod sampling;
 mod snapshot;
 mod state;
@@ -42,6 +43,7 @@ pub use config::{
     ArmConfig, BanditConfig, BlendWeights, ConfigError, MAX_ARMS, PolicyConfig, SegmentThresholds,
 };
 pub use context::{Context, Daypart, Device, NUM_CONTEXTS, Segment};
+pub use propensity::{ArmChoice, THOMPSON_DRAWS, THOMPSON_MAX_AGE, THOMPSON_MAX_UPDATES};
 pub use snapshot::{ArmSnapshot, BanditSnapshot, BanditUpdate, SNAPSHOT_FORMAT, exact_f64};
 
 use state::ArmState;
@@ -97,6 +99,8 @@ pub struct Bandit {
     max_reward: f64,
     discount: f64,
     rows: Box<[Row]>,
+    /// Per context: the last Monte Carlo estimate of Thompson sampling's arm probabilities.
+    propensity_cache: Box<[Mutex<Option<propensity::Cached>>]>,
     /// Updates applied so far; only changed under a row lock.
     updates: AtomicU64,
     /// Draw counter of [`Bandit::choose_next`]; not part of the learned state.
@@ -129,6 +133,7 @@ impl Bandit {
             max_reward: cfg.max_reward(),
             discount: cfg.discount.unwrap_or(1.0),
             rows,
+            propensity_cache: (0..NUM_CONTEXTS).map(|_| Mutex::new(None)).collect(),
             updates: AtomicU64::new(0),
             draws: AtomicU64::new(0),
             cfg,

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use rustc_hash::FxHashMap;
 
 use super::events::Record;
-use super::service::{FeedbackError, FeedbackService};
+use super::service::{FeedbackError, FeedbackService, Tally};
 
 pub(super) enum Slot {
     /// Queued behind pending feedback; applied when its turn comes.
@@ -29,8 +29,8 @@ pub(super) enum Slot {
 pub(super) struct Cut {
     slots: VecDeque<(u64, Slot)>,
     next_ticket: u64,
-    /// Attributed counts of applied feedback batches, until their task collects them.
-    results: FxHashMap<u64, usize>,
+    /// Outcomes of applied feedback batches, until their task collects them.
+    results: FxHashMap<u64, Tally>,
 }
 
 impl Cut {
@@ -62,12 +62,12 @@ impl FeedbackService {
     }
 
     /// The batch's fsync returned (`records` is `None` if it failed): apply what is due and
-    /// wait for this batch's turn; returns how many of its events were attributed.
+    /// wait for this batch's turn; returns how its events were attributed.
     pub(super) async fn finish(
         &self,
         ticket: u64,
         records: Option<Vec<Record>>,
-    ) -> Result<usize, FeedbackError> {
+    ) -> Result<Tally, FeedbackError> {
         let failed = records.is_none();
         {
             let mut cut = self.cut.lock();
@@ -104,8 +104,11 @@ impl FeedbackService {
                     self.apply(&record, true);
                 }
                 Slot::Done(records) => {
-                    let attributed = records.iter().filter(|r| self.apply_feedback(r)).count();
-                    cut.results.insert(ticket, attributed);
+                    let mut tally = Tally::default();
+                    for r in &records {
+                        tally.add(self.apply_feedback(r));
+                    }
+                    cut.results.insert(ticket, tally);
                     delivered = true;
                 }
                 Slot::Failed => {}

@@ -15,7 +15,7 @@ use super::events::{FeedbackIn, Record, ServedItem};
 use super::log::LogConfig;
 use super::log::fs::LogFs;
 use super::log::sim::SimFs;
-use super::service::FeedbackService;
+use super::service::{FeedbackService, ImpressionIn};
 use crate::bandit::{ArmStats, BanditConfig};
 use crate::pipeline::Strategy;
 
@@ -29,6 +29,15 @@ fn fcfg() -> FeedbackConfig {
         // Small, so eviction (which depends on the order of application) happens.
         history_per_user: 4,
         impressions_capacity: 16,
+        impressions_max_bytes: 128 << 20,
+        impressions_ttl_secs: 86_400,
+        history_guest_max_bytes: 64 << 20,
+        history_guest_ttl_secs: 7 * 86_400,
+        max_credit_per_impression: None,
+        max_credit_per_item: None,
+        auth: super::FeedbackAuth::Open,
+        token: String::new(),
+        signing_key: String::new(),
         max_batch: 16,
         snapshot_interval_secs: 0,
         log: LogConfig {
@@ -85,15 +94,16 @@ async fn client(svc: Arc<FeedbackService>, id: u64, seed: u64) -> Vec<(u64, Feed
             })
             .collect();
         let clicked = items[rng.below(3) as usize].item_id.clone();
-        svc.record_impression(
-            &rid,
-            Some(&user),
-            "control",
-            Some(&pick),
-            Strategy::Popular,
-            "v1",
+        svc.record_impression(ImpressionIn {
+            id: &rid,
+            client_request_id: None,
+            user_id: Some(&user),
+            variant: "control",
+            arm: Some(&pick),
+            strategy: Strategy::Popular,
+            model_version: "v1",
             items,
-        );
+        });
         let event = ["click", "purchase", "dismiss", "add_to_cart"][rng.below(4) as usize];
         let ev = FeedbackIn {
             request_id: rid,
@@ -102,6 +112,7 @@ async fn client(svc: Arc<FeedbackService>, id: u64, seed: u64) -> Vec<(u64, Feed
             event: event.to_string(),
             value: None,
             ts: Some(1_700_000_000 + round),
+            impression_token: None,
         };
         match svc.ingest(vec![ev.clone()]).await {
             Ok(ack) => acked.push((ack.last_seq, ev)),

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeedbackIn {
-    /// The `request_id` of the recommendation response the event refers to.
+    /// The `request_id` of the recommendation response the event refers to: the
+    /// server-issued impression id (not the client's `X-Request-Id`).
     #[schema(max_length = 128)]
     pub request_id: String,
     #[schema(max_length = 256)]
@@ -28,6 +29,10 @@ pub struct FeedbackIn {
     )]
     #[schema(minimum = 0, maximum = 4102444800.0)]
     pub ts: Option<i64>,
+    /// The response's `impression_token`; required when `feedback.auth = "signed"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 64)]
+    pub impression_token: Option<String>,
 }
 
 /// JSON Schema's `integer` includes `1.0`: accept integral numbers written as floats.
@@ -77,11 +82,23 @@ pub enum Record {
         received_at: i64,
     },
     Impression {
+        /// The server-issued impression id (the response's `request_id`).
         request_id: String,
+        /// The client's `X-Request-Id`, for tracing only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_request_id: Option<String>,
         user_id: Option<String>,
         variant: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         arm: Option<ArmRef>,
+        /// The probability with which the logging policy chose what decided this list (the
+        /// bandit's arm; 1 for a fixed variant): exact for epsilon-greedy, a Monte Carlo
+        /// estimate for Thompson sampling. Absent in older records.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        propensity: Option<f64>,
+        /// The policy's probability of every arm (bandit variants only), in arm order.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        arm_probabilities: Option<Vec<f64>>,
         strategy: String,
         model_version: String,
         items: Vec<ServedItem>,
@@ -122,6 +139,11 @@ pub fn validate(e: &FeedbackIn, allowed: &[String]) -> Result<(), String> {
     {
         return Err("ts must be Unix seconds between 1970 and 2100".into());
     }
+    if let Some(t) = &e.impression_token
+        && (t.is_empty() || t.len() > 64 || !t.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return Err("impression_token must be 1..=64 hex digits".into());
+    }
     Ok(())
 }
 
@@ -137,6 +159,7 @@ mod tests {
             event: "click".into(),
             value: None,
             ts: None,
+            impression_token: None,
         }
     }
 

@@ -1,9 +1,17 @@
-//! `recserve export-events`: the event log as the generic `interactions.csv` (weights from the
-//! reward config), so `recserve train` can retrain on live feedback. Impressions and events with
-//! no positive reward are left out.
+//! `recserve export-events`: the event log as training data, judged by the same attribution
+//! rules as the live service (`impressions.rs`, with the configured bounds and caps).
+//! - `interactions.csv` (the generic input format; weights from the reward config): positive
+//!   events, without repeats of an attributed (list, item, event) and without events whose
+//!   user does not match the list they name; with `attributed_only`, only attributed ones.
+//! - `impressions.csv` (optional): one row per shown item with its outcome (clicked, credited
+//!   reward, attributed events) and the policy's propensity, for retraining with shown but
+//!   unclicked items as negatives and for off-policy evaluation.
 
+use super::FeedbackConfig;
 use super::events::Record;
+use super::impressions::{ArmTag, Attribution, CreditCaps, Impressions, Served, id_hash};
 use super::log::EventLog;
+use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
@@ -11,14 +19,45 @@ use std::path::Path;
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ExportSummary {
     pub records: u64,
+    /// Rows written to interactions.csv.
     pub written: u64,
     pub skipped: u64,
+    /// Events left out because they repeated an attributed (list, item, event).
+    pub duplicates: u64,
+    /// Events left out because their user is not the one the list was served to.
+    pub user_mismatch: u64,
+    /// Rows written to impressions.csv (one per shown item).
+    pub impression_rows: u64,
+}
+
+/// What to write.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExportOptions {
+    /// interactions.csv keeps only events attributed to a served list.
+    pub attributed_only: bool,
+    /// Also write impressions.csv.
+    pub impressions: bool,
+}
+
+struct ImpressionRow {
+    id: String,
+    ts: i64,
+    user: String,
+    variant: String,
+    arm: String,
+    propensity: Option<f64>,
+    strategy: String,
+    model_version: String,
+    items: Vec<(String, f32)>,
+    /// Per position: credited reward, attributed positive events.
+    outcomes: Vec<(f64, Vec<String>)>,
 }
 
 pub fn export_events(
-    log_dir: &Path,
-    out_dir: &Path,
+    fcfg: &FeedbackConfig,
     rewards: &BTreeMap<String, f64>,
+    out_dir: &Path,
+    opts: ExportOptions,
 ) -> Result<ExportSummary, String> {
     std::fs::create_dir_all(out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
     let path = out_dir.join("interactions.csv");
@@ -26,32 +65,171 @@ pub fn export_events(
     let mut w = csv::Writer::from_writer(std::io::BufWriter::new(f));
     w.write_record(["user_id", "item_id", "timestamp", "weight"])
         .map_err(|e| e.to_string())?;
+    let max_reward = rewards.values().copied().fold(0.0, f64::max);
+    let caps = CreditCaps {
+        per_impression: fcfg.max_credit_per_impression.unwrap_or(max_reward),
+        per_item: fcfg.max_credit_per_item.unwrap_or(max_reward),
+    };
+    let mut imps = Impressions::default();
+    let mut rows: Vec<ImpressionRow> = Vec::new();
+    let mut row_of: FxHashMap<u64, usize> = FxHashMap::default();
     let mut s = ExportSummary::default();
-    for rec in EventLog::replay_dir(log_dir, 0).map_err(|e| e.to_string())? {
+    for rec in EventLog::replay_dir(&fcfg.log.dir, 0).map_err(|e| e.to_string())? {
         let (_, payload) = rec.map_err(|e| e.to_string())?;
         s.records += 1;
-        let Ok(Record::Feedback { event, received_at }) =
-            serde_json::from_slice::<Record>(&payload)
-        else {
+        let Ok(record) = serde_json::from_slice::<Record>(&payload) else {
             s.skipped += 1;
             continue;
         };
-        let weight = rewards.get(&event.event).copied().unwrap_or(0.0);
-        if weight <= 0.0 {
-            s.skipped += 1;
-            continue;
+        match record {
+            Record::Impression {
+                request_id,
+                user_id,
+                variant,
+                arm,
+                propensity,
+                strategy,
+                model_version,
+                items,
+                ts,
+                ..
+            } => {
+                let served = Served {
+                    user: user_id.as_deref().map(id_hash),
+                    variant: variant.clone(),
+                    arm: arm.as_ref().and_then(|a| {
+                        Some(ArmTag {
+                            context: u16::try_from(a.context).ok()?,
+                            arm: u8::try_from(a.arm).ok()?,
+                        })
+                    }),
+                    items: items.iter().map(|i| id_hash(&i.item_id)).collect(),
+                    credited: Vec::new(),
+                    reward: 0.0,
+                    item_reward: Vec::new(),
+                    ts,
+                };
+                imps.insert(
+                    &request_id,
+                    served,
+                    fcfg.impressions_max_bytes,
+                    fcfg.impressions_ttl_secs,
+                );
+                imps.truncate_to(fcfg.impressions_capacity.max(1));
+                if opts.impressions {
+                    row_of.insert(id_hash(&request_id), rows.len());
+                    rows.push(ImpressionRow {
+                        outcomes: vec![(0.0, Vec::new()); items.len()],
+                        id: request_id,
+                        ts,
+                        user: user_id.unwrap_or_default(),
+                        variant,
+                        arm: arm.map(|a| a.arm_name).unwrap_or_default(),
+                        propensity,
+                        strategy,
+                        model_version,
+                        items: items.into_iter().map(|i| (i.item_id, i.score)).collect(),
+                    });
+                }
+            }
+            Record::Feedback { event, received_at } => {
+                let weight = rewards.get(&event.event).copied().unwrap_or(0.0);
+                let (attribution, _) = imps.attribute(
+                    &event.request_id,
+                    &event.user_id,
+                    &event.item_id,
+                    &event.event,
+                    weight,
+                    caps,
+                );
+                match attribution {
+                    Attribution::Duplicate => s.duplicates += 1,
+                    Attribution::UserMismatch => s.user_mismatch += 1,
+                    _ => {}
+                }
+                if let Attribution::Attributed { credit } = attribution
+                    && weight > 0.0
+                    && let Some(&r) = row_of.get(&id_hash(&event.request_id))
+                    && let Some(row) = rows.get_mut(r)
+                    && let Some(pos) = row.items.iter().position(|(i, _)| *i == event.item_id)
+                {
+                    row.outcomes[pos].0 += credit;
+                    row.outcomes[pos].1.push(event.event.clone());
+                }
+                let keep = match attribution {
+                    Attribution::Attributed { .. } => true,
+                    Attribution::Duplicate | Attribution::UserMismatch => false,
+                    Attribution::NotShown | Attribution::UnknownImpression => !opts.attributed_only,
+                };
+                if weight <= 0.0 || !keep {
+                    s.skipped += 1;
+                    continue;
+                }
+                let ts = event.ts.unwrap_or(received_at).to_string();
+                w.write_record([
+                    event.user_id.as_str(),
+                    event.item_id.as_str(),
+                    ts.as_str(),
+                    weight.to_string().as_str(),
+                ])
+                .map_err(|e| e.to_string())?;
+                s.written += 1;
+            }
         }
-        let ts = event.ts.unwrap_or(received_at).to_string();
-        w.write_record([
-            event.user_id.as_str(),
-            event.item_id.as_str(),
-            ts.as_str(),
-            weight.to_string().as_str(),
-        ])
-        .map_err(|e| e.to_string())?;
-        s.written += 1;
     }
     let mut inner = w.into_inner().map_err(|e| e.to_string())?;
     inner.flush().map_err(|e| e.to_string())?;
+    if opts.impressions {
+        s.impression_rows = write_impressions(&out_dir.join("impressions.csv"), &rows)?;
+    }
     Ok(s)
+}
+
+fn write_impressions(path: &Path, rows: &[ImpressionRow]) -> Result<u64, String> {
+    let f = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut w = csv::Writer::from_writer(std::io::BufWriter::new(f));
+    w.write_record([
+        "impression_id",
+        "timestamp",
+        "user_id",
+        "variant",
+        "arm",
+        "propensity",
+        "strategy",
+        "model_version",
+        "position",
+        "item_id",
+        "score",
+        "clicked",
+        "reward",
+        "events",
+    ])
+    .map_err(|e| e.to_string())?;
+    let mut n = 0;
+    for r in rows {
+        for (pos, ((item, score), (reward, events))) in r.items.iter().zip(&r.outcomes).enumerate()
+        {
+            w.write_record([
+                r.id.as_str(),
+                &r.ts.to_string(),
+                r.user.as_str(),
+                r.variant.as_str(),
+                r.arm.as_str(),
+                &r.propensity.map(|p| p.to_string()).unwrap_or_default(),
+                r.strategy.as_str(),
+                r.model_version.as_str(),
+                &pos.to_string(),
+                item.as_str(),
+                &score.to_string(),
+                if events.is_empty() { "0" } else { "1" },
+                &reward.to_string(),
+                &events.join("|"),
+            ])
+            .map_err(|e| e.to_string())?;
+            n += 1;
+        }
+    }
+    let mut inner = w.into_inner().map_err(|e| e.to_string())?;
+    inner.flush().map_err(|e| e.to_string())?;
+    Ok(n)
 }

@@ -11,7 +11,7 @@ use super::events::{FeedbackIn, ServedItem};
 use super::log::LogConfig;
 use super::log::fs::{LogFs, RealFs};
 use super::log::sim::SimFs;
-use super::service::FeedbackService;
+use super::service::{FeedbackService, ImpressionIn};
 use crate::bandit::BanditConfig;
 use crate::pipeline::Strategy;
 
@@ -22,6 +22,15 @@ fn fcfg(dir: PathBuf) -> FeedbackConfig {
             .to_vec(),
         history_per_user: 50,
         impressions_capacity: 200_000,
+        impressions_max_bytes: 128 << 20,
+        impressions_ttl_secs: 86_400,
+        history_guest_max_bytes: 64 << 20,
+        history_guest_ttl_secs: 7 * 86_400,
+        max_credit_per_impression: None,
+        max_credit_per_item: None,
+        auth: super::FeedbackAuth::Open,
+        token: String::new(),
+        signing_key: String::new(),
         max_batch: 1000,
         snapshot_interval_secs: 0,
         log: LogConfig {
@@ -53,15 +62,16 @@ fn serve(svc: &FeedbackService, i: u64) -> FeedbackIn {
         score: 1.0,
         explanation: None,
     }];
-    svc.record_impression(
-        &rid,
-        Some(&user),
-        "control",
-        Some(&pick),
-        Strategy::Popular,
-        "v1",
+    svc.record_impression(ImpressionIn {
+        id: &rid,
+        client_request_id: None,
+        user_id: Some(&user),
+        variant: "control",
+        arm: Some(&pick),
+        strategy: Strategy::Popular,
+        model_version: "v1",
         items,
-    );
+    });
     FeedbackIn {
         request_id: rid,
         user_id: user,
@@ -69,6 +79,7 @@ fn serve(svc: &FeedbackService, i: u64) -> FeedbackIn {
         event: "click".into(),
         value: None,
         ts: Some(1_700_000_000 + i as i64),
+        impression_token: None,
     }
 }
 

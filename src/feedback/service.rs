@@ -1,53 +1,27 @@
 //! The feedback service: appends events to the durable log (acknowledged only after fsync),
-//! attributes them to served lists, credits the bandit arm that chose the list and updates the
-//! online history. On start it restores all of that from the last snapshot and replays the
-//! log after it (`snapshot.rs`); until the replay is done it is not ready and refuses writes.
+//! attributes them to served lists (server-issued impression ids, the user they were served to,
+//! capped credit), credits the bandit arm that chose the list and updates the online history
+//! (catalogue items only; unknown users in a bounded tier). On start it restores all of that
+//! from the last snapshot and replays the log after it (`snapshot.rs`); until the replay is
+//! done it is not ready and refuses writes.
 
-use super::FeedbackConfig;
+use super::catalogue::Catalogue;
 use super::events::{ArmRef, FeedbackIn, Record, ServedItem, validate};
-use super::history::{InMemoryHistory, UserHistoryStore};
+use super::history::{HistoryBounds, InMemoryHistory, UserHistoryStore};
+use super::impressions::{ArmTag, Attribution, CreditCaps, Impressions, Served, id_hash};
 use super::log::fs::{LogFs, RealFs};
 use super::log::{EventLog, LogError, LogMetrics};
 use super::metrics::FeedbackMetrics;
+use super::signing::{IdIssuer, Signer};
 use super::snapshot::SnapshotFile;
+use super::{FeedbackAuth, FeedbackConfig};
 use crate::bandit::{ArmStats, Bandit, BanditConfig, BanditError, BlendWeights, Context};
 use crate::pipeline::Strategy;
 use parking_lot::Mutex;
-use rustc_hash::FxHashMap;
-use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
+use serde::Serialize;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-/// What the service needs to remember of a served list.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub(super) struct Served {
-    arm: Option<ArmRef>,
-    items: Vec<String>,
-    /// (item, event) pairs already credited: a retried or repeated event earns nothing twice.
-    rewarded: rustc_hash::FxHashSet<(String, String)>,
-}
-
-/// Bounded request_id → served list map; the oldest entries are forgotten first.
-#[derive(Default)]
-pub(super) struct Impressions {
-    pub map: FxHashMap<String, Served>,
-    pub order: VecDeque<String>,
-}
-
-impl Impressions {
-    pub fn insert(&mut self, rid: String, s: Served, cap: usize) {
-        if self.map.insert(rid.clone(), s).is_none() {
-            self.order.push_back(rid);
-        }
-        while self.order.len() > cap.max(1) {
-            if let Some(old) = self.order.pop_front() {
-                self.map.remove(&old);
-            }
-        }
-    }
-}
+use std::sync::{Arc, OnceLock};
 
 /// The bandit's pick for one request.
 #[derive(Debug, Clone)]
@@ -57,14 +31,58 @@ pub struct ArmPick {
     pub arm: usize,
     pub arm_name: String,
     pub weights: BlendWeights,
+    /// Every arm's probability under the policy when it chose (sums to 1).
+    pub probabilities: Vec<f64>,
+}
+
+impl ArmPick {
+    /// The chosen arm's probability.
+    pub fn propensity(&self) -> f64 {
+        self.probabilities.get(self.arm).copied().unwrap_or(0.0)
+    }
+}
+
+/// A served list, as the handler reports it.
+#[derive(Debug, Clone)]
+pub struct ImpressionIn<'a> {
+    /// The server-issued impression id ([`FeedbackService::issue_id`]).
+    pub id: &'a str,
+    pub client_request_id: Option<&'a str>,
+    pub user_id: Option<&'a str>,
+    pub variant: &'a str,
+    pub arm: Option<&'a ArmPick>,
+    pub strategy: Strategy,
+    pub model_version: &'a str,
+    /// In the order shown.
+    pub items: Vec<ServedItem>,
 }
 
 /// The answer to an accepted feedback post.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Ack {
     pub accepted: usize,
+    /// Events attributed to a list that showed the item to this user, for the first time.
     pub attributed: usize,
+    /// Events that repeated an already attributed (list, item, event).
+    pub duplicates: usize,
     pub last_seq: u64,
+}
+
+/// How a batch's events were attributed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub attributed: usize,
+    pub duplicates: usize,
+}
+
+impl Tally {
+    pub(super) fn add(&mut self, a: Attribution) {
+        match a {
+            Attribution::Attributed { .. } => self.attributed += 1,
+            Attribution::Duplicate => self.duplicates += 1,
+            _ => {}
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +90,9 @@ pub enum FeedbackError {
     /// The client's fault: nothing was written.
     #[error("{0}")]
     Invalid(String),
+    /// The trust model refused the event (`feedback.auth = "signed"`): nothing was written.
+    #[error("{0}")]
+    Unauthorized(String),
     /// The log could not make the event durable: nothing was acknowledged.
     #[error("event log: {0}")]
     Storage(String),
@@ -89,6 +110,8 @@ pub enum OpenError {
     Bandit(#[from] BanditError),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("feedback config: {0}")]
+    Config(String),
     #[error("opening the feedback service failed: {0}")]
     Task(String),
 }
@@ -104,6 +127,38 @@ pub(super) struct Resume {
 
 pub(super) use super::apply_order::Cut;
 
+/// What applying one record did (feedback only).
+#[derive(Debug, Clone)]
+pub(super) struct Applied {
+    pub attribution: Attribution,
+    /// The variant and arm of the list it was attributed to (or judged against).
+    pub variant: Option<String>,
+    pub arm: Option<ArmTag>,
+    /// Reward credited to the bandit.
+    pub credit: f64,
+    pub known_item: bool,
+}
+
+impl Default for Applied {
+    fn default() -> Self {
+        Self {
+            attribution: Attribution::UnknownImpression,
+            variant: None,
+            arm: None,
+            credit: 0.0,
+            known_item: true,
+        }
+    }
+}
+
+/// The bounds of the served-list store.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ImpressionBounds {
+    pub max_count: usize,
+    pub max_bytes: usize,
+    pub ttl_secs: u64,
+}
+
 pub struct FeedbackService {
     pub(super) log: EventLog,
     pub bandit: Bandit,
@@ -111,11 +166,15 @@ pub struct FeedbackService {
     pub(super) impressions: Mutex<Impressions>,
     events: Vec<String>,
     rewards: std::collections::BTreeMap<String, f64>,
-    pub(super) capacity: usize,
-    pub(super) history_per_user: usize,
+    caps: CreditCaps,
+    pub(super) bounds: ImpressionBounds,
     pub(super) snapshot_path: PathBuf,
     metrics: FeedbackMetrics,
     dir: PathBuf,
+    issuer: IdIssuer,
+    signer: Option<Signer>,
+    auth: FeedbackAuth,
+    catalogue: OnceLock<Arc<dyn Catalogue>>,
     pub(super) cut: Mutex<Cut>,
     /// A snapshot waits for in-flight feedback to drain; new feedback waits for it meanwhile.
     pub(super) cut_wanted: AtomicBool,
@@ -123,6 +182,8 @@ pub struct FeedbackService {
     /// Wakes feedback tasks whose batch another task applied (see `apply_order.rs`).
     pub(super) applied: tokio::sync::Notify,
     pub(super) resume: Resume,
+    /// The snapshot's history and served lists, until the replay installs them.
+    pub(super) pending_online: Mutex<Option<super::snapshot::OnlineState>>,
     ready: AtomicBool,
     pub(super) snapshot_interval: std::time::Duration,
 }
@@ -175,6 +236,13 @@ impl FeedbackService {
         registry: &prometheus::Registry,
         fs: Arc<dyn LogFs>,
     ) -> Result<Self, OpenError> {
+        fcfg.validate().map_err(OpenError::Config)?;
+        let signer = match fcfg.auth {
+            FeedbackAuth::Signed => Some(Signer::new(
+                super::signing::parse_key(&fcfg.signing_key).map_err(OpenError::Config)?,
+            )),
+            _ => None,
+        };
         let metrics = FeedbackMetrics::register(registry)?;
         let log_metrics = LogMetrics::register(registry).ok();
         let snapshot_path = fcfg.log.dir.join("bandit.snapshot.json");
@@ -203,23 +271,43 @@ impl FeedbackService {
                 "event log: torn or corrupt tail truncated to the last good record"
             );
         }
+        let max_reward = bcfg.max_reward();
+        let history_bounds = HistoryBounds {
+            per_user: fcfg.history_per_user,
+            guest_max_bytes: fcfg.history_guest_max_bytes,
+            guest_ttl_secs: fcfg.history_guest_ttl_secs,
+        };
+        let bounds = ImpressionBounds {
+            max_count: fcfg.impressions_capacity.max(1),
+            max_bytes: fcfg.impressions_max_bytes,
+            ttl_secs: fcfg.impressions_ttl_secs,
+        };
+        metrics.set_limits(bounds.max_bytes, history_bounds.guest_max_bytes);
         let mut svc = Self {
             log,
             bandit: Bandit::new(bcfg.clone())?,
-            history: Arc::new(InMemoryHistory::new(fcfg.history_per_user)),
+            history: Arc::new(InMemoryHistory::with_bounds(history_bounds)),
             impressions: Mutex::new(Impressions::default()),
             events: fcfg.events.clone(),
             rewards: bcfg.rewards.clone(),
-            capacity: fcfg.impressions_capacity,
-            history_per_user: fcfg.history_per_user,
+            caps: CreditCaps {
+                per_impression: fcfg.max_credit_per_impression.unwrap_or(max_reward),
+                per_item: fcfg.max_credit_per_item.unwrap_or(max_reward),
+            },
+            bounds,
             snapshot_path,
             metrics,
             dir: fcfg.log.dir.clone(),
+            issuer: IdIssuer::random(),
+            signer,
+            auth: fcfg.auth,
+            catalogue: OnceLock::new(),
             cut: Mutex::new(Cut::default()),
             cut_wanted: AtomicBool::new(false),
             cut_done: tokio::sync::Notify::new(),
             applied: tokio::sync::Notify::new(),
             resume: Resume::default(),
+            pending_online: Mutex::new(None),
             ready: AtomicBool::new(false),
             snapshot_interval: std::time::Duration::from_secs(fcfg.snapshot_interval_secs),
         };
@@ -229,11 +317,37 @@ impl FeedbackService {
         Ok(svc)
     }
 
+    /// Tells the service which items and users exist (call before [`Self::replay_pending`]);
+    /// without one every id counts as known. Only the first call takes effect.
+    pub fn set_catalogue(&self, catalogue: Arc<dyn Catalogue>) {
+        let _ = self.catalogue.set(catalogue);
+    }
+
+    /// A fresh impression id for a response (32 hex digits, unique across replicas).
+    pub fn issue_id(&self) -> String {
+        self.issuer.next_id()
+    }
+
+    /// The `impression_token` for a served list under `feedback.auth = "signed"`.
+    pub fn impression_token(&self, id: &str, user: Option<&str>) -> Option<String> {
+        self.signer
+            .as_ref()
+            .map(|s| s.token(id, user.unwrap_or("")))
+    }
+
+    /// The configured trust model.
+    pub fn auth(&self) -> FeedbackAuth {
+        self.auth
+    }
+
     /// Replays the log after the snapshot, then reports ready. Runs once; while it runs,
     /// feedback is refused with [`FeedbackError::Replaying`] and impressions are not recorded.
     pub fn replay_pending(&self) -> Result<u64, LogError> {
         if self.is_ready() {
             return Ok(0);
+        }
+        if let Some(online) = self.pending_online.lock().take() {
+            self.install_online(online);
         }
         let Resume {
             from_seq,
@@ -273,15 +387,39 @@ impl FeedbackService {
         self.log.stats()
     }
 
-    /// The one place a record changes in-memory state (live and during replay).
-    pub(super) fn apply(&self, record: &Record, bandit: bool) -> bool {
+    fn knows_item(&self, item: &str) -> bool {
+        self.catalogue
+            .get()
+            .and_then(|c| c.knows_item(item))
+            .unwrap_or(true)
+    }
+
+    pub(super) fn knows_user(&self, user: &str) -> bool {
+        self.catalogue
+            .get()
+            .and_then(|c| c.knows_user(user))
+            .unwrap_or(false)
+    }
+
+    /// The one place a record changes in-memory state (live and during replay); returns how a
+    /// feedback event was attributed (impressions return `UnknownImpression`, unused).
+    pub(super) fn apply(&self, record: &Record, bandit: bool) -> Applied {
         match record {
             Record::Impression {
                 request_id,
+                user_id,
+                variant,
                 arm,
                 items,
+                ts,
                 ..
             } => {
+                let tag = arm.as_ref().and_then(|a| {
+                    Some(ArmTag {
+                        context: u16::try_from(a.context).ok()?,
+                        arm: u8::try_from(a.arm).ok()?,
+                    })
+                });
                 if bandit
                     && let Some(a) = arm
                     && let Some(ctx) = Context::from_index(a.context)
@@ -289,107 +427,154 @@ impl FeedbackService {
                     let _ = self.bandit.record_pull(&ctx, a.arm);
                 }
                 let served = Served {
-                    arm: arm.clone(),
-                    items: items.iter().map(|i| i.item_id.clone()).collect(),
-                    rewarded: Default::default(),
+                    user: user_id.as_deref().map(id_hash),
+                    variant: variant.clone(),
+                    arm: tag,
+                    items: items.iter().map(|i| id_hash(&i.item_id)).collect(),
+                    credited: Vec::new(),
+                    reward: 0.0,
+                    item_reward: Vec::new(),
+                    ts: *ts,
                 };
-                self.impressions
-                    .lock()
-                    .insert(request_id.clone(), served, self.capacity);
-                false
+                let mut imps = self.impressions.lock();
+                imps.insert(request_id, served, self.bounds.max_bytes, self.bounds.ttl_secs);
+                imps.truncate_to(self.bounds.max_count);
+                Applied::default()
             }
             Record::Feedback { event, received_at } => {
-                let ts = event.ts.unwrap_or(*received_at);
+                // Event times in the future are the receive time: the online history orders
+                // and expires by them.
+                let ts = event.ts.unwrap_or(*received_at).min(*received_at);
                 let reward = self.rewards.get(&event.event).copied().unwrap_or(0.0);
-                // Only positive interactions become history (seen items, session seeds); a mere
-                // impression or a dismissal does not.
-                if reward > 0.0 {
-                    self.history.record(&event.user_id, &event.item_id, ts);
+                let known_item = self.knows_item(&event.item_id);
+                // Only positive interactions with catalogue items become history (seen items,
+                // session seeds); a mere impression, a dismissal or an unknown item does not.
+                if reward > 0.0 && known_item {
+                    let known_user = self.knows_user(&event.user_id);
+                    self.history
+                        .record_user(&event.user_id, &event.item_id, ts, known_user);
                 }
-                let (shown, first_credit, arm) = {
-                    let mut imps = self.impressions.lock();
-                    let Some(served) = imps.map.get_mut(&event.request_id) else {
-                        return false;
-                    };
-                    let shown = served.items.iter().any(|i| i == &event.item_id);
-                    let first = shown
-                        && served
-                            .rewarded
-                            .insert((event.item_id.clone(), event.event.clone()));
-                    (shown, first, served.arm.clone())
+                let (attribution, origin) = self.impressions.lock().attribute(
+                    &event.request_id,
+                    &event.user_id,
+                    &event.item_id,
+                    &event.event,
+                    reward,
+                    self.caps,
+                );
+                let credit = match attribution {
+                    Attribution::Attributed { credit } => credit,
+                    _ => 0.0,
                 };
+                let (variant, arm) = origin.unzip();
+                let arm = arm.flatten();
                 if bandit
-                    && first_credit
-                    && reward > 0.0
-                    && let Some(a) = &arm
-                    && let Some(ctx) = Context::from_index(a.context)
+                    && credit > 0.0
+                    && let Some(a) = arm
+                    && let Some(ctx) = Context::from_index(usize::from(a.context))
                 {
-                    let _ = self.bandit.record_reward(&ctx, a.arm, reward);
-                    self.metrics
-                        .bandit_reward
-                        .with_label_values(&[ctx.label().as_str(), a.arm_name.as_str()])
-                        .inc_by(reward);
+                    let _ = self.bandit.record_reward(&ctx, usize::from(a.arm), credit);
                 }
-                shown
+                Applied {
+                    attribution,
+                    variant,
+                    arm,
+                    credit,
+                    known_item,
+                }
             }
         }
     }
 
-    /// Applies one live feedback record and counts it; true when attributed.
-    pub(super) fn apply_feedback(&self, record: &Record) -> bool {
-        if let Record::Feedback { event, .. } = record {
-            self.metrics
-                .events
-                .with_label_values(&[event.event.as_str()])
-                .inc();
-        }
-        let hit = self.apply(record, true);
-        self.metrics
-            .attribution
-            .with_label_values(&[if hit { "attributed" } else { "unattributed" }])
-            .inc();
-        hit
+    fn arm_name(&self, arm: Option<ArmTag>) -> &str {
+        arm.and_then(|a| self.bandit.arms().get(usize::from(a.arm)))
+            .map_or("none", |a| a.name.as_str())
     }
 
-    /// The bandit's arm for a request context (and the pull is counted).
+    /// Applies one live feedback record and counts it.
+    pub(super) fn apply_feedback(&self, record: &Record) -> Attribution {
+        let applied = self.apply(record, true);
+        let Record::Feedback { event, .. } = record else {
+            return applied.attribution;
+        };
+        let m = &self.metrics;
+        let variant = m.variant_label(applied.variant.as_deref());
+        m.events
+            .with_label_values(&[event.event.as_str(), variant])
+            .inc();
+        m.attribution
+            .with_label_values(&[applied.attribution.label(), variant])
+            .inc();
+        if !applied.known_item {
+            m.unknown_items.inc();
+        }
+        if applied.credit > 0.0 {
+            let arm = self.arm_name(applied.arm);
+            m.reward
+                .with_label_values(&[variant, arm])
+                .inc_by(applied.credit);
+            if let Some(ctx) = applied
+                .arm
+                .and_then(|a| Context::from_index(usize::from(a.context)))
+            {
+                m.bandit_reward
+                    .with_label_values(&[ctx.label().as_str(), arm])
+                    .inc_by(applied.credit);
+            }
+        }
+        applied.attribution
+    }
+
+    /// Refreshes the gauges of the bounded stores (called before a metrics scrape).
+    pub fn refresh_gauges(&self) {
+        let (len, bytes, evicted) = {
+            let imps = self.impressions.lock();
+            (imps.len(), imps.bytes(), imps.evicted())
+        };
+        self.metrics
+            .set_usage(len, bytes, evicted, self.history.usage());
+    }
+
+    /// The bandit's arm for a request context (and the pull is counted), with every arm's
+    /// probability for the impression's propensity.
     pub fn choose_arm(&self, history_len: usize, device: Option<&str>, ts: i64) -> ArmPick {
         let ctx = Context::new(history_len, device, ts, self.bandit.config());
-        let arm = self.bandit.choose_next(&ctx);
-        let cfg = &self.bandit.arms()[arm.min(self.bandit.arms().len().saturating_sub(1))];
+        let choice = self.bandit.choose_next_with_probabilities(&ctx);
+        let arms = self.bandit.arms();
+        let cfg = &arms[choice.arm.min(arms.len().saturating_sub(1))];
         ArmPick {
             context: ctx.index(),
             context_label: ctx.label(),
-            arm,
+            arm: choice.arm,
             arm_name: cfg.name.clone(),
             weights: cfg.weights,
+            probabilities: choice.probabilities,
         }
     }
 
-    /// Records a served list (`items` in the order shown). The impression is queued for the log's next group commit without
+    /// Records a served list. The impression is queued for the log's next group commit without
     /// waiting: nothing was acknowledged to anyone, and the request must not wait on the disk.
-    #[allow(clippy::too_many_arguments)]
-    pub fn record_impression(
-        &self,
-        request_id: &str,
-        user_id: Option<&str>,
-        variant: &str,
-        arm: Option<&ArmPick>,
-        strategy: Strategy,
-        model_version: &str,
-        items: Vec<ServedItem>,
-    ) {
+    pub fn record_impression(&self, imp: ImpressionIn<'_>) {
+        let (propensity, arm_probabilities) = match imp.arm {
+            Some(a) => (Some(a.propensity()), Some(a.probabilities.clone())),
+            // A fixed variant serves its list with certainty.
+            None => (Some(1.0), None),
+        };
         let record = Record::Impression {
-            request_id: request_id.to_string(),
-            user_id: user_id.map(str::to_string),
-            variant: variant.to_string(),
-            arm: arm.map(|a| ArmRef {
+            request_id: imp.id.to_string(),
+            client_request_id: imp.client_request_id.map(str::to_string),
+            user_id: imp.user_id.map(str::to_string),
+            variant: imp.variant.to_string(),
+            arm: imp.arm.map(|a| ArmRef {
                 context: a.context,
                 arm: a.arm,
                 arm_name: a.arm_name.clone(),
             }),
-            strategy: strategy.as_str().to_string(),
-            model_version: model_version.to_string(),
-            items,
+            propensity,
+            arm_probabilities,
+            strategy: imp.strategy.as_str().to_string(),
+            model_version: imp.model_version.to_string(),
+            items: imp.items,
             ts: crate::clock::now_unix(),
         };
         if !self.is_ready() {
@@ -414,6 +599,30 @@ impl FeedbackService {
             Ok(_pending) => self.apply_impression(&mut cut, record),
             Err(e) => tracing::debug!(error = %e, "impression not logged"),
         }
+    }
+
+    /// Under `feedback.auth = "signed"`: every event carries the token of the list it names,
+    /// issued for its user (or for an anonymous list).
+    fn check_tokens(&self, events: &[FeedbackIn]) -> Result<(), FeedbackError> {
+        let Some(signer) = &self.signer else {
+            return Ok(());
+        };
+        for (i, e) in events.iter().enumerate() {
+            let ok = e.impression_token.as_deref().is_some_and(|t| {
+                signer.verify(&e.request_id, &e.user_id, t) || signer.verify(&e.request_id, "", t)
+            });
+            if !ok {
+                let at = if events.len() > 1 {
+                    format!("events[{i}]: ")
+                } else {
+                    String::new()
+                };
+                return Err(FeedbackError::Unauthorized(format!(
+                    "{at}impression_token missing or not valid for this request_id and user_id"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Validates, makes durable (one group-committed fsync), then applies. All or nothing. The
@@ -448,6 +657,7 @@ impl FeedbackService {
                 })
             })?;
         }
+        self.check_tokens(&events)?;
         let received_at = crate::clock::now_unix();
         let records: Vec<Record> = events
             .into_iter()
@@ -477,7 +687,7 @@ impl FeedbackService {
             }
         };
         let accepted = records.len();
-        let (seqs, attributed) = match pending.await {
+        let (seqs, tally) = match pending.await {
             Ok(seqs) => (seqs, self.finish(ticket, Some(records)).await?),
             Err(e) => {
                 let _ = self.finish(ticket, None).await;
@@ -486,7 +696,8 @@ impl FeedbackService {
         };
         Ok(Ack {
             accepted,
-            attributed,
+            attributed: tally.attributed,
+            duplicates: tally.duplicates,
             last_seq: seqs.last().copied().unwrap_or(0),
         })
     }

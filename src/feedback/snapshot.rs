@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bandit::BanditSnapshot;
 
-use super::service::Served;
+use super::impressions::Served;
 
 #[derive(Serialize, Deserialize)]
 pub(super) struct SnapshotFile {
@@ -21,19 +21,21 @@ pub(super) struct SnapshotFile {
 }
 
 #[derive(Serialize, Deserialize, Default)]
-pub(super) struct OnlineState {
+pub struct OnlineState {
     /// Each user's recent items, oldest first.
     pub history: super::history::HistoryExport,
-    /// Served lists by request id, oldest first.
-    pub impressions: Vec<(String, Served)>,
+    /// Served lists by the hash of their impression id, oldest first. (Snapshots written
+    /// before impressions were compact hold `impressions` instead, which is ignored: those
+    /// lists are no longer attributable after the upgrade.)
+    #[serde(default)]
+    pub served: Vec<(u64, Served)>,
 }
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::history::InMemoryHistory;
-use super::service::{FeedbackService, Impressions, Resume};
+use super::service::{FeedbackService, Resume};
 use crate::bandit::{Bandit, BanditConfig};
 
 /// How long a snapshot waits for in-flight feedback before giving up this round.
@@ -57,22 +59,26 @@ impl FeedbackService {
             };
             return;
         };
-        let history = Arc::new(InMemoryHistory::new(self.history_per_user));
-        for (user, items) in &online.history {
-            for (item, ts) in items {
-                super::history::UserHistoryStore::record(history.as_ref(), user, item, *ts);
-            }
-        }
-        self.history = history;
-        let mut imps = Impressions::default();
-        for (rid, served) in online.impressions {
-            imps.insert(rid, served, self.capacity);
-        }
-        *self.impressions.get_mut() = imps;
+        // Installed by the replay, once the catalogue is known (it decides which users are
+        // the bundle's and which are guests).
+        *self.pending_online.get_mut() = Some(online);
         self.resume = Resume {
             from_seq: snapshot.last_seq + 1,
             bandit_after: snapshot.last_seq,
         };
+    }
+
+    /// Installs the snapshot's history and served lists (before the replay of the log).
+    pub(super) fn install_online(&self, online: OnlineState) {
+        for (user, items) in &online.history {
+            let known = self.knows_user(user);
+            for (item, ts) in items {
+                self.history.record_user(user, item, *ts, known);
+            }
+        }
+        let mut imps = self.impressions.lock();
+        imps.restore(online.served, self.bounds.max_bytes, self.bounds.ttl_secs);
+        imps.truncate_to(self.bounds.max_count);
     }
 
     /// Takes a consistent cut of the state and writes it with the log position it reflects;
@@ -107,19 +113,13 @@ impl FeedbackService {
             {
                 let cut = self.cut.lock();
                 if cut.idle() {
-                    let imps = self.impressions.lock();
-                    let impressions = imps
-                        .order
-                        .iter()
-                        .filter_map(|rid| Some((rid.clone(), imps.map.get(rid)?.clone())))
-                        .collect();
-                    drop(imps);
+                    let served = self.impressions.lock().export();
                     let file = SnapshotFile {
                         last_seq: 0,
                         bandit: self.bandit.snapshot(),
                         online: Some(OnlineState {
                             history: self.history.export().unwrap_or_default(),
-                            impressions,
+                            served,
                         }),
                     };
                     let barrier = self.log.submit_barrier().map_err(|e| e.to_string())?;

@@ -14,8 +14,11 @@ pub enum ApiError {
     NotFound,
     #[error("method not allowed")]
     MethodNotAllowed,
-    #[error("missing or invalid admin token")]
+    #[error("missing or invalid bearer token")]
     Unauthorized,
+    /// The trust model refused a feedback event (a missing or wrong `impression_token`).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("request body too large")]
     PayloadTooLarge,
     #[error("query string too long")]
@@ -57,6 +60,7 @@ impl ApiError {
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::UriTooLong => (StatusCode::URI_TOO_LONG, "uri_too_long"),
             ApiError::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),

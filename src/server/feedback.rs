@@ -3,6 +3,7 @@
 
 use super::error::ApiError;
 use super::state::AppState;
+use crate::feedback::FeedbackAuth;
 use crate::feedback::events::FeedbackIn;
 use crate::feedback::service::{Ack, FeedbackError, FeedbackService};
 use axum::Json;
@@ -44,9 +45,20 @@ fn service(st: &AppState) -> Result<&Arc<FeedbackService>, ApiError> {
         .ok_or(ApiError::FeedbackNotReady("opening the event log"))
 }
 
+/// `feedback.auth = "token"`: the sender must present the shared bearer token.
+fn admit(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    match st.cfg.feedback.auth {
+        FeedbackAuth::Token if !super::ops::authorized(headers, &st.cfg.feedback.token) => {
+            Err(ApiError::Unauthorized)
+        }
+        _ => Ok(()),
+    }
+}
+
 fn map_err(e: FeedbackError) -> ApiError {
     match e {
         FeedbackError::Invalid(m) => ApiError::bad("invalid_event", m),
+        FeedbackError::Unauthorized(m) => ApiError::Forbidden(m),
         FeedbackError::Storage(m) => ApiError::Storage(m),
         FeedbackError::Replaying => ApiError::NotReady,
     }
@@ -61,6 +73,8 @@ fn map_err(e: FeedbackError) -> ApiError {
     responses(
         (status = 202, description = "Durably recorded", body = Ack),
         (status = 400, description = "Invalid event", body = super::openapi::ErrorBody),
+        (status = 401, description = "feedback.auth = token: missing or wrong bearer token", body = super::openapi::ErrorBody),
+        (status = 403, description = "feedback.auth = signed: missing or wrong impression_token", body = super::openapi::ErrorBody),
         (status = 408, description = "Body not received within server.body_read_timeout_ms", body = super::openapi::ErrorBody),
         (status = 413, description = "Body too large", body = super::openapi::ErrorBody),
         (status = 415, description = "Not JSON", body = super::openapi::ErrorBody),
@@ -72,6 +86,7 @@ pub async fn post_one(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    admit(&st, &headers)?;
     let ev: FeedbackIn = json_body(&headers, body)?;
     let ack = service(&st)?.ingest(vec![ev]).await.map_err(map_err)?;
     Ok((StatusCode::ACCEPTED, Json(ack)).into_response())
@@ -94,6 +109,8 @@ pub struct Batch {
     responses(
         (status = 202, description = "All events durably recorded", body = Ack),
         (status = 400, description = "Invalid event (none recorded)", body = super::openapi::ErrorBody),
+        (status = 401, description = "feedback.auth = token: missing or wrong bearer token", body = super::openapi::ErrorBody),
+        (status = 403, description = "feedback.auth = signed: missing or wrong impression_token (none recorded)", body = super::openapi::ErrorBody),
         (status = 408, description = "Body not received within server.body_read_timeout_ms", body = super::openapi::ErrorBody),
         (status = 413, description = "Body too large", body = super::openapi::ErrorBody),
         (status = 415, description = "Not JSON", body = super::openapi::ErrorBody),
@@ -105,6 +122,7 @@ pub async fn post_batch(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    admit(&st, &headers)?;
     let batch: Batch = json_body(&headers, body)?;
     let max = st.cfg.feedback.max_batch;
     if batch.events.is_empty() || batch.events.len() > max {

@@ -34,7 +34,14 @@ use utoipa_axum::routes;
 
 /// The request id of the current request (echoed from `X-Request-Id` or generated).
 #[derive(Debug, Clone)]
-pub struct RequestId(pub String);
+pub struct RequestId(pub String, pub bool);
+
+impl RequestId {
+    /// True when the id came from the client's `X-Request-Id`.
+    pub fn from_client(&self) -> bool {
+        self.1
+    }
+}
 
 /// Bounded labels a handler reports for the request metrics.
 #[derive(Debug, Clone)]
@@ -259,7 +266,12 @@ async fn open_feedback(
     .await
     .map_err(|e| e.to_string())?;
     let fb = Arc::new(fb);
+    fb.set_catalogue(Arc::new(state::EngineCatalogue(Arc::downgrade(state))));
     let _ = state.feedback.set(Arc::clone(&fb));
+    // The replay keeps history only for catalogue items: it waits for the first engine.
+    while state.engine.load().is_none() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let replay = Arc::clone(&fb);
     tokio::task::spawn_blocking(move || replay.replay_pending())
         .await

@@ -242,6 +242,7 @@ pub fn document(cfg: &ServiceConfig) -> Value {
             props[id]["pattern"] = BODY_ID.into();
         }
         props["event"]["enum"] = cfg.feedback.events.clone().into();
+        props["impression_token"]["pattern"] = "^[0-9a-fA-F]{1,64}$".into();
     }
     if let Some(b) = v.pointer_mut("/components/schemas/Batch/properties/events") {
         b["maxItems"] = cfg.feedback.max_batch.into();

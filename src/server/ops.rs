@@ -54,6 +54,9 @@ pub async fn readyz(State(st): State<Arc<AppState>>) -> Response {
 #[utoipa::path(get, path = "/metrics", summary = "Prometheus metrics (text exposition format)",
     responses((status = 200, description = "Metrics", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(st): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    if let Some(fb) = st.feedback.get() {
+        fb.refresh_gauges();
+    }
     let text = st
         .metrics
         .render()

@@ -8,6 +8,7 @@ use super::params;
 use super::state::AppState;
 use super::{RequestId, RouteLabels};
 use crate::feedback::events::ServedItem;
+use crate::feedback::service::ImpressionIn;
 use crate::pipeline::{
     Degraded, Explanation, Query, Recommendation, Strategy, Treatment, recommend_within,
 };
@@ -34,7 +35,14 @@ pub struct ItemOut {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RecResponse {
+    /// The server-issued impression id: feedback on this list names it as its `request_id`.
     pub request_id: String,
+    /// The client's `X-Request-Id`, echoed for tracing (never used for attribution).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_request_id: Option<String>,
+    /// With `feedback.auth = "signed"`: feedback on this list must carry it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub impression_token: Option<String>,
     pub user_id: Option<String>,
     pub variant: String,
     pub model_version: String,
@@ -58,7 +66,7 @@ pub struct RecResponse {
     params(
         super::openapi::RecQueryDoc,
         ("X-Variant" = Option<String>, Header, description = "A/B variant; unknown or missing selects the default."),
-        ("X-Request-Id" = Option<String>, Header, description = "Echoed for tracing; generated when absent or invalid."),
+        ("X-Request-Id" = Option<String>, Header, description = "Echoed for tracing (header and `client_request_id`); generated when absent or invalid. Never the impression id."),
     ),
     responses(
         (status = 200, description = "Ranked items", body = RecResponse),
@@ -170,7 +178,14 @@ pub async fn recommend(
             .with_label_values(&[pick.context_label.as_str(), pick.arm_name.as_str()])
             .inc();
     }
-    if let Some(fb) = st.feedback.get() {
+    let client_request_id = rid.from_client().then(|| rid.0.clone());
+    let fb = st.feedback.get();
+    let impression_id = match fb {
+        Some(fb) => fb.issue_id(),
+        None => uuid::Uuid::new_v4().simple().to_string(),
+    };
+    let impression_token = fb.and_then(|fb| fb.impression_token(&impression_id, q.user_id.as_deref()));
+    if let Some(fb) = fb {
         let served: Vec<ServedItem> = items
             .iter()
             .enumerate()
@@ -182,18 +197,21 @@ pub async fn recommend(
                 explanation: i.explanation.clone(),
             })
             .collect();
-        fb.record_impression(
-            &rid.0,
-            q.user_id.as_deref(),
-            &variant.name,
-            arm.as_ref(),
-            rec.strategy,
-            engine.version(),
-            served,
-        );
+        fb.record_impression(ImpressionIn {
+            id: &impression_id,
+            client_request_id: client_request_id.as_deref(),
+            user_id: q.user_id.as_deref(),
+            variant: &variant.name,
+            arm: arm.as_ref(),
+            strategy: rec.strategy,
+            model_version: engine.version(),
+            items: served,
+        });
     }
     let body = RecResponse {
-        request_id: rid.0.clone(),
+        request_id: impression_id,
+        client_request_id,
+        impression_token,
         user_id: q.user_id,
         variant: variant.name.clone(),
         model_version: engine.version().to_string(),

@@ -121,3 +121,26 @@ impl AppState {
         }
     }
 }
+
+/// The feedback loop's view of the catalogue: the serving engine's items and users (the engine
+/// that is loaded when the question is asked). Holds the state weakly: the state owns the
+/// feedback service that holds this.
+pub struct EngineCatalogue(pub std::sync::Weak<AppState>);
+
+impl crate::feedback::catalogue::Catalogue for EngineCatalogue {
+    fn knows_item(&self, item: &str) -> Option<bool> {
+        let st = self.0.upgrade()?;
+        let engine = st.engine.load();
+        engine
+            .as_ref()
+            .map(|e| e.model.item_index.contains_key(item))
+    }
+
+    fn knows_user(&self, user: &str) -> Option<bool> {
+        let st = self.0.upgrade()?;
+        let engine = st.engine.load();
+        engine
+            .as_ref()
+            .map(|e| e.model.user_index.contains_key(user))
+    }
+}

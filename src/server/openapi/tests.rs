@@ -201,6 +201,7 @@ proptest! {
             event: "click".into(),
             value: None,
             ts: None,
+            impression_token: None,
         };
         for field in ["request_id", "user_id", "item_id"] {
             let p = &props[field];
