@@ -144,6 +144,8 @@ async fn sigkill_loses_no_acknowledged_event_and_bandit_state_replays() {
                 };
                 let Ok(body) = r.json::<serde_json::Value>().await else { break };
                 let Some(item) = body["items"][0]["item_id"].as_str() else { break };
+                // Feedback names the server-issued impression id.
+                let Some(rid) = body["request_id"].as_str().map(str::to_string) else { break };
                 let ev = serde_json::json!({"request_id": rid, "user_id": u, "item_id": item, "event": "click"});
                 match c.post(format!("{b}/feedback")).json(&ev).send().await {
                     Ok(r) if r.status().as_u16() == 202 => acked.push(rid),

@@ -46,6 +46,7 @@ struct ImpressionRow {
     variant: String,
     arm: String,
     propensity: Option<f64>,
+    arm_probabilities: Vec<f64>,
     strategy: String,
     model_version: String,
     items: Vec<(String, f32)>,
@@ -88,6 +89,7 @@ pub fn export_events(
                 variant,
                 arm,
                 propensity,
+                arm_probabilities,
                 strategy,
                 model_version,
                 items,
@@ -126,6 +128,7 @@ pub fn export_events(
                         variant,
                         arm: arm.map(|a| a.arm_name).unwrap_or_default(),
                         propensity,
+                        arm_probabilities: arm_probabilities.unwrap_or_default(),
                         strategy,
                         model_version,
                         items: items.into_iter().map(|i| (i.item_id, i.score)).collect(),
@@ -195,6 +198,7 @@ fn write_impressions(path: &Path, rows: &[ImpressionRow]) -> Result<u64, String>
         "variant",
         "arm",
         "propensity",
+        "arm_probabilities",
         "strategy",
         "model_version",
         "position",
@@ -207,6 +211,12 @@ fn write_impressions(path: &Path, rows: &[ImpressionRow]) -> Result<u64, String>
     .map_err(|e| e.to_string())?;
     let mut n = 0;
     for r in rows {
+        let probabilities = r
+            .arm_probabilities
+            .iter()
+            .map(f64::to_string)
+            .collect::<Vec<_>>()
+            .join("|");
         for (pos, ((item, score), (reward, events))) in r.items.iter().zip(&r.outcomes).enumerate()
         {
             w.write_record([
@@ -216,6 +226,7 @@ fn write_impressions(path: &Path, rows: &[ImpressionRow]) -> Result<u64, String>
                 r.variant.as_str(),
                 r.arm.as_str(),
                 &r.propensity.map(|p| p.to_string()).unwrap_or_default(),
+                &probabilities,
                 r.strategy.as_str(),
                 r.model_version.as_str(),
                 &pos.to_string(),

@@ -20,14 +20,17 @@ async fn click_is_durable_attributed_credits_the_arm_and_updates_exclude_seen() 
         .unwrap();
     assert_eq!(r.headers()["x-request-id"], "req-under-test");
     let served: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(served["request_id"], "req-under-test");
+    // The body's request_id is the server-issued impression id; the client's id is echoed.
+    assert_eq!(served["client_request_id"], "req-under-test");
+    let impression = served["request_id"].as_str().unwrap().to_string();
+    assert_ne!(impression, "req-under-test");
     let arm = served["arm"]
         .as_str()
         .expect("the bandit variant names its arm")
         .to_string();
     let clicked = served["items"][0]["item_id"].as_str().unwrap().to_string();
 
-    let ev = serde_json::json!({"request_id": "req-under-test", "user_id": user, "item_id": clicked, "event": "click"});
+    let ev = serde_json::json!({"request_id": impression, "user_id": user, "item_id": clicked, "event": "click"});
     let r = app
         .client
         .post(format!("{}/feedback", app.base))
@@ -114,10 +117,17 @@ async fn click_is_durable_attributed_credits_the_arm_and_updates_exclude_seen() 
     // Durable: the events are in the log on disk.
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(
-        metrics.contains(r#"recserve_feedback_attribution_total{result="attributed"} 2"#),
+        metrics.contains(
+            r#"recserve_feedback_attribution_total{result="attributed",variant="bandit"} 1"#
+        ),
         "{metrics}"
     );
-    assert!(metrics.contains(r#"recserve_feedback_attribution_total{result="unattributed"} 1"#));
+    assert!(metrics.contains(
+        r#"recserve_feedback_attribution_total{result="duplicate",variant="bandit"} 1"#
+    ));
+    assert!(metrics.contains(
+        r#"recserve_feedback_attribution_total{result="unknown_impression",variant="none"} 1"#
+    ));
     let dir = app.shutdown().await;
     let records = recserve::feedback::log::EventLog::read_all(dir.path()).unwrap();
     let texts: Vec<String> = records
@@ -127,7 +137,9 @@ async fn click_is_durable_attributed_credits_the_arm_and_updates_exclude_seen() 
     assert!(
         texts
             .iter()
-            .any(|t| t.contains("\"kind\":\"impression\"") && t.contains("req-under-test"))
+            .any(|t| t.contains("\"kind\":\"impression\"")
+                && t.contains(&impression)
+                && t.contains("\"client_request_id\":\"req-under-test\""))
     );
     assert!(
         texts

@@ -9,3 +9,4 @@ mod feedback;
 mod helpers;
 mod ops;
 mod recommend;
+mod trust;
