@@ -66,10 +66,14 @@ impl HistoryBounds {
     }
 }
 
-/// Bytes a guest entry costs beyond its strings: map slot, deque header, the order slot.
-const GUEST_OVERHEAD: usize = 112;
-/// Bytes per remembered item beyond the id's characters.
-const ITEM_OVERHEAD: usize = 40;
+/// Bytes a guest entry costs beyond its strings and its item buffer, measured rather than
+/// guessed: the hash-map slot at its average load, the shared user id's allocation header,
+/// the order-queue slot and malloc's per-allocation overhead.
+const GUEST_OVERHEAD: usize = 288;
+/// Bytes per remembered item beyond its slot in the buffer: the id's allocation and header.
+const ITEM_OVERHEAD: usize = 24;
+/// Bytes per slot of a guest's item buffer: `(String, i64)`.
+const ITEM_SLOT: usize = std::mem::size_of::<(String, i64)>();
 
 struct Guest {
     items: VecDeque<(String, i64)>,
@@ -108,7 +112,13 @@ fn push_item(d: &mut VecDeque<(String, i64)>, item: &str, ts: i64, per_user: usi
 }
 
 fn guest_bytes(user: &str, items: &VecDeque<(String, i64)>) -> usize {
-    GUEST_OVERHEAD + user.len() + items.iter().map(|(i, _)| i.len() + ITEM_OVERHEAD).sum::<usize>()
+    GUEST_OVERHEAD
+        + user.len()
+        + ITEM_SLOT * items.capacity()
+        + items
+            .iter()
+            .map(|(i, _)| i.len().max(8) + ITEM_OVERHEAD)
+            .sum::<usize>()
 }
 
 impl Shard {

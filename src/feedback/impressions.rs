@@ -57,8 +57,9 @@ impl Served {
     }
 }
 
-/// Key, order queue slot and hash-map slot overhead per entry.
-const ENTRY_OVERHEAD: usize = 48;
+/// Per entry beyond the struct and its buffers: the key, the order-queue slot, the hash-map
+/// slot's share at average load and malloc's headers of the three buffers.
+const ENTRY_OVERHEAD: usize = 96 + std::mem::size_of::<Served>() / 2;
 
 /// Why an event was or was not attributed (the `result` label of the attribution metric).
 #[derive(Debug, Clone, Copy, PartialEq)]
