@@ -33,8 +33,14 @@ fn start(port: u16, events: &Path) -> Server {
             .env("RECSERVE_SERVER__ADDR", format!("127.0.0.1:{port}"))
             .env("RECSERVE_SERVER__WARMUP_REQUESTS", "2")
             .env("RECSERVE_FEEDBACK__LOG__DIR", events)
-            .env("RECSERVE_FEEDBACK__HISTORY_GUEST_MAX_BYTES", GUEST_BYTES.to_string())
-            .env("RECSERVE_FEEDBACK__IMPRESSIONS_MAX_BYTES", IMPRESSION_BYTES.to_string())
+            .env(
+                "RECSERVE_FEEDBACK__HISTORY_GUEST_MAX_BYTES",
+                GUEST_BYTES.to_string(),
+            )
+            .env(
+                "RECSERVE_FEEDBACK__IMPRESSIONS_MAX_BYTES",
+                IMPRESSION_BYTES.to_string(),
+            )
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -74,10 +80,17 @@ fn metric(text: &str, prefix: &str) -> f64 {
 /// Posts events `from..to` in batches of 1000 from 4 clients; every batch must get 202.
 async fn flood(client: &reqwest::Client, base: &str, items: &[String], from: usize, to: usize) {
     let batches: Vec<usize> = (from..to).step_by(1000).collect();
-    let chunks: Vec<Vec<usize>> = batches.chunks(batches.len().div_ceil(4).max(1)).map(<[usize]>::to_vec).collect();
+    let chunks: Vec<Vec<usize>> = batches
+        .chunks(batches.len().div_ceil(4).max(1))
+        .map(<[usize]>::to_vec)
+        .collect();
     let mut tasks = Vec::new();
     for chunk in chunks {
-        let (c, url, items) = (client.clone(), format!("{base}/feedback/batch"), items.to_vec());
+        let (c, url, items) = (
+            client.clone(),
+            format!("{base}/feedback/batch"),
+            items.to_vec(),
+        );
         tasks.push(tokio::spawn(async move {
             for start in chunk {
                 let events: Vec<serde_json::Value> = (start..(start + 1000).min(to))
@@ -139,11 +152,32 @@ async fn a_million_unknown_users_stay_within_the_memory_bounds_across_a_restart(
     flood(&client, &base, &items, warm, total).await;
     let after = rss_bytes(server.0.id());
     let bound = GUEST_BYTES + IMPRESSION_BYTES + SLACK;
-    let m = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
-    let guest_bytes = metric(&m, r#"recserve_feedback_store_bytes{store="history_guests"}"#);
-    assert!(guest_bytes <= GUEST_BYTES as f64, "guest history {guest_bytes} bytes\n{m}");
-    assert!(metric(&m, r#"recserve_feedback_store_evicted_entries{store="history_guests"}"#) > 0.0);
-    assert_eq!(metric(&m, "recserve_feedback_unknown_items_total"), (total / 2) as f64);
+    let m = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let guest_bytes = metric(
+        &m,
+        r#"recserve_feedback_store_bytes{store="history_guests"}"#,
+    );
+    assert!(
+        guest_bytes <= GUEST_BYTES as f64,
+        "guest history {guest_bytes} bytes\n{m}"
+    );
+    assert!(
+        metric(
+            &m,
+            r#"recserve_feedback_store_evicted_entries{store="history_guests"}"#
+        ) > 0.0
+    );
+    assert_eq!(
+        metric(&m, "recserve_feedback_unknown_items_total"),
+        (total / 2) as f64
+    );
     assert!(
         after <= baseline + bound,
         "RSS grew {} MiB (from {} MiB) over {total} events; bound {} MiB",
@@ -154,14 +188,33 @@ async fn a_million_unknown_users_stay_within_the_memory_bounds_across_a_restart(
 
     // A graceful stop snapshots the bounded state; the restarted process holds no more.
     let pid = server.0.id();
-    assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
     let mut server = server;
     let _ = server.0.wait();
     let restarted = start(port, events.path());
     wait_ready(&client, &base).await;
-    let m = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
-    let restored = metric(&m, r#"recserve_feedback_store_bytes{store="history_guests"}"#);
-    assert!(restored > 0.0 && restored <= GUEST_BYTES as f64, "{restored}");
+    let m = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let restored = metric(
+        &m,
+        r#"recserve_feedback_store_bytes{store="history_guests"}"#,
+    );
+    assert!(
+        restored > 0.0 && restored <= GUEST_BYTES as f64,
+        "{restored}"
+    );
     let after_restart = rss_bytes(restarted.0.id());
     assert!(
         after_restart <= baseline + bound,

@@ -63,13 +63,23 @@ pub(super) fn epsilon_greedy(arms: &[ArmState], epsilon: f64) -> Vec<f64> {
             })
             .collect();
     }
-    let value = |a: &ArmState| if a.pulls > 0.0 { a.mean() } else { f64::INFINITY };
+    let value = |a: &ArmState| {
+        if a.pulls > 0.0 {
+            a.mean()
+        } else {
+            f64::INFINITY
+        }
+    };
     let best = arms.iter().map(value).fold(f64::NEG_INFINITY, f64::max);
     let ties = arms.iter().filter(|a| value(a) == best).count().max(1);
     let eps = epsilon.clamp(0.0, 1.0);
     arms.iter()
         .map(|a| {
-            let greedy = if value(a) == best { (1.0 - eps) / ties as f64 } else { 0.0 };
+            let greedy = if value(a) == best {
+                (1.0 - eps) / ties as f64
+            } else {
+                0.0
+            };
             eps / k as f64 + greedy
         })
         .collect()
@@ -94,7 +104,9 @@ impl Bandit {
     /// reports every arm's probability under the policy, both from one copy of the context's
     /// statistics.
     pub fn choose_next_with_probabilities(&self, ctx: &Context) -> ArmChoice {
-        let n = self.draws.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self
+            .draws
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut rng =
             SmallRng::seed_from_u64(self.cfg.seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let index = ctx.index();
@@ -173,7 +185,12 @@ mod tests {
     #[test]
     fn epsilon_greedy_probabilities_match_the_choice_frequencies() {
         use rand::SeedableRng;
-        let arms = [tried(10.0, 5.0), tried(10.0, 2.0), tried(10.0, 5.0), tried(10.0, 1.0)];
+        let arms = [
+            tried(10.0, 5.0),
+            tried(10.0, 2.0),
+            tried(10.0, 5.0),
+            tried(10.0, 1.0),
+        ];
         let p = epsilon_greedy(&arms, 0.2);
         assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
         assert!((p[0] - (0.05 + 0.4)).abs() < 1e-12 && (p[1] - 0.05).abs() < 1e-12);
@@ -185,10 +202,16 @@ mod tests {
         }
         for (s, q) in seen.iter().zip(&p) {
             let f = *s as f64 / n as f64;
-            assert!((f - q).abs() < 4.0 * (q * (1.0 - q) / n as f64).sqrt() + 1e-9, "{f} vs {q}");
+            assert!(
+                (f - q).abs() < 4.0 * (q * (1.0 - q) / n as f64).sqrt() + 1e-9,
+                "{f} vs {q}"
+            );
         }
         // Untried arms come first, uniformly.
-        let p = epsilon_greedy(&[tried(3.0, 1.0), ArmState::default(), ArmState::default()], 0.2);
+        let p = epsilon_greedy(
+            &[tried(3.0, 1.0), ArmState::default(), ArmState::default()],
+            0.2,
+        );
         assert_eq!(p, vec![0.0, 0.5, 0.5]);
     }
 
@@ -206,7 +229,10 @@ mod tests {
         for (s, q) in seen.iter().zip(&p) {
             let f = *s as f64 / n as f64;
             // The estimate's own error (0.5/sqrt(1000) at most) dominates.
-            assert!((f - q).abs() < 4.0 * 0.5 / (THOMPSON_DRAWS as f64).sqrt(), "{f} vs {q}");
+            assert!(
+                (f - q).abs() < 4.0 * 0.5 / (THOMPSON_DRAWS as f64).sqrt(),
+                "{f} vs {q}"
+            );
         }
     }
 

@@ -317,7 +317,11 @@ mod tests {
         };
         let h = InMemoryHistory::with_bounds(bounds);
         for i in 0..50_000 {
-            h.record(&format!("guest-{i}"), &format!("item-{}", i % 97), 1_000 + i);
+            h.record(
+                &format!("guest-{i}"),
+                &format!("item-{}", i % 97),
+                1_000 + i,
+            );
             // Known users are never evicted by guests.
             if i % 1000 == 0 {
                 h.record_user(&format!("member-{i}"), "item-1", 1_000 + i, true);

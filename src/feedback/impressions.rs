@@ -149,7 +149,9 @@ impl Impressions {
     }
 
     fn evict(&mut self, max_bytes: usize, ttl_secs: u64) {
-        let oldest_kept = self.newest_ts.saturating_sub(ttl_secs.min(i64::MAX as u64) as i64);
+        let oldest_kept = self
+            .newest_ts
+            .saturating_sub(ttl_secs.min(i64::MAX as u64) as i64);
         while let Some(&front) = self.order.front() {
             let expired = self.map.get(&front).is_none_or(|s| s.ts < oldest_kept);
             if self.bytes <= max_bytes && !expired {
@@ -274,7 +276,12 @@ mod tests {
     #[test]
     fn attribution_rules() {
         let mut imps = Impressions::default();
-        imps.insert("a", served(Some("u1"), &["i1", "i2", "i3"], 10), 1 << 20, 3600);
+        imps.insert(
+            "a",
+            served(Some("u1"), &["i1", "i2", "i3"], 10),
+            1 << 20,
+            3600,
+        );
         let attr = |imps: &mut Impressions, user, item, ev, r| {
             imps.attribute("a", user, item, ev, r, CAPS).0
         };
@@ -282,9 +289,18 @@ mod tests {
             attr(&mut imps, "u1", "i2", "click", 0.5),
             Attribution::Attributed { credit: 0.5 }
         );
-        assert_eq!(attr(&mut imps, "u1", "i2", "click", 0.5), Attribution::Duplicate);
-        assert_eq!(attr(&mut imps, "u2", "i3", "click", 0.5), Attribution::UserMismatch);
-        assert_eq!(attr(&mut imps, "u1", "i9", "click", 0.5), Attribution::NotShown);
+        assert_eq!(
+            attr(&mut imps, "u1", "i2", "click", 0.5),
+            Attribution::Duplicate
+        );
+        assert_eq!(
+            attr(&mut imps, "u2", "i3", "click", 0.5),
+            Attribution::UserMismatch
+        );
+        assert_eq!(
+            attr(&mut imps, "u1", "i9", "click", 0.5),
+            Attribution::NotShown
+        );
         assert_eq!(
             imps.attribute("zz", "u1", "i1", "click", 0.5, CAPS).0,
             Attribution::UnknownImpression
@@ -300,14 +316,21 @@ mod tests {
             attr(&mut imps, "u1", "i3", "click", 0.5),
             Attribution::Attributed { credit: 0.0 }
         );
-        assert!(imps.get("a").is_some_and(|s| s.reward <= CAPS.per_impression));
+        assert!(
+            imps.get("a")
+                .is_some_and(|s| s.reward <= CAPS.per_impression)
+        );
     }
 
     #[test]
     fn anonymous_lists_accept_any_user_and_repeated_ids_reset_nothing() {
         let mut imps = Impressions::default();
         imps.insert("s", served(None, &["i1"], 10), 1 << 20, 3600);
-        assert!(imps.attribute("s", "whoever", "i1", "click", 1.0, CAPS).0.is_attributed());
+        assert!(
+            imps.attribute("s", "whoever", "i1", "click", 1.0, CAPS)
+                .0
+                .is_attributed()
+        );
         // The same id again (a replayed record) does not replace the credited entry.
         imps.insert("s", served(None, &["i1"], 11), 1 << 20, 3600);
         assert_eq!(
@@ -322,7 +345,12 @@ mod tests {
         let one = served(Some("u"), &["a", "b", "c", "d"], 0).bytes();
         let cap = one * 10;
         for i in 0..100 {
-            imps.insert(&format!("r{i}"), served(Some("u"), &["a", "b", "c", "d"], 0), cap, 3600);
+            imps.insert(
+                &format!("r{i}"),
+                served(Some("u"), &["a", "b", "c", "d"], 0),
+                cap,
+                3600,
+            );
             assert!(imps.bytes() <= cap);
         }
         assert_eq!(imps.len(), 10);

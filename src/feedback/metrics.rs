@@ -140,7 +140,13 @@ impl FeedbackMetrics {
             .set(g(guests));
     }
 
-    pub(super) fn set_usage(&self, imps: usize, imp_bytes: usize, imp_evicted: u64, h: HistoryUsage) {
+    pub(super) fn set_usage(
+        &self,
+        imps: usize,
+        imp_bytes: usize,
+        imp_evicted: u64,
+        h: HistoryUsage,
+    ) {
         let g = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
         let e = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         self.stores.with_label_values(&["impressions"]).set(g(imps));

@@ -112,7 +112,10 @@ impl FeedbackConfig {
         match self.auth {
             FeedbackAuth::Open => {}
             FeedbackAuth::Token if self.token.len() < 16 => {
-                return Err("feedback.auth = \"token\" needs feedback.token of at least 16 characters".into());
+                return Err(
+                    "feedback.auth = \"token\" needs feedback.token of at least 16 characters"
+                        .into(),
+                );
             }
             FeedbackAuth::Token => {}
             FeedbackAuth::Signed => {

@@ -437,7 +437,12 @@ impl FeedbackService {
                     ts: *ts,
                 };
                 let mut imps = self.impressions.lock();
-                imps.insert(request_id, served, self.bounds.max_bytes, self.bounds.ttl_secs);
+                imps.insert(
+                    request_id,
+                    served,
+                    self.bounds.max_bytes,
+                    self.bounds.ttl_secs,
+                );
                 imps.truncate_to(self.bounds.max_count);
                 Applied::default()
             }

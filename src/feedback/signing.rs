@@ -12,7 +12,8 @@ pub fn parse_key(hex: &str) -> Result<[u8; 16], String> {
     let hex = hex.trim();
     if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(
-            "feedback.auth = \"signed\" needs feedback.signing_key: 32 hex digits (128 bits)".into(),
+            "feedback.auth = \"signed\" needs feedback.signing_key: 32 hex digits (128 bits)"
+                .into(),
         );
     }
     let mut key = [0u8; 16];
@@ -24,7 +25,9 @@ pub fn parse_key(hex: &str) -> Result<[u8; 16], String> {
 }
 
 fn mac(key: &[u8; 16], parts: &[&[u8]]) -> u128 {
-    let k0 = u64::from_le_bytes([key[0], key[1], key[2], key[3], key[4], key[5], key[6], key[7]]);
+    let k0 = u64::from_le_bytes([
+        key[0], key[1], key[2], key[3], key[4], key[5], key[6], key[7],
+    ]);
     let k1 = u64::from_le_bytes([
         key[8], key[9], key[10], key[11], key[12], key[13], key[14], key[15],
     ]);
@@ -78,7 +81,10 @@ impl Signer {
 
     /// The token for (impression id, user id; empty for an anonymous list).
     pub fn token(&self, impression: &str, user: &str) -> String {
-        format!("{:032x}", mac(&self.key, &[impression.as_bytes(), user.as_bytes()]))
+        format!(
+            "{:032x}",
+            mac(&self.key, &[impression.as_bytes(), user.as_bytes()])
+        )
     }
 
     /// Constant-time check of a presented token.
@@ -96,9 +102,13 @@ mod tests {
     #[test]
     fn ids_are_unique_hex_and_tokens_bind_id_and_user() {
         let issuer = IdIssuer::random();
-        let ids: std::collections::HashSet<String> = (0..10_000).map(|_| issuer.next_id()).collect();
+        let ids: std::collections::HashSet<String> =
+            (0..10_000).map(|_| issuer.next_id()).collect();
         assert_eq!(ids.len(), 10_000);
-        assert!(ids.iter().all(|i| i.len() == 32 && i.bytes().all(|b| b.is_ascii_hexdigit())));
+        assert!(
+            ids.iter()
+                .all(|i| i.len() == 32 && i.bytes().all(|b| b.is_ascii_hexdigit()))
+        );
         // Another process's issuer never repeats this one's ids.
         let other = IdIssuer::random();
         assert!((0..1000).all(|_| !ids.contains(&other.next_id())));

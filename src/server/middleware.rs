@@ -70,10 +70,7 @@ impl Drop for InFlight<'_> {
 
 pub async fn observe(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let client_rid = req
-        .headers()
-        .get("x-request-id")
-        .and_then(valid_request_id);
+    let client_rid = req.headers().get("x-request-id").and_then(valid_request_id);
     let from_client = client_rid.is_some();
     let rid = client_rid.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let route = req
@@ -82,7 +79,8 @@ pub async fn observe(State(st): State<Arc<AppState>>, mut req: Request, next: Ne
         .map_or("unmatched", |m| m.as_str())
         .to_string();
     let method = req.method().clone();
-    req.extensions_mut().insert(RequestId(rid.clone(), from_client));
+    req.extensions_mut()
+        .insert(RequestId(rid.clone(), from_client));
 
     st.metrics.in_flight.inc();
     let _guard = InFlight(&st.metrics.in_flight);

@@ -184,7 +184,8 @@ pub async fn recommend(
         Some(fb) => fb.issue_id(),
         None => uuid::Uuid::new_v4().simple().to_string(),
     };
-    let impression_token = fb.and_then(|fb| fb.impression_token(&impression_id, q.user_id.as_deref()));
+    let impression_token =
+        fb.and_then(|fb| fb.impression_token(&impression_id, q.user_id.as_deref()));
     if let Some(fb) = fb {
         let served: Vec<ServedItem> = items
             .iter()

@@ -122,9 +122,11 @@ async fn click_is_durable_attributed_credits_the_arm_and_updates_exclude_seen() 
         ),
         "{metrics}"
     );
-    assert!(metrics.contains(
-        r#"recserve_feedback_attribution_total{result="duplicate",variant="bandit"} 1"#
-    ));
+    assert!(
+        metrics.contains(
+            r#"recserve_feedback_attribution_total{result="duplicate",variant="bandit"} 1"#
+        )
+    );
     assert!(metrics.contains(
         r#"recserve_feedback_attribution_total{result="unknown_impression",variant="none"} 1"#
     ));
@@ -134,13 +136,9 @@ async fn click_is_durable_attributed_credits_the_arm_and_updates_exclude_seen() 
         .iter()
         .map(|(_, p)| String::from_utf8_lossy(p).to_string())
         .collect();
-    assert!(
-        texts
-            .iter()
-            .any(|t| t.contains("\"kind\":\"impression\"")
-                && t.contains(&impression)
-                && t.contains("\"client_request_id\":\"req-under-test\""))
-    );
+    assert!(texts.iter().any(|t| t.contains("\"kind\":\"impression\"")
+        && t.contains(&impression)
+        && t.contains("\"client_request_id\":\"req-under-test\"")));
     assert!(
         texts
             .iter()

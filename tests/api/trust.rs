@@ -71,23 +71,33 @@ async fn impression_ids_are_the_servers_and_attribution_cannot_be_poisoned() {
     // The same client request id twice: two impressions, each with its own server-issued id.
     let a = serve(&app, &user, "bandit", "resent-id").await;
     let b = serve(&app, &user, "bandit", "resent-id").await;
-    let (ida, idb) = (a["request_id"].as_str().unwrap(), b["request_id"].as_str().unwrap());
+    let (ida, idb) = (
+        a["request_id"].as_str().unwrap(),
+        b["request_id"].as_str().unwrap(),
+    );
     assert_ne!(ida, idb);
     assert_eq!(a["client_request_id"], "resent-id");
     assert!(ida.len() == 32 && ida.bytes().all(|c| c.is_ascii_hexdigit()));
 
     // Feedback naming the client's id attributes to nothing.
-    let click_a = json!({"request_id": ida, "user_id": user, "item_id": item(&a, 0), "event": "click"});
+    let click_a =
+        json!({"request_id": ida, "user_id": user, "item_id": item(&a, 0), "event": "click"});
     let (s, ack) = post(&app, &json!({"request_id": "resent-id", "user_id": user, "item_id": item(&a, 0), "event": "click"})).await;
     assert_eq!((s, ack["attributed"].as_u64()), (202, Some(0)));
 
     let arm_a = a["arm"].as_str().unwrap().to_string();
     let before = arm_reward(&app, &arm_a).await;
     let (s, ack) = post(&app, &click_a).await;
-    assert_eq!((s, ack["attributed"].as_u64(), ack["duplicates"].as_u64()), (202, Some(1), Some(0)));
+    assert_eq!(
+        (s, ack["attributed"].as_u64(), ack["duplicates"].as_u64()),
+        (202, Some(1), Some(0))
+    );
     // A retried click is a duplicate: acknowledged, counted as such, credited once.
     let (s, ack) = post(&app, &click_a).await;
-    assert_eq!((s, ack["attributed"].as_u64(), ack["duplicates"].as_u64()), (202, Some(0), Some(1)));
+    assert_eq!(
+        (s, ack["attributed"].as_u64(), ack["duplicates"].as_u64()),
+        (202, Some(0), Some(1))
+    );
     assert!((arm_reward(&app, &arm_a).await - before - 1.0).abs() < 1e-9);
     // Serving again under the same client id did not reset anything.
     let _ = serve(&app, &user, "bandit", "resent-id").await;
@@ -107,8 +117,16 @@ async fn impression_ids_are_the_servers_and_attribution_cannot_be_poisoned() {
     let before = arm_reward(&app, &arm_b).await;
     for i in 0..10 {
         for ev in ["purchase", "add_to_cart", "click"] {
-            let (s, ack) = post(&app, &json!({"request_id": idb, "user_id": user, "item_id": item(&b, i), "event": ev})).await;
-            assert_eq!((s, ack["attributed"].as_u64()), (202, Some(1)), "{ev} on item {i}");
+            let (s, ack) = post(
+                &app,
+                &json!({"request_id": idb, "user_id": user, "item_id": item(&b, i), "event": ev}),
+            )
+            .await;
+            assert_eq!(
+                (s, ack["attributed"].as_u64()),
+                (202, Some(1)),
+                "{ev} on item {i}"
+            );
         }
     }
     let credited = arm_reward(&app, &arm_b).await - before;
@@ -127,14 +145,19 @@ async fn impression_ids_are_the_servers_and_attribution_cannot_be_poisoned() {
     for a in stats["arms"].as_array().unwrap() {
         let (pulls, mean) = (a["pulls"].as_f64().unwrap(), a["mean"].as_f64().unwrap());
         assert!(mean <= 5.0 + 1e-9, "{a}");
-        assert!(a["reward_sum"].as_f64().unwrap() <= 5.0 * pulls + 1e-9, "{a}");
+        assert!(
+            a["reward_sum"].as_f64().unwrap() <= 5.0 * pulls + 1e-9,
+            "{a}"
+        );
     }
 
     let m = app.get("/metrics").await.text().await.unwrap();
     let attr = |result: &str, variant: &str| {
         metric(
             &m,
-            &format!(r#"recserve_feedback_attribution_total{{result="{result}",variant="{variant}"}}"#),
+            &format!(
+                r#"recserve_feedback_attribution_total{{result="{result}",variant="{variant}"}}"#
+            ),
         )
     };
     assert_eq!(attr("attributed", "bandit"), 31.0, "{m}");
@@ -145,7 +168,10 @@ async fn impression_ids_are_the_servers_and_attribution_cannot_be_poisoned() {
     // The reward metric carries the variant and the arm, after the caps.
     let reward: f64 = m
         .lines()
-        .filter(|l| l.starts_with(r#"recserve_feedback_reward_total{arm=""#) && l.contains(r#"variant="bandit""#))
+        .filter(|l| {
+            l.starts_with(r#"recserve_feedback_reward_total{arm=""#)
+                && l.contains(r#"variant="bandit""#)
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     assert!((reward - 6.0).abs() < 1e-9, "{reward}");
@@ -170,12 +196,20 @@ async fn outcomes_per_variant_and_exact_epsilon_greedy_propensities_in_the_expor
     let m = app.get("/metrics").await.text().await.unwrap();
     for variant in ["control", "bandit"] {
         assert_eq!(
-            metric(&m, &format!(r#"recserve_feedback_events_total{{event="click",variant="{variant}"}}"#)),
+            metric(
+                &m,
+                &format!(r#"recserve_feedback_events_total{{event="click",variant="{variant}"}}"#)
+            ),
             15.0,
             "{m}"
         );
         assert_eq!(
-            metric(&m, &format!(r#"recserve_feedback_attribution_total{{result="attributed",variant="{variant}"}}"#)),
+            metric(
+                &m,
+                &format!(
+                    r#"recserve_feedback_attribution_total{{result="attributed",variant="{variant}"}}"#
+                )
+            ),
             15.0
         );
     }
@@ -210,7 +244,11 @@ async fn outcomes_per_variant_and_exact_epsilon_greedy_propensities_in_the_expor
     let mut bandit_rows = 0;
     for row in rd.records() {
         let row = row.unwrap();
-        assert_eq!(&row[clicked], if &row[pos] == "0" { "1" } else { "0" }, "{row:?}");
+        assert_eq!(
+            &row[clicked],
+            if &row[pos] == "0" { "1" } else { "0" },
+            "{row:?}"
+        );
         let p: f64 = row[prop].parse().unwrap();
         if &row[variant] == "control" {
             assert_eq!(p, 1.0);
@@ -223,7 +261,9 @@ async fn outcomes_per_variant_and_exact_epsilon_greedy_propensities_in_the_expor
         // Either untried arms first (uniform among them, 0 for the rest) or the epsilon-greedy
         // rule: every arm epsilon/K, and the best ones share 1 - epsilon.
         let nonzero: Vec<f64> = all.iter().copied().filter(|&q| q > 0.0).collect();
-        let uniform = nonzero.iter().all(|&q| (q - 1.0 / nonzero.len() as f64).abs() < 1e-12);
+        let uniform = nonzero
+            .iter()
+            .all(|&q| (q - 1.0 / nonzero.len() as f64).abs() < 1e-12);
         if uniform {
             assert!((p - 1.0 / nonzero.len() as f64).abs() < 1e-12, "{all:?}");
         } else {
@@ -266,7 +306,10 @@ async fn thompson_propensities_are_estimates_summing_to_one() {
         assert_eq!(p[arm.arm], chosen);
         // An estimate from THOMPSON_DRAWS draws: multiples of 1/draws.
         let draws = recserve::bandit::THOMPSON_DRAWS as f64;
-        assert!(p.iter().all(|q| ((q * draws).round() - q * draws).abs() < 1e-6));
+        assert!(
+            p.iter()
+                .all(|q| ((q * draws).round() - q * draws).abs() < 1e-6)
+        );
     }
     assert_eq!(n, 10);
 }
