@@ -4,9 +4,12 @@
 //! (env `RECSERVE_FEEDBACK__LOG__TEST_HOOK_FULL_DISK_FILE`); never set that in production.
 //!
 //! While the trigger exists, every append writes only the first half of its bytes and then fails
-//! with ENOSPC (a real full disk also fails part-way), every fsync and every file creation fails
-//! with ENOSPC. Truncation, reads, renames and removals still work, as they do on a full disk.
-//! It decides nothing about durability; the log above it must cope as with a real device.
+//! with ENOSPC (a real full disk also fails part-way), an fsync with unsynced appended bytes
+//! fails with ENOSPC (their blocks cannot be allocated), and file creation fails. As on a real
+//! full disk, an fsync with nothing new to write succeeds, and truncation (which discards the
+//! unsynced tail: the log only ever cuts back to its synced length), reads, renames and removals
+//! still work. It decides nothing about durability; the log above it must cope as with a real
+//! device.
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -45,10 +48,13 @@ fn check(trigger: &Path) -> io::Result<()> {
 struct HookedFile {
     inner: Box<dyn LogFile>,
     trigger: Arc<PathBuf>,
+    /// Bytes were appended since the last successful fsync.
+    dirty: bool,
 }
 
 impl LogFile for HookedFile {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.dirty |= !buf.is_empty();
         if let Err(e) = check(&self.trigger) {
             // Part of the write lands before the device runs out of space.
             self.inner.write_all(&buf[..buf.len() / 2])?;
@@ -58,12 +64,18 @@ impl LogFile for HookedFile {
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
-        check(&self.trigger)?;
-        self.inner.sync_data()
+        if self.dirty {
+            check(&self.trigger)?;
+        }
+        self.inner.sync_data()?;
+        self.dirty = false;
+        Ok(())
     }
 
     fn set_len(&mut self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
+        self.inner.set_len(len)?;
+        self.dirty = false;
+        Ok(())
     }
 
     fn read_at(&mut self, offset: u64, max: u64) -> io::Result<Vec<u8>> {
@@ -76,6 +88,7 @@ impl FullDiskHook {
         Box::new(HookedFile {
             inner,
             trigger: Arc::clone(&self.trigger),
+            dirty: false,
         })
     }
 }
@@ -161,9 +174,14 @@ mod tests {
                 .map(|e| e.kind()),
             Some(io::ErrorKind::StorageFull)
         );
+        // Cut back to the synced length: nothing left to allocate, so an fsync succeeds even
+        // on the full disk (which is why the log must probe with a real write).
         file.set_len(4).unwrap();
+        file.sync_data().unwrap();
+        assert!(file.write_all(b"zz").is_err());
 
         std::fs::remove_file(&trigger).unwrap();
+        file.set_len(4).unwrap();
         file.write_all(b"xy").unwrap();
         file.sync_data().unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"abcdxy");
