@@ -10,8 +10,9 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY benches ./benches
+COPY assets ./assets
 COPY config ./config
-# The binary embeds config/default.toml, config/variants.toml and the demo bundle.
+# The binary embeds config/default.toml, config/variants.toml, the demo bundle and the chart font.
 COPY models ./models
 RUN cargo build --release --bin recserve
 

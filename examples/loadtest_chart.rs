@@ -1,12 +1,13 @@
-//! Renders `scripts/loadtest.sh`'s results.csv as a latency-vs-throughput SVG chart.
+//! Renders `scripts/loadtest.sh`'s results.csv as a latency-vs-throughput chart, SVG and PNG
+//! (`OUT.svg` and `OUT.png` beside it).
 //! usage: cargo run --release --example loadtest_chart -- out/loadtest/results.csv docs/loadtest.svg
 
-use recserve::eval::charts::{LineChart, LineSeries, line_chart};
+use recserve::eval::charts::{Chart, LineChart, LineSeries};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let (input, output) = match (args.get(1), args.get(2)) {
-        (Some(i), Some(o)) => (i, o),
+        (Some(i), Some(o)) => (i, std::path::Path::new(o)),
         _ => return Err("usage: loadtest_chart RESULTS.csv OUT.svg".into()),
     };
     let mut p50 = Vec::new();
@@ -33,7 +34,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         name: "p99".into(),
         points: p99,
     });
-    std::fs::write(output, line_chart(&chart))?;
-    println!("wrote {output}");
+    let chart = Chart::Line(chart);
+    std::fs::write(output, chart.to_svg()?)?;
+    let png = output.with_extension("png");
+    std::fs::write(&png, chart.to_png()?)?;
+    println!("wrote {} and {}", output.display(), png.display());
     Ok(())
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::bootstrap::DiffCi;
-use super::charts::{BarChart, BarSeries, LineChart, LineSeries, Scale, bar_chart, line_chart};
+use super::charts::{BarChart, BarSeries, Chart, LineChart, LineSeries, Scale};
 use super::metrics::{MetricSummary, RecallCurve};
 
 /// Name of the ablation row every other row is compared with.
@@ -105,19 +105,23 @@ impl StageLatency {
     }
 }
 
-/// Writes `report.json`, `report.md`, `ablation_ndcg.svg`, `source_recall.svg` and `latency.svg`
-/// into `out_dir` (created if missing).
+/// Writes `report.json`, `report.md` and the charts `ablation_ndcg`, `source_recall` and
+/// `latency`, each as `.svg` and `.png`, into `out_dir` (created if missing).
 pub fn write_report(report: &EvalReport, out_dir: &Path) -> io::Result<()> {
     std::fs::create_dir_all(out_dir)?;
     let json = serde_json::to_string_pretty(report)?;
     std::fs::write(out_dir.join("report.json"), json + "\n")?;
     std::fs::write(out_dir.join("report.md"), render_markdown(report))?;
-    std::fs::write(out_dir.join("ablation_ndcg.svg"), ablation_chart(report))?;
-    std::fs::write(
-        out_dir.join("source_recall.svg"),
-        source_recall_chart(report),
-    )?;
-    std::fs::write(out_dir.join("latency.svg"), latency_chart(report))?;
+    for (name, chart) in [
+        ("ablation_ndcg", ablation_chart(report)),
+        ("source_recall", source_recall_chart(report)),
+        ("latency", latency_chart(report)),
+    ] {
+        let svg = chart.to_svg().map_err(io::Error::other)?;
+        std::fs::write(out_dir.join(format!("{name}.svg")), svg)?;
+        let png = chart.to_png().map_err(io::Error::other)?;
+        std::fs::write(out_dir.join(format!("{name}.png")), png)?;
+    }
     Ok(())
 }
 
@@ -426,7 +430,7 @@ union fed to the ranker.\n\
 }
 
 /// Bar chart of NDCG@K and recall@K per ablation row.
-pub fn ablation_chart(r: &EvalReport) -> String {
+pub fn ablation_chart(r: &EvalReport) -> Chart {
     let k = r.k;
     let mut c = BarChart::new(
         format!("Ablation: NDCG@{k} and Recall@{k} (all users)"),
@@ -443,11 +447,11 @@ pub fn ablation_chart(r: &EvalReport) -> String {
             values: r.rows.iter().map(|row| row.metrics.recall).collect(),
         },
     ];
-    bar_chart(&c)
+    Chart::Bar(c)
 }
 
 /// Recall@K curves per candidate source; log-scaled K when the cutoffs span 20× or more.
-pub fn source_recall_chart(r: &EvalReport) -> String {
+pub fn source_recall_chart(r: &EvalReport) -> Chart {
     let mut c = LineChart::new(
         "Candidate recall@K per source",
         "K (candidates kept)",
@@ -469,11 +473,11 @@ pub fn source_recall_chart(r: &EvalReport) -> String {
     if lo > 0 && hi >= lo.saturating_mul(20) {
         c.x_scale = Scale::Log;
     }
-    line_chart(&c)
+    Chart::Line(c)
 }
 
 /// p50 and p99 latency bars per stage.
-pub fn latency_chart(r: &EvalReport) -> String {
+pub fn latency_chart(r: &EvalReport) -> Chart {
     let mut c = BarChart::new("Latency per stage", "milliseconds");
     c.categories = r.latency.iter().map(|l| l.stage.clone()).collect();
     c.series = vec![
@@ -486,12 +490,12 @@ pub fn latency_chart(r: &EvalReport) -> String {
             values: r.latency.iter().map(|l| l.p99_ms).collect(),
         },
     ];
-    bar_chart(&c)
+    Chart::Bar(c)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::charts::test_support::check_well_formed;
+    use super::super::charts::test_support::{parse_png, parse_svg};
     use super::*;
 
     fn summary(ndcg: f64, recall: f64, users_evaluated: u64) -> MetricSummary {
@@ -718,21 +722,32 @@ mod tests {
         assert_eq!(ablated_component("without_"), None);
     }
 
+    // Cost: three small SVG renders; well under a second.
     #[test]
-    fn charts_are_well_formed_with_expected_labels() {
+    fn charts_parse_with_expected_labels_and_one_element_per_data_point() {
         let r = report();
-        let a = ablation_chart(&r);
-        check_well_formed(&a).unwrap();
-        for l in [">full<", ">without_cf<", ">NDCG@10<", ">Recall@10<"] {
-            assert!(a.contains(l), "ablation chart lacks {l}");
+        let a = parse_svg(&ablation_chart(&r).to_svg().unwrap()).unwrap();
+        for l in [
+            "full",
+            "without_cf",
+            "popularity_only",
+            "NDCG@10",
+            "Recall@10",
+        ] {
+            assert!(a.texts.iter().any(|t| t == l), "ablation chart lacks {l}");
         }
-        let s = source_recall_chart(&r);
-        check_well_formed(&s).unwrap();
-        assert!(s.contains(">cf<") && s.contains(">merged<") && s.contains(">1000<"));
-        assert_eq!(s.matches("<circle").count(), 5);
-        let l = latency_chart(&r);
-        check_well_formed(&l).unwrap();
-        assert!(l.contains(">retrieval<") && l.contains(">p50<") && l.contains(">p99<"));
+        // Three rows: a bar per row and series, plus one legend key per series.
+        assert_eq!((a.rects[0], a.rects[1]), (3 + 1, 3 + 1));
+        let s = parse_svg(&source_recall_chart(&r).to_svg().unwrap()).unwrap();
+        for l in ["cf", "merged", "1000", "recall@K"] {
+            assert!(s.texts.iter().any(|t| t == l), "source chart lacks {l}");
+        }
+        assert_eq!(s.circles[..2], [3, 2]);
+        let l = parse_svg(&latency_chart(&r).to_svg().unwrap()).unwrap();
+        for t in ["retrieval", "ranking", "p50", "p99", "milliseconds"] {
+            assert!(l.texts.iter().any(|x| x == t), "latency chart lacks {t}");
+        }
+        assert_eq!((l.rects[0], l.rects[1]), (2 + 1, 2 + 1));
     }
 
     #[test]
@@ -750,6 +765,16 @@ mod tests {
         ] {
             assert!(out.join(f).is_file(), "{f} missing");
         }
+        for f in ["ablation_ndcg", "source_recall", "latency"] {
+            parse_svg(&std::fs::read_to_string(out.join(format!("{f}.svg"))).unwrap()).unwrap();
+            let (w, h, colours, _) =
+                parse_png(&std::fs::read(out.join(format!("{f}.png"))).unwrap()).unwrap();
+            assert_eq!((w, h), (860, 460));
+            assert!(
+                colours[0] > 0 && colours[1] > 0,
+                "{f}.png lacks its series: {colours:?}"
+            );
+        }
         let back: EvalReport =
             serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap())
                 .unwrap();
@@ -763,8 +788,7 @@ mod tests {
             k: 5,
         };
         write_report(&empty, &out).unwrap();
-        check_well_formed(&std::fs::read_to_string(out.join("source_recall.svg")).unwrap())
-            .unwrap();
+        parse_svg(&std::fs::read_to_string(out.join("source_recall.svg")).unwrap()).unwrap();
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //! All file access goes through [`fs::LogFs`], so the crash simulation tests run this very
 //! code on a simulated disk ([`sim::SimFs`]).
 
+pub mod fault;
 pub mod fs;
 mod pending;
 mod record;
@@ -78,6 +79,10 @@ pub struct LogConfig {
     pub queue_capacity: usize,
     /// Pause between attempts to reopen the log after a write or fsync error.
     pub retry_ms: u64,
+    /// TEST HOOK, never for production: while this file exists the log's disk behaves as if
+    /// it were full (ENOSPC, see `log/fault.rs`), so end-to-end tests can fill and free the
+    /// disk of the real binary. Unset (the default): the real file system, untouched.
+    pub test_hook_full_disk_file: Option<PathBuf>,
 }
 
 impl Default for LogConfig {
@@ -90,6 +95,7 @@ impl Default for LogConfig {
             max_record_bytes: 1024 * 1024,
             queue_capacity: 8192,
             retry_ms: 1000,
+            test_hook_full_disk_file: None,
         }
     }
 }
@@ -112,6 +118,22 @@ impl LogConfig {
             )));
         }
         Ok(())
+    }
+
+    /// The file layer this config asks for: the real file system, or (only when the test
+    /// hook `test_hook_full_disk_file` is set) the real one behind [`fault::FullDiskHook`].
+    pub fn file_layer(&self) -> Arc<dyn LogFs> {
+        match &self.test_hook_full_disk_file {
+            None => Arc::new(RealFs),
+            Some(trigger) => {
+                tracing::warn!(
+                    trigger = %trigger.display(),
+                    "TEST HOOK feedback.log.test_hook_full_disk_file is set: the event log fails \
+                     with ENOSPC while that file exists"
+                );
+                Arc::new(fault::FullDiskHook::new(Arc::new(RealFs), trigger.clone()))
+            }
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! Restart cost: with periodic snapshots a restart replays only the log after the last one.
 //! Counted, not timed, in CI; `scripts/restart_bench.sh` times a 1M-event restart (ignored
-//! test `restart_with_a_million_events`).
+//! test `restart_with_a_million_events`, then the real binary on the log it leaves).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -145,7 +145,20 @@ async fn restart_with_a_million_events() {
         .map(PathBuf::from)
         .unwrap_or_else(|_| std::env::temp_dir().join("recserve-restart-bench"));
     let _ = std::fs::remove_dir_all(&dir);
-    let cfg = fcfg(dir.clone());
+    // The shipped feedback and bandit settings, so the binary can restart on this log too.
+    let shipped = crate::config::Config::load_with_env(None, Vec::new()).unwrap();
+    let cfg = FeedbackConfig {
+        snapshot_interval_secs: 0,
+        log: LogConfig {
+            dir: dir.clone(),
+            ..shipped.feedback.log.clone()
+        },
+        ..shipped.feedback.clone()
+    };
+    let bandit = shipped.bandit.clone();
+    let open = |cfg: &FeedbackConfig, fs: Arc<dyn LogFs>| {
+        FeedbackService::open_on(cfg, &bandit, &prometheus::Registry::new(), fs).unwrap()
+    };
     let svc = open(&cfg, Arc::new(RealFs));
     svc.replay_pending().unwrap();
     let t = Instant::now();
@@ -182,5 +195,8 @@ async fn restart_with_a_million_events() {
     );
     assert_eq!(replayed, 10_000);
     drop(restarted);
-    let _ = std::fs::remove_dir_all(&dir);
+    // The script then times the real binary starting on this log.
+    if std::env::var_os("RECSERVE_RESTART_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -9,7 +9,7 @@ use super::catalogue::Catalogue;
 use super::events::{ArmRef, FeedbackIn, Record, ServedItem, validate};
 use super::history::{HistoryBounds, InMemoryHistory, UserHistoryStore};
 use super::impressions::{ArmTag, Attribution, CreditCaps, Impressions, Served, id_hash};
-use super::log::fs::{LogFs, RealFs};
+use super::log::fs::LogFs;
 use super::log::{EventLog, LogError, LogMetrics};
 use super::metrics::FeedbackMetrics;
 use super::signing::{IdIssuer, Signer};
@@ -211,7 +211,7 @@ impl FeedbackService {
     ) -> Result<Self, OpenError> {
         let (fcfg, bcfg, registry) = (fcfg.clone(), bcfg.clone(), registry.clone());
         tokio::task::spawn_blocking(move || {
-            Self::open_on(&fcfg, &bcfg, &registry, Arc::new(RealFs))
+            Self::open_on(&fcfg, &bcfg, &registry, fcfg.log.file_layer())
         })
         .await
         .map_err(|e| OpenError::Task(e.to_string()))?
@@ -223,7 +223,7 @@ impl FeedbackService {
         bcfg: &BanditConfig,
         registry: &prometheus::Registry,
     ) -> Result<Self, OpenError> {
-        let svc = Self::open_on(fcfg, bcfg, registry, Arc::new(RealFs))?;
+        let svc = Self::open_on(fcfg, bcfg, registry, fcfg.log.file_layer())?;
         svc.replay_pending()?;
         Ok(svc)
     }

@@ -6,8 +6,9 @@
 //! acknowledge a record that is not durable. After a write or sync error (a full disk, an
 //! I/O error) it fails the group, reports itself unhealthy, and every `retry` interval
 //! reopens the active segment, cuts it back to the last synced length (the page cache
-//! state after a failed fsync is unknown, so nothing unsynced is trusted) and carries on
-//! from the last synced record.
+//! state after a failed fsync is unknown, so nothing unsynced is trusted), proves the disk
+//! takes writes again with a synced durability marker, and carries on from the last synced
+//! record.
 
 use std::collections::VecDeque;
 use std::io;
@@ -371,8 +372,14 @@ impl Writer {
         }
         self.last_retry = Instant::now();
         let path = segment_path(&self.cfg.dir, self.active_first_seq);
+        // Truncating succeeds even on a disk that is still full, so the log is healthy again
+        // only once a probe (a durability marker for what is already synced: replay skips
+        // it) has been written and synced too. Otherwise `/readyz` would flap while full.
+        let mut probe = Vec::with_capacity(record::HEADER_LEN);
+        record::encode_marker(&mut probe, self.synced_seq);
         let reopened = self.fs.open_append(&path).and_then(|mut file| {
             file.set_len(self.synced_len)?;
+            file.write_all(&probe)?;
             file.sync_data()?;
             Ok(file)
         });
@@ -380,6 +387,8 @@ impl Writer {
             Ok(file) => {
                 tracing::info!(dir = %self.cfg.dir.display(), next_seq = self.synced_seq + 1, "event log reopened after a write failure");
                 self.file = file;
+                self.synced_len += probe.len() as u64;
+                self.marked_seq = self.synced_seq;
                 self.active_len = self.synced_len;
                 self.next_seq = self.synced_seq + 1;
                 self.written_seq = self.synced_seq;
