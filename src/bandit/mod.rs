@@ -25,6 +25,7 @@
 
 mod config;
 mod context;
+pub mod fleet;
 pub mod sampling;
 mod snapshot;
 mod state;

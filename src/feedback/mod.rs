@@ -10,6 +10,7 @@ pub mod export;
 pub mod history;
 pub mod log;
 pub mod metrics;
+pub mod replication;
 #[cfg(test)]
 mod restart_tests;
 pub mod service;
