@@ -413,7 +413,7 @@ async fn two_replicas_share_history_bandit_and_stream_and_survive_a_redis_outage
     // The history written during the outage reached Redis too (catch-up ships it).
     let next = recommend(&client, &a, &u, "control").await;
     assert!(!degraded(&next).contains(&"history:unavailable".to_string()));
-    for (_, item, _) in acked.iter().filter(|_| true).skip(acked.len() - 6) {
+    for (_, item, _) in acked.iter().skip(acked.len() - 6) {
         assert!(
             !items(&next).contains(item),
             "{item} clicked during the outage still shown"
@@ -576,7 +576,7 @@ async fn a_hundred_thousand_users_stay_within_the_key_and_memory_bounds() {
     // One history key per user (plus the heavy one), the stream, the shipped position,
     // the bandit hash and its flush position, the fleet view.
     assert!(
-        dbsize >= users + 1 && dbsize <= users + 1 + 6,
+        (users + 1..=users + 1 + 6).contains(&dbsize),
         "{dbsize} keys for {users} users"
     );
     let xlen: usize = redis::cmd("XLEN")
@@ -623,6 +623,20 @@ async fn a_hundred_thousand_users_stay_within_the_key_and_memory_bounds() {
         }
     }
     assert_eq!(checked, dbsize);
+    let usage = |key: String| -> u64 {
+        redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(key)
+            .query(&mut redis.con().unwrap())
+            .unwrap()
+    };
+    eprintln!(
+        "redis: MEMORY USAGE of a one-item history {} B, of the 5-item one {} B, of the stream {} B ({} B per entry)",
+        usage(format!("{prefix}h:user-{:019}", 42)),
+        usage(format!("{prefix}h:heavy-user")),
+        usage(format!("{prefix}events")),
+        usage(format!("{prefix}events")) / xlen.max(1) as u64
+    );
     let used = mem(&redis).saturating_sub(before);
     let per_user = used as f64 / users as f64;
     eprintln!(

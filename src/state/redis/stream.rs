@@ -365,10 +365,8 @@ fn read_log(
         if let Ok(r @ Record::Feedback { .. }) = serde_json::from_slice::<Record>(&payload) {
             chunk.push((seq, r));
         }
-        if chunk.len() >= batch {
-            if tx.blocking_send(std::mem::take(&mut chunk)).is_err() {
-                return Ok(());
-            }
+        if chunk.len() >= batch && tx.blocking_send(std::mem::take(&mut chunk)).is_err() {
+            return Ok(());
         }
     }
     if !chunk.is_empty() {
