@@ -109,3 +109,60 @@ impl StateConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn load(env: &[(&str, &str)]) -> Result<Config, String> {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Config::load_with_env(None, env).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_backend_switch_and_its_env_overrides() {
+        let cfg = load(&[]).unwrap();
+        assert_eq!(
+            cfg.state.backend,
+            super::Backend::Embedded,
+            "embedded by default"
+        );
+        let cfg = load(&[
+            ("RECSERVE_STATE__BACKEND", "redis"),
+            ("RECSERVE_STATE__REDIS__URL", "redis://cache:6380/2"),
+            ("RECSERVE_STATE__REDIS__HISTORY_READ_BUDGET_MS", "3"),
+        ])
+        .unwrap();
+        assert_eq!(cfg.state.backend, super::Backend::Redis);
+        assert_eq!(cfg.state.redis.url, "redis://cache:6380/2");
+        assert_eq!(cfg.state.redis.history_read_budget_ms, 3);
+        let bad = |env: &[(&str, &str)], want: &str| {
+            let err = load(env).unwrap_err();
+            assert!(err.contains(want), "{err}");
+        };
+        bad(&[("RECSERVE_STATE__BACKEND", "memcached")], "memcached");
+        bad(
+            &[
+                ("RECSERVE_STATE__BACKEND", "redis"),
+                ("RECSERVE_STATE__REDIS__URL", "http://x"),
+            ],
+            "state.redis.url",
+        );
+        bad(
+            &[
+                ("RECSERVE_STATE__BACKEND", "redis"),
+                ("RECSERVE_STATE__REDIS__STREAM_MAXLEN", "0"),
+            ],
+            "stream_maxlen",
+        );
+        bad(
+            &[
+                ("RECSERVE_STATE__BACKEND", "redis"),
+                ("RECSERVE_BANDIT__DISCOUNT", "0.99"),
+            ],
+            "discount",
+        );
+        // The embedded backend does not care about the Redis section's values.
+        assert!(load(&[("RECSERVE_STATE__REDIS__URL", "http://x")]).is_ok());
+    }
+}
