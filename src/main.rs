@@ -80,6 +80,10 @@ enum Cmd {
         out: PathBuf,
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Read the whole fleet's events from the Redis stream (`state.redis.url`,
+        /// `state.redis.key_prefix`) instead of this replica's local log.
+        #[arg(long)]
+        from_redis: bool,
     },
     /// Cut the event log at damage that start-up refused to skip (synced records were hit);
     /// the cut bytes are kept beside the segment. Run with the server stopped.
@@ -194,13 +198,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let cut = recserve::feedback::log::EventLog::repair(&dir)?;
             println!("{}", serde_json::json!({ "dir": dir, "bytes_cut": cut }));
         }
-        Cmd::ExportEvents { out, config } => {
+        Cmd::ExportEvents {
+            out,
+            config,
+            from_redis,
+        } => {
             let cfg = Config::load(config.as_deref())?;
-            let s = recserve::feedback::export::export_events(
-                &cfg.feedback.log.dir,
-                &out,
-                &cfg.bandit.rewards,
-            )
+            let s = if from_redis {
+                let records = recserve::state::redis::export::stream_payloads(&cfg.state.redis)
+                    .map_err(anyhow::Error::msg)?;
+                recserve::feedback::export::export_payloads(records, &out, &cfg.bandit.rewards)
+            } else {
+                recserve::feedback::export::export_events(
+                    &cfg.feedback.log.dir,
+                    &out,
+                    &cfg.bandit.rewards,
+                )
+            }
             .map_err(anyhow::Error::msg)?;
             println!("{}", serde_json::to_string_pretty(&s)?);
         }

@@ -471,6 +471,20 @@ async fn two_replicas_share_history_bandit_and_stream_and_survive_a_redis_outage
         got, want,
         "the stream holds exactly the acknowledged events"
     );
+    // `export-events --from-redis` reads the fleet's events back: the positive ones, once.
+    let out = tempfile::tempdir().unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_recserve"))
+        .args(["export-events", "--from-redis", "--out"])
+        .arg(out.path())
+        .env("RECSERVE_STATE__REDIS__URL", redis.url())
+        .env("RECSERVE_STATE__REDIS__KEY_PREFIX", prefix)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let csv = std::fs::read_to_string(out.path().join("interactions.csv")).unwrap();
+    let positive = acked.iter().filter(|(_, _, e)| e != "dismiss").count();
+    assert_eq!(csv.lines().count(), 1 + positive, "{csv}");
     // The history written during the outage reached Redis too (catch-up ships it).
     let next = recommend(&client, &a, &u, "control").await;
     assert!(!degraded(&next).contains(&"history:unavailable".to_string()));

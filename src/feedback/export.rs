@@ -20,6 +20,20 @@ pub fn export_events(
     out_dir: &Path,
     rewards: &BTreeMap<String, f64>,
 ) -> Result<ExportSummary, String> {
+    let records = EventLog::replay_dir(log_dir, 0).map_err(|e| e.to_string())?;
+    export_payloads(
+        records.map(|r| r.map(|(_, payload)| payload).map_err(|e| e.to_string())),
+        out_dir,
+        rewards,
+    )
+}
+
+/// [`export_events`] over any source of log payloads (e.g. the fleet's Redis stream).
+pub fn export_payloads(
+    records: impl Iterator<Item = Result<Vec<u8>, String>>,
+    out_dir: &Path,
+    rewards: &BTreeMap<String, f64>,
+) -> Result<ExportSummary, String> {
     std::fs::create_dir_all(out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
     let path = out_dir.join("interactions.csv");
     let f = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -27,8 +41,8 @@ pub fn export_events(
     w.write_record(["user_id", "item_id", "timestamp", "weight"])
         .map_err(|e| e.to_string())?;
     let mut s = ExportSummary::default();
-    for rec in EventLog::replay_dir(log_dir, 0).map_err(|e| e.to_string())? {
-        let (_, payload) = rec.map_err(|e| e.to_string())?;
+    for payload in records {
+        let payload = payload?;
         s.records += 1;
         let Ok(Record::Feedback { event, received_at }) =
             serde_json::from_slice::<Record>(&payload)

@@ -7,6 +7,7 @@
 //! family is one more module and its key names in `keys`; it never opens its own connection.
 
 pub mod bandit;
+pub mod export;
 pub mod history;
 pub mod keys;
 mod metrics;
