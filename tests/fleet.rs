@@ -494,6 +494,37 @@ async fn two_replicas_share_history_bandit_and_stream_and_survive_a_redis_outage
             "{item} clicked during the outage still shown"
         );
     }
+
+    // A's log is replaced while its id stays: its stream position is ahead of the new log, so
+    // it starts again from 0 instead of skipping the new log's events.
+    drop(a);
+    let a2 = replica(&redis, prefix, "a", &[]);
+    wait_ready(&client, &a2).await;
+    let v = recommend(&client, &a2, &u, "control").await;
+    let rid = v["request_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        post(
+            &client,
+            &a2,
+            vec![
+                json!({"request_id": rid, "user_id": u, "item_id": items(&v)[0], "event": "click"})
+            ]
+        )
+        .await,
+        202
+    );
+    let mut caught = false;
+    for _ in 0..40 {
+        if sync(&client, &a2).await["sync"]["stream_caught_up"] == true {
+            caught = true;
+            break;
+        }
+    }
+    assert!(caught);
+    assert!(
+        stream(&redis, prefix).iter().any(|e| e.2 == rid),
+        "the new log's event was skipped"
+    );
 }
 
 /// Copies the demo bundle under `dir` with another model version.

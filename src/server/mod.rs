@@ -249,6 +249,12 @@ impl Application {
         };
         if let Some(fb) = state.feedback.get() {
             fb.close(drained).await;
+            // The fleet gets this replica's last bandit deltas (best effort, one round trip).
+            if let Some(b) = state.fleet.as_ref().and_then(|f| f.bandit.get())
+                && let Err(e) = b.sync(&fb.bandit).await
+            {
+                tracing::warn!(error = %e, "last bandit flush to redis failed");
+            }
         }
         match failure.lock().take() {
             Some(e) => Err(std::io::Error::other(format!("feedback: {e}"))),

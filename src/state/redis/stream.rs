@@ -145,11 +145,35 @@ impl Shipper {
     pub async fn run(self: Arc<Self>, fb: Arc<FeedbackService>) {
         let mut backoff = Duration::from_millis(100);
         let mut pos: Option<u64> = None;
+        let mut first = true;
         loop {
             let from = match pos {
                 Some(p) => p,
                 None => match self.read_position().await {
-                    Ok(p) => p,
+                    Ok(p) if first && p > fb.log_stats().durable_seq.unwrap_or(0) => {
+                        // The position belongs to another log: this one was replaced while the
+                        // id stayed (or two replicas share an id). Its events would be skipped.
+                        tracing::error!(
+                            replica = %self.redis.replica,
+                            position = p,
+                            log_end = fb.log_stats().durable_seq.unwrap_or(0),
+                            "redis stream: this replica id's position is ahead of its event log; starting it again from 0 (give every replica its own state.redis.replica_id)"
+                        );
+                        match self.reset_position().await {
+                            Ok(()) => {
+                                first = false;
+                                0
+                            }
+                            Err(_) => {
+                                tokio::time::sleep(backoff).await;
+                                continue;
+                            }
+                        }
+                    }
+                    Ok(p) => {
+                        first = false;
+                        p
+                    }
                     Err(e) => {
                         tracing::debug!(error = %e, "redis stream: position unknown; retrying");
                         tokio::time::sleep(backoff).await;
@@ -192,6 +216,19 @@ impl Shipper {
             // Redis may have applied the last batch before the error: ask it.
             pos = None;
         }
+    }
+
+    async fn reset_position(&self) -> Result<(), RedisError> {
+        let key = self.redis.keys.shipped(&self.redis.replica);
+        self.redis
+            .run(
+                Family::Stream,
+                self.redis.command_budget(),
+                |mut c| async move { redis::cmd("DEL").arg(&key).query_async::<()>(&mut c).await },
+            )
+            .await?;
+        self.shipped.send_replace(0);
+        Ok(())
     }
 
     async fn read_position(&self) -> Result<u64, RedisError> {
