@@ -1,6 +1,6 @@
 //! The configuration aggregator, the top layer: it assembles the sections every layer defines for
 //! itself (`[server]` from `server`, `[serving]` from `pipeline`, `[index]` from `retrieval`,
-//! `[train]`, `[feedback]`, `[bandit]`) and applies the layering: the embedded
+//! `[train]`, `[feedback]`, `[bandit]`, `[state]`) and applies the layering: the embedded
 //! `config/default.toml` → an optional file → `RECSERVE_…` environment variables
 //! (`RECSERVE_SERVING__MAX_N=50` sets `serving.max_n`; only variables whose first segment is a
 //! top-level config key count). Relative paths a config file sets (`server.bundle`,
@@ -49,6 +49,7 @@ pub struct Config {
     pub train: TrainConfig,
     pub feedback: FeedbackConfig,
     pub bandit: BanditConfig,
+    pub state: crate::state::StateConfig,
     /// Path of the variants file (A/B treatments); empty = the embedded `config/variants.toml`.
     pub variants_file: PathBuf,
 }
@@ -107,6 +108,9 @@ impl Config {
             .validate()
             .map_err(|e| ConfigError::Invalid(format!("bandit: {e}")))?;
         self.feedback.validate().map_err(ConfigError::Invalid)?;
+        self.state
+            .validate(self.bandit.discount.is_some())
+            .map_err(|e| invalid(&e))?;
         Ok(())
     }
 
@@ -138,6 +142,7 @@ impl Config {
             index: self.index.clone(),
             feedback: self.feedback.clone(),
             bandit: self.bandit.clone(),
+            state: self.state.clone(),
             variants_file: self.variants_file.clone(),
         }
     }

@@ -14,4 +14,5 @@ pub mod pipeline;
 pub mod ranking;
 pub mod retrieval;
 pub mod server;
+pub mod state;
 pub mod train;

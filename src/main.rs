@@ -87,6 +87,10 @@ enum Cmd {
         /// Also write impressions.csv (shown, clicked, reward, propensity per shown item).
         #[arg(long)]
         impressions: bool,
+        /// Read the whole fleet's events from the Redis stream (`state.redis.url`,
+        /// `state.redis.key_prefix`) instead of this replica's local log.
+        #[arg(long)]
+        from_redis: bool,
     },
     /// Cut the event log at damage that start-up refused to skip (synced records were hit);
     /// the cut bytes are kept beside the segment. Run with the server stopped.
@@ -206,17 +210,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             config,
             attributed_only,
             impressions,
+            from_redis,
         } => {
             let cfg = Config::load(config.as_deref())?;
-            let s = recserve::feedback::export::export_events(
-                &cfg.feedback,
-                &cfg.bandit.rewards,
-                &out,
-                recserve::feedback::export::ExportOptions {
-                    attributed_only,
-                    impressions,
-                },
-            )
+            let opts = recserve::feedback::export::ExportOptions {
+                attributed_only,
+                impressions,
+            };
+            let s = if from_redis {
+                let records = recserve::state::redis::export::stream_payloads(&cfg.state.redis)
+                    .map_err(anyhow::Error::msg)?;
+                recserve::feedback::export::export_payloads(
+                    records,
+                    &cfg.feedback,
+                    &cfg.bandit.rewards,
+                    &out,
+                    opts,
+                )
+            } else {
+                recserve::feedback::export::export_events(
+                    &cfg.feedback,
+                    &cfg.bandit.rewards,
+                    &out,
+                    opts,
+                )
+            }
             .map_err(anyhow::Error::msg)?;
             println!("{}", serde_json::to_string_pretty(&s)?);
         }

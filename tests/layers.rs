@@ -17,7 +17,8 @@ const LAYERS: &[&[&str]] = &[
     &["ranking"],             // the one feature definition, the ranker, blend and top-n
     &["pipeline"],            // the request pipeline: fan-out under a deadline, the fallback chain
     &["train", "feedback"],   // offline training; the feedback log, attribution, online history
-    &["eval", "server"],      // offline evaluation; the HTTP edge
+    &["eval", "state"],       // offline evaluation; live state shared through Redis (or embedded)
+    &["server"],              // the HTTP edge
     &["config"],              // assembles every layer's config section; file/env layering
 ];
 

@@ -25,6 +25,7 @@
 
 mod config;
 mod context;
+pub mod fleet;
 mod propensity;
 pub mod sampling;
 mod snapshot;

@@ -18,8 +18,8 @@ pub(super) enum Slot {
     Impression(Box<Record>),
     /// Feedback whose fsync has not returned yet.
     Pending,
-    /// Feedback made durable, to apply in its turn.
-    Done(Vec<Record>),
+    /// Feedback made durable (with its sequence numbers), to apply in its turn.
+    Done(Vec<u64>, Vec<Record>),
     /// Feedback that was not made durable: skipped.
     Failed,
 }
@@ -66,13 +66,13 @@ impl FeedbackService {
     pub(super) async fn finish(
         &self,
         ticket: u64,
-        records: Option<Vec<Record>>,
+        records: Option<(Vec<u64>, Vec<Record>)>,
     ) -> Result<Tally, FeedbackError> {
         let failed = records.is_none();
         {
             let mut cut = self.cut.lock();
             if let Some((_, slot)) = cut.slots.iter_mut().find(|(t, _)| *t == ticket) {
-                *slot = records.map_or(Slot::Failed, Slot::Done);
+                *slot = records.map_or(Slot::Failed, |(seqs, r)| Slot::Done(seqs, r));
             }
             self.drain(&mut cut);
             if failed {
@@ -103,12 +103,16 @@ impl FeedbackService {
                 Slot::Impression(record) => {
                     self.apply(&record, true);
                 }
-                Slot::Done(records) => {
+                Slot::Done(seqs, records) => {
                     let mut tally = Tally::default();
                     for r in &records {
                         tally.add(self.apply_feedback(r));
                     }
                     cut.results.insert(ticket, tally);
+                    // In log order, so a shared store sees the same order as the log.
+                    if let Some(hook) = self.replication.get() {
+                        hook.applied(seqs, records);
+                    }
                     delivered = true;
                 }
                 Slot::Failed => {}

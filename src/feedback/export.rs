@@ -60,6 +60,24 @@ pub fn export_events(
     out_dir: &Path,
     opts: ExportOptions,
 ) -> Result<ExportSummary, String> {
+    let records = EventLog::replay_dir(&fcfg.log.dir, 0).map_err(|e| e.to_string())?;
+    export_payloads(
+        records.map(|r| r.map(|(_, payload)| payload).map_err(|e| e.to_string())),
+        fcfg,
+        rewards,
+        out_dir,
+        opts,
+    )
+}
+
+/// [`export_events`] over any source of log payloads (e.g. the fleet's Redis stream).
+pub fn export_payloads(
+    records: impl Iterator<Item = Result<Vec<u8>, String>>,
+    fcfg: &FeedbackConfig,
+    rewards: &BTreeMap<String, f64>,
+    out_dir: &Path,
+    opts: ExportOptions,
+) -> Result<ExportSummary, String> {
     std::fs::create_dir_all(out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
     let path = out_dir.join("interactions.csv");
     let f = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -75,8 +93,8 @@ pub fn export_events(
     let mut rows: Vec<ImpressionRow> = Vec::new();
     let mut row_of: FxHashMap<u64, usize> = FxHashMap::default();
     let mut s = ExportSummary::default();
-    for rec in EventLog::replay_dir(&fcfg.log.dir, 0).map_err(|e| e.to_string())? {
-        let (_, payload) = rec.map_err(|e| e.to_string())?;
+    for payload in records {
+        let payload = payload?;
         s.records += 1;
         let Ok(record) = serde_json::from_slice::<Record>(&payload) else {
             s.skipped += 1;

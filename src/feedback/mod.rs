@@ -12,6 +12,7 @@ pub mod history;
 pub mod impressions;
 pub mod log;
 pub mod metrics;
+pub mod replication;
 #[cfg(test)]
 mod restart_tests;
 pub mod service;

@@ -186,6 +186,8 @@ pub struct FeedbackService {
     pub(super) pending_online: Mutex<Option<super::snapshot::OnlineState>>,
     ready: AtomicBool,
     pub(super) snapshot_interval: std::time::Duration,
+    /// A shared store following acknowledged feedback (`replication.rs`); unset = embedded.
+    pub(super) replication: std::sync::OnceLock<Arc<dyn super::replication::Replication>>,
 }
 
 impl FeedbackService {
@@ -310,6 +312,7 @@ impl FeedbackService {
             pending_online: Mutex::new(None),
             ready: AtomicBool::new(false),
             snapshot_interval: std::time::Duration::from_secs(fcfg.snapshot_interval_secs),
+            replication: std::sync::OnceLock::new(),
         };
         if let Some(snapshot) = snapshot {
             svc.restore(bcfg, snapshot);
@@ -637,7 +640,15 @@ impl FeedbackService {
         use tracing::Instrument as _;
         let this = Arc::clone(self);
         tokio::spawn(
-            async move { this.ingest_inner(events).await }.instrument(tracing::Span::current()),
+            async move {
+                let ack = this.ingest_inner(events).await?;
+                // A shared store gets a bounded wait to hold the events before the 202.
+                if let Some(hook) = this.replication.get() {
+                    hook.settle(ack.last_seq).await;
+                }
+                Ok(ack)
+            }
+            .instrument(tracing::Span::current()),
         )
         .await
         .map_err(|e| FeedbackError::Storage(format!("feedback task failed: {e}")))?
@@ -692,8 +703,11 @@ impl FeedbackService {
             }
         };
         let accepted = records.len();
-        let (seqs, tally) = match pending.await {
-            Ok(seqs) => (seqs, self.finish(ticket, Some(records)).await?),
+        let (last_seq, tally) = match pending.await {
+            Ok(seqs) => {
+                let last = seqs.last().copied().unwrap_or(0);
+                (last, self.finish(ticket, Some((seqs, records))).await?)
+            }
             Err(e) => {
                 let _ = self.finish(ticket, None).await;
                 return Err(FeedbackError::Storage(e.to_string()));
@@ -703,7 +717,7 @@ impl FeedbackService {
             accepted,
             attributed: tally.attributed,
             duplicates: tally.duplicates,
-            last_seq: seqs.last().copied().unwrap_or(0),
+            last_seq,
         })
     }
 

@@ -28,6 +28,9 @@ pub enum Degraded {
     RequestOverBudget,
     /// The pipeline task died: answered from popularity.
     PipelineError,
+    /// The shared online history (Redis) failed or did not answer within its budget: the
+    /// request was served without online history.
+    HistoryUnavailable,
 }
 
 impl Degraded {
@@ -43,6 +46,7 @@ impl Degraded {
             | Degraded::RankerGated => "ranker",
             Degraded::RequestOverBudget => "request",
             Degraded::PipelineError => "pipeline",
+            Degraded::HistoryUnavailable => "history",
         }
     }
 
@@ -55,7 +59,7 @@ impl Degraded {
             Degraded::SourceError(_) | Degraded::RankerError | Degraded::PipelineError => "error",
             Degraded::CategoryUnknown => "unknown",
             Degraded::NoCandidates => "no_candidates",
-            Degraded::RankerUnavailable => "unavailable",
+            Degraded::RankerUnavailable | Degraded::HistoryUnavailable => "unavailable",
             Degraded::RankerGated => "gated",
         }
     }
@@ -82,6 +86,7 @@ impl Degraded {
             Degraded::RankerGated => "ranker:gated",
             Degraded::RequestOverBudget => "request:over_budget",
             Degraded::PipelineError => "pipeline:error",
+            Degraded::HistoryUnavailable => "history:unavailable",
         }
     }
 
@@ -107,6 +112,7 @@ impl Degraded {
             Degraded::RankerGated => "ranker_gated",
             Degraded::RequestOverBudget => "request_over_budget",
             Degraded::PipelineError => "pipeline_error",
+            Degraded::HistoryUnavailable => "history_unavailable",
         }
     }
 
@@ -151,6 +157,7 @@ mod tests {
             Degraded::RankerGated,
             Degraded::RequestOverBudget,
             Degraded::PipelineError,
+            Degraded::HistoryUnavailable,
         ]);
         v
     }

@@ -93,6 +93,8 @@ pub struct ServiceConfig {
     pub index: IndexConfig,
     pub feedback: FeedbackConfig,
     pub bandit: BanditConfig,
+    /// Where the live state lives: embedded, or shared through Redis.
+    pub state: crate::state::StateConfig,
     /// Path of the variants file (A/B treatments); empty = the embedded shipped file.
     pub variants_file: PathBuf,
 }

@@ -44,6 +44,9 @@ pub enum ApiError {
     Storage(String),
     #[error("internal error")]
     Internal(String),
+    /// A shared-state route on a replica whose state backend is embedded.
+    #[error("this replica's state backend is embedded (state.backend = \"embedded\")")]
+    NotShared,
 }
 
 impl ApiError {
@@ -75,6 +78,7 @@ impl ApiError {
             ApiError::ReloadInProgress => (StatusCode::CONFLICT, "reload_in_progress"),
             ApiError::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::NotShared => (StatusCode::CONFLICT, "state_not_shared"),
         }
     }
 }

@@ -23,6 +23,8 @@ pub struct Metrics {
     /// Pipeline jobs dropped unrun because their request's budget ran out while they queued.
     pub pipeline_abandoned: IntCounter,
     pub reloads: IntCounterVec,
+    /// Fleet rollouts by result (announced, announce_failed, loaded, already_serving, refused).
+    pub rollouts: IntCounterVec,
     pub model_info: IntGaugeVec,
     pub bandit_pulls: IntCounterVec,
     /// The per-request series resolved once (no label hashing on the request path).
@@ -127,6 +129,11 @@ impl Metrics {
             "Model bundle reloads by result (ok, refused).",
             &["result"],
         )?;
+        let rollouts = counter_vec(
+            "rollouts_total",
+            "Fleet model rollouts seen by this replica, by result (announced, announce_failed, loaded, already_serving, refused).",
+            &["result"],
+        )?;
         let model_info = IntGaugeVec::new(
             Opts::new(
                 "model_info",
@@ -161,6 +168,7 @@ impl Metrics {
             shed,
             pipeline_abandoned,
             reloads,
+            rollouts,
             model_info,
             bandit_pulls,
         })

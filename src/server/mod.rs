@@ -7,6 +7,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod feedback;
+pub mod fleet;
 pub mod listener;
 pub mod metrics;
 pub mod middleware;
@@ -14,6 +15,7 @@ pub mod openapi;
 pub mod ops;
 pub mod params;
 pub mod recommend;
+pub mod rollout;
 pub mod state;
 pub mod variants;
 
@@ -67,6 +69,8 @@ fn ops_routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
         .routes(routes!(ops::reload))
         .routes(routes!(feedback::bandit_stats))
+        .routes(routes!(fleet::sync))
+        .routes(routes!(fleet::view))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
@@ -131,6 +135,8 @@ pub enum StartError {
     Feedback(#[from] crate::feedback::service::OpenError),
     #[error("cannot start the pipeline threads: {0}")]
     PipelinePool(std::io::Error),
+    #[error("state: {0}")]
+    State(String),
 }
 
 /// A bound, not yet running server (zero-to-production's `Application`): tests build it on port 0.
@@ -150,8 +156,10 @@ impl Application {
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
-        let st = AppState::new(cfg, variants, Arc::clone(&metrics), bundle)
+        let fleet = fleet::build(&cfg, &metrics.registry)?;
+        let mut st = AppState::new(cfg, variants, Arc::clone(&metrics), bundle)
             .map_err(StartError::PipelinePool)?;
+        st.fleet = fleet;
         Ok(Self {
             listener,
             state: Arc::new(st),
@@ -203,6 +211,9 @@ impl Application {
                 }
             }
         });
+        if state.fleet.is_some() {
+            tokio::spawn(rollout::follow(Arc::clone(&state)));
+        }
         #[cfg(unix)]
         {
             let hup = Arc::clone(&state);
@@ -245,6 +256,12 @@ impl Application {
         };
         if let Some(fb) = state.feedback.get() {
             fb.close(drained).await;
+            // The fleet gets this replica's last bandit deltas (best effort, one round trip).
+            if let Some(b) = state.fleet.as_ref().and_then(|f| f.bandit.get())
+                && let Err(e) = b.sync(&fb.bandit).await
+            {
+                tracing::warn!(error = %e, "last bandit flush to redis failed");
+            }
         }
         match failure.lock().take() {
             Some(e) => Err(std::io::Error::other(format!("feedback: {e}"))),
@@ -265,6 +282,10 @@ async fn open_feedback(
     )
     .await
     .map_err(|e| e.to_string())?;
+    let mut fb = fb;
+    if let Some(fleet) = &state.fleet {
+        fleet.attach(&mut fb);
+    }
     let fb = Arc::new(fb);
     fb.set_catalogue(Arc::new(state::EngineCatalogue(Arc::downgrade(state))));
     let _ = state.feedback.set(Arc::clone(&fb));
@@ -277,6 +298,9 @@ async fn open_feedback(
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
+    if let Some(fleet) = &state.fleet {
+        fleet.start(&fb);
+    }
     Ok(fb)
 }
 

@@ -143,6 +143,9 @@ pub struct Ready {
 pub struct ReloadRequest {
     /// Bundle directory (default: the configured one).
     bundle: Option<String>,
+    /// With `state.backend = "redis"`: announce the bundle so the other replicas load it
+    /// (default true).
+    announce: Option<bool>,
 }
 
 struct Security;

@@ -98,6 +98,8 @@ pub fn authorized(headers: &HeaderMap, token: &str) -> bool {
 #[serde(deny_unknown_fields)]
 struct ReloadBody {
     bundle: Option<std::path::PathBuf>,
+    /// With the Redis state backend, announce the bundle to the other replicas (default true).
+    announce: Option<bool>,
 }
 
 #[utoipa::path(
@@ -122,17 +124,18 @@ pub async fn reload(
     if !authorized(&headers, &st.cfg.server.admin_token) {
         return Err(ApiError::Unauthorized);
     }
-    let dir = if body.iter().all(u8::is_ascii_whitespace) {
-        None
+    let (dir, announce) = if body.iter().all(u8::is_ascii_whitespace) {
+        (None, true)
     } else {
         let b: ReloadBody = serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad("invalid_json", format!("reload body: {e}")))?;
-        b.bundle
+        (b.bundle, b.announce.unwrap_or(true))
     };
     let version = st.reload(dir).await?;
+    let announced = announce && super::rollout::announce(&st, &version).await;
     Ok((
         StatusCode::OK,
-        Json(json!({ "status": "reloaded", "model_version": version })),
+        Json(json!({ "status": "reloaded", "model_version": version, "announced": announced })),
     )
         .into_response())
 }

@@ -100,10 +100,8 @@ pub async fn recommend(
         use_ranker: variant.ranker,
     };
 
-    let online: Vec<(String, i64)> = match (st.feedback.get(), &p.user_id) {
-        (Some(fb), Some(u)) => fb.history.recent(u),
-        _ => Vec::new(),
-    };
+    let (online, history_unavailable) =
+        super::fleet::online_history(&st, p.user_id.as_deref()).await;
     let online_idx: Vec<(u32, i64)> = online
         .iter()
         .filter_map(|(i, t)| engine.model.item_index.get(i.as_str()).map(|&ix| (ix, *t)))
@@ -156,6 +154,9 @@ pub async fn recommend(
         permit,
     )
     .await;
+    if history_unavailable {
+        rec.degraded.push(Degraded::HistoryUnavailable);
+    }
     observe(&st, &rec);
 
     let mut explanations = rec.explanations.take().map(Vec::into_iter);

@@ -30,6 +30,9 @@ pub struct AppState {
     /// The threads every request's pipeline runs on (`server.pipeline_threads`); it outlives
     /// reloads.
     pub pool: crate::pipeline::PipelinePool,
+    /// The live state shared with the other replicas (`state.backend = "redis"`); `None` when
+    /// embedded.
+    pub fleet: Option<Arc<crate::state::Fleet>>,
 }
 
 impl AppState {
@@ -54,6 +57,7 @@ impl AppState {
             feedback: std::sync::OnceLock::new(),
             admission: Arc::new(tokio::sync::Semaphore::new(cfg_max_concurrency)),
             pool,
+            fleet: None,
         })
     }
 

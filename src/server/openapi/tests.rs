@@ -43,6 +43,8 @@ fn documents_every_route_the_router_serves() {
         ("get", "/openapi.json"),
         ("post", "/admin/reload"),
         ("get", "/admin/bandit"),
+        ("post", "/admin/state/sync"),
+        ("get", "/admin/fleet"),
         ("get", "/"),
         ("get", "/items"),
     ]
