@@ -36,6 +36,7 @@ fn a_failed_gate_serves_the_validated_alternative_and_says_so() {
         session: 0.0,
         popular: 0.0,
         item2item: 1.0,
+        segment: 0.0,
     };
     let e = engine(|e| {
         e.plan.ranker_gate_passed = false;

@@ -9,6 +9,7 @@ use super::{
     Treatment,
 };
 use crate::ranking::diversity::{self, CategoryCap, Diversity};
+use crate::ranking::exposure;
 use crate::ranking::{FirstPhase, RecItem, blend_scores, top_n};
 use crate::retrieval::{
     Candidate, Eligibility, N_SOURCES, Source, SourceList, UserProfile, merge, popular,
@@ -91,7 +92,7 @@ impl Engine {
             }
         }
         // Off by default; the only cost of the default path is this test.
-        let explanations = q.explain.then(|| {
+        let mut explanations = q.explain.then(|| {
             let decided = Decided {
                 profile: &profile,
                 cands: &cands,
@@ -100,6 +101,33 @@ impl Engine {
             };
             self.explain(&decided, &items)
         });
+        let policy = t.exposure.unwrap_or_else(|| self.cfg.exposure.policy());
+        // A hard per-category cap wins: capped requests get no exposure slots.
+        let exposure = if policy.is_off() || div.max_per_category.is_some() {
+            Vec::new()
+        } else {
+            let seed = match q.exposure_seed {
+                0 => exposure::seed_of(&[
+                    q.user_id.as_deref().unwrap_or("").as_bytes(),
+                    &(n as u64).to_le_bytes(),
+                ]),
+                s => s,
+            };
+            let slots = exposure::apply(
+                &policy,
+                &self.model,
+                &self.new_items,
+                &profile,
+                &elig,
+                &mut items,
+                n,
+                seed,
+            );
+            if let Some(ex) = explanations.as_mut() {
+                self.explain_exposure(ex, &items, &slots, &cands, n);
+            }
+            slots
+        };
         timings.total = start.elapsed();
         Recommendation {
             items,
@@ -109,6 +137,7 @@ impl Engine {
             timings,
             profile_history_len: profile.history_len,
             explanations,
+            exposure,
         }
     }
 
@@ -149,6 +178,7 @@ impl Engine {
             timings,
             profile_history_len: profile.history_len,
             explanations,
+            exposure: Vec::new(),
         }
     }
 

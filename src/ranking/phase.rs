@@ -67,6 +67,7 @@ mod tests {
             session: 0.0,
             popular: 0.0,
             item2item: 0.0,
+            segment: 0.0,
         };
         let p = FirstPhase::run(&cands, &w, 3);
         assert_eq!(p.keep.as_deref(), Some(&[9, 8, 7][..]));

@@ -255,6 +255,7 @@ pub fn train_model(
     };
     let mut groups: Vec<Group> = Vec::new();
     let mut users: Vec<u32> = Vec::new();
+    let mut cold = ranker::ColdCases::default();
     let mut fit_report = None;
     let mut fold_seconds = Vec::with_capacity(folds);
     // Offline, exact search is affordable and spares building a graph that is thrown away.
@@ -270,7 +271,10 @@ pub fn train_model(
             users.dedup();
             users.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x5EED));
             users.truncate(rcfg.max_users);
+            cold = ranker::ColdCases::pick(&users, &ds.interactions, &rcfg, seed);
         }
+        // Cold cases: the chosen users and items are hidden from this fold's fit.
+        let (fit, targets) = cold.apply(fit, targets);
         if targets.is_empty() {
             continue;
         }
@@ -482,6 +486,8 @@ pub fn train_model(
             "config": rcfg,
             "train_groups": train.len(),
             "folds": folds,
+            "cold_users": cold.users.len(),
+            "cold_items": cold.items.len(),
             "fold_seconds": fold_seconds,
             "train_rows": tr.labels.len(),
         },
