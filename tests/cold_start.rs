@@ -1,5 +1,5 @@
 //! Cold start on generated data, with real training and fixed seeds (issue 13's Done means).
-//! One run: a global temporal split, then 10% of the training users lose every training
+//! One run: a global temporal split, then 20% of the training users lose every training
 //! interaction (they keep their features: the `cold_users_features_only` slice) and 10% of the
 //! training items lose all of theirs (with the items released after the cut: the cold items).
 //! Trained with the shipped cold-case groups; evaluated with the shipped exposure policy.
@@ -60,7 +60,7 @@ fn run() -> &'static Run {
         generate(&gcfg, dir.path()).unwrap();
         let ds = recserve::data::load_dir(dir.path(), &Default::default()).unwrap();
         let (train, test) = split(&ds.interactions, SplitKind::Temporal, 0.8, SEED).unwrap();
-        let (train, test) = hide_cold(train, test, 0.1, 0.1, SEED);
+        let (train, test) = hide_cold(train, test, 0.2, 0.1, SEED);
         let train_ds = ds.with_interactions(train.clone());
         let (engine, _) = common::train_engine(&train_ds, dir.path(), Holdout::Temporal, SEED);
         let base = Treatment {
@@ -76,6 +76,8 @@ fn run() -> &'static Run {
                     EXPOSURE_RANDOM_ROW,
                     "only_segment",
                     "only_popular",
+                    "only_cf",
+                    "without_ranker",
                 ]
                 .contains(&n.as_str())
             })
@@ -151,7 +153,12 @@ fn users_known_only_by_features_beat_segment_popularity() {
     let seg = row(&r.report, SEGMENT_POPULAR_ROW);
     let full = row(&r.report, FULL_ROW);
     let slice = |x: &recserve::eval::report::AblationRow| x.slices[FEATURES_ONLY_SLICE].ndcg;
-    assert!(slice(full) > slice(seg), "{} vs {}", slice(full), slice(seg));
+    assert!(
+        slice(full) > slice(seg),
+        "{} vs {}",
+        slice(full),
+        slice(seg)
+    );
     assert!(
         r.cold_users_ci.above_zero(),
         "pipeline − segment popularity on features-only users: {:?}",
@@ -173,7 +180,9 @@ fn exposure_takes_its_share_picks_better_than_random_and_costs_under_two_percent
             exclude_seen: true,
             ..Default::default()
         };
-        let rec = r.engine.recommend(&q, &Treatment::default(), Deadline::NONE);
+        let rec = r
+            .engine
+            .recommend(&q, &Treatment::default(), Deadline::NONE);
         assert_eq!(rec.items.len(), K);
         assert_eq!(rec.exposure.len(), 1, "user {u}: one slot in ten");
         let slot = rec.exposure[0];

@@ -193,9 +193,15 @@ fn exposure_only_inserts_new_items_into_the_recorded_lists() {
             .map(|(_, i)| i)
             .collect();
         let prefix: Vec<&String> = w.items.iter().take(rest.len()).collect();
-        assert_eq!(rest, prefix, "{name}: the other items keep their recorded order");
+        assert_eq!(
+            rest, prefix,
+            "{name}: the other items keep their recorded order"
+        );
         assert_eq!(got.len(), w.items.len(), "{name}");
         exposed += slots.len();
     }
-    assert!(exposed > 0, "the shipped policy exposes new items on the demo bundle");
+    assert!(
+        exposed > 0,
+        "the shipped policy exposes new items on the demo bundle"
+    );
 }

@@ -118,7 +118,9 @@ impl Segments {
             )));
         }
         if scores.iter().any(|v| !v.is_finite()) {
-            return Err(invalid("segment_pop_scores.npy holds a non-finite value".into()));
+            return Err(invalid(
+                "segment_pop_scores.npy holds a non-finite value".into(),
+            ));
         }
         Ok(Self {
             names,

@@ -129,7 +129,10 @@ pub fn evaluate_data(
     let ds = crate::data::load_dir(data, &Default::default())?;
     let (train, test) = split(&ds.interactions, kind, args.ratio, args.seed)
         .map_err(|e| EvalError::Usage(e.to_string()))?;
-    for (flag, share) in [("--cold-users", args.cold_users), ("--cold-items", args.cold_items)] {
+    for (flag, share) in [
+        ("--cold-users", args.cold_users),
+        ("--cold-items", args.cold_items),
+    ] {
         if !(0.0..1.0).contains(&share) {
             return Err(EvalError::Usage(format!(
                 "{flag} must be a share in [0, 1), got {share}"
@@ -195,8 +198,8 @@ pub fn evaluate_data(
     );
     let mut input = eval_input(engine, &train, &test, args);
     input.rerank_all = rerank_all;
-    let mut report = evaluate(&input, &ablation_rows(&base_treatment(cfg)), summary)
-        .map_err(EvalError::Eval)?;
+    let mut report =
+        evaluate(&input, &ablation_rows(&base_treatment(cfg)), summary).map_err(EvalError::Eval)?;
     report.config = config_json(cfg);
     Ok(report)
 }

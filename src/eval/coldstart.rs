@@ -74,7 +74,11 @@ pub fn segment_popular_lists(
         seen.entry(x.user).or_default().insert(x.item);
     }
     let mut global_order: Vec<u32> = (0..model.n_items() as u32).collect();
-    global_order.sort_by(|&a, &b| global[b as usize].total_cmp(&global[a as usize]).then(a.cmp(&b)));
+    global_order.sort_by(|&a, &b| {
+        global[b as usize]
+            .total_cmp(&global[a as usize])
+            .then(a.cmp(&b))
+    });
     users
         .iter()
         .map(|&u| {
@@ -122,6 +126,8 @@ pub fn cold_start_table(md: &mut String, r: &EvalReport) {
         SEGMENT_POPULAR_ROW,
         "only_segment",
         "only_popular",
+        "only_cf",
+        "without_ranker",
     ];
     let rows: Vec<&AblationRow> = wanted
         .iter()
@@ -186,7 +192,9 @@ mod tests {
     // Cost: a hundred interactions, microseconds.
     #[test]
     fn hiding_moves_whole_users_and_items_to_test() {
-        let train: Vec<Interaction> = (0..10).flat_map(|u| (0..10).map(move |i| x(u, i))).collect();
+        let train: Vec<Interaction> = (0..10)
+            .flat_map(|u| (0..10).map(move |i| x(u, i)))
+            .collect();
         let (tr, te) = hide_cold(train.clone(), Vec::new(), 0.2, 0.1, 3);
         assert_eq!(tr.len() + te.len(), 100);
         let hidden_users: FxHashSet<u32> = (0..10)
@@ -196,7 +204,10 @@ mod tests {
             .filter(|i| !tr.iter().any(|x| x.item == *i))
             .collect();
         assert_eq!((hidden_users.len(), hidden_items.len()), (2, 1));
-        assert!(te.iter().all(|x| hidden_users.contains(&x.user) || hidden_items.contains(&x.item)));
+        assert!(
+            te.iter()
+                .all(|x| hidden_users.contains(&x.user) || hidden_items.contains(&x.item))
+        );
         assert_eq!(hide_cold(train.clone(), Vec::new(), 0.0, 0.0, 3).0, train);
     }
 }

@@ -638,7 +638,7 @@ mod tests {
                 slices: BTreeMap::new(),
                 ndcg_vs_full: ci(0.0123, 0.0081, 0.017),
                 intra_list_similarity: None,
-                    new_item_share: None,
+                new_item_share: None,
             },
         );
         r.rows.insert(
@@ -649,7 +649,7 @@ mod tests {
                 slices: BTreeMap::new(),
                 ndcg_vs_full: ci(0.118, 0.1, 0.13),
                 intra_list_similarity: None,
-                    new_item_share: None,
+                new_item_share: None,
             },
         );
         let md = render_markdown(&r);

@@ -223,8 +223,11 @@ impl Engine {
                     let start = Instant::now();
                     let budget = deadline.stage(start, self.cfg.ranker_budget());
                     // Phase 1: the learned blend picks the cut; phase 2: the ranker orders it.
-                    let phase1 =
-                        FirstPhase::run(cands, &self.plan.first_phase, self.cfg.rerank_depth);
+                    let phase1 = FirstPhase::run(
+                        cands,
+                        self.plan.first_phase_for(profile),
+                        self.cfg.rerank_depth,
+                    );
                     let cut = phase1.cut(cands);
                     let phase2: &[Candidate] = cut.as_deref().unwrap_or(cands);
                     match ranker.score_candidates(&self.model, profile, phase2) {

@@ -5,8 +5,8 @@
 use super::{Query, ServingConfig, Treatment};
 use crate::bandit::BlendWeights;
 use crate::bundle::Model;
-use crate::ranking::{NewItems, Ranker};
 use crate::ranking::features::{FEATURE_NAMES, supported_prefix};
+use crate::ranking::{NewItems, Ranker};
 use crate::retrieval::index::{IndexConfig, IndexError, VectorIndex};
 use crate::retrieval::{Catalog, Eligibility, NO_SUCH_CATEGORY, UserProfile};
 use std::path::Path;
@@ -56,6 +56,8 @@ pub struct Engine {
 pub struct Plan {
     /// Orders the merged candidates before the ranker's cut.
     pub first_phase: BlendWeights,
+    /// The first phase for users known only by their features, when training learned one.
+    pub cold_first_phase: Option<BlendWeights>,
     /// The blend the control treatment serves without the ranker (gate failed, fallback).
     pub fallback: BlendWeights,
     /// The cut the ranker was trained on (0 = every candidate).
@@ -67,10 +69,20 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The first-phase weights for `profile`: the cold blend for a user known only by their
+    /// features (when the bundle has one), else the learned blend.
+    pub fn first_phase_for(&self, profile: &UserProfile) -> &BlendWeights {
+        match &self.cold_first_phase {
+            Some(w) if crate::ranking::phase::is_features_only(profile) => w,
+            _ => &self.first_phase,
+        }
+    }
+
     fn from_model(model: &Model) -> Self {
         match &model.manifest.serving_plan {
             None => Plan {
                 first_phase: BlendWeights::default(),
+                cold_first_phase: None,
                 fallback: BlendWeights::default(),
                 trained_depth: 0,
                 ranker_gate_passed: true,
@@ -78,6 +90,10 @@ impl Plan {
             },
             Some(p) => Plan {
                 first_phase: BlendWeights::from_named(&p.first_phase_weights),
+                cold_first_phase: p
+                    .cold_first_phase_weights
+                    .as_ref()
+                    .map(BlendWeights::from_named),
                 fallback: BlendWeights::from_named(&p.fallback_weights),
                 trained_depth: p.rerank_depth,
                 ranker_gate_passed: p.ranker_gate_passed,

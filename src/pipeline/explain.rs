@@ -107,7 +107,11 @@ impl Engine {
             .collect();
         let ranked = d.strategy == Strategy::Ranked && !d.cands.is_empty();
         let phase1 = ranked.then(|| {
-            let p = FirstPhase::run(d.cands, &self.plan.first_phase, self.cfg.rerank_depth);
+            let p = FirstPhase::run(
+                d.cands,
+                self.plan.first_phase_for(d.profile),
+                self.cfg.rerank_depth,
+            );
             let order = top_indices(d.cands, &p.scores, d.cands.len());
             let mut rank = vec![0u32; d.cands.len()];
             for (r, &k) in order.iter().enumerate() {
@@ -136,10 +140,8 @@ impl Engine {
             build_rows(&self.model, d.profile, &cands, &mut rows);
             match ranker.contributions(&rows, nf) {
                 Ok(contribs) => {
-                    for ((&k, c), row) in ranked_items
-                        .iter()
-                        .zip(contribs)
-                        .zip(rows.chunks_exact(nf))
+                    for ((&k, c), row) in
+                        ranked_items.iter().zip(contribs).zip(rows.chunks_exact(nf))
                     {
                         let features = FEATURE_NAMES
                             .iter()

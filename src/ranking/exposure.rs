@@ -205,7 +205,16 @@ pub fn apply(
     if slots.is_empty() || pool.items.is_empty() {
         return Vec::new();
     }
-    let picks = choose(policy.pick, model, pool, profile, elig, items, slots.len(), seed);
+    let picks = choose(
+        policy.pick,
+        model,
+        pool,
+        profile,
+        elig,
+        items,
+        slots.len(),
+        seed,
+    );
     let mut out = Vec::with_capacity(picks.len());
     for (&pos, item) in slots.iter().zip(picks) {
         // The item keeps the score of the one it moves down, so scores stay non-increasing.
@@ -333,7 +342,11 @@ mod tests {
         for seed in 0..runs as u64 {
             let s = random.slots(20, seed_of(&[&seed.to_le_bytes()]));
             assert_eq!(s.len(), 2, "one slot per block of ten");
-            assert_eq!(s, random.slots(20, seed_of(&[&seed.to_le_bytes()])), "seeded");
+            assert_eq!(
+                s,
+                random.slots(20, seed_of(&[&seed.to_le_bytes()])),
+                "seeded"
+            );
             for p in s {
                 hits[p] += 1;
             }

@@ -237,7 +237,12 @@ pub async fn recommend(
 }
 
 /// The share of served slots new items got, and the slots exposure filled.
-fn observe_new_items(st: &AppState, engine: &crate::pipeline::Engine, rec: &Recommendation, variant: &str) {
+fn observe_new_items(
+    st: &AppState,
+    engine: &crate::pipeline::Engine,
+    rec: &Recommendation,
+    variant: &str,
+) {
     let new = rec
         .items
         .iter()

@@ -410,11 +410,13 @@ pub fn cut_group(g: &Group, weights: &BlendWeights, depth: usize) -> Group {
 }
 
 /// `groups` are the report users' FULL candidate lists; the ranker is measured on their cut.
+/// `cold` is the first phase of users known only by features, when training learned one.
 pub fn evaluate(
     ranker: &crate::ranking::Ranker,
     groups: &[&Group],
     k: usize,
     learned: &BlendWeights,
+    cold: Option<&BlendWeights>,
     depth: usize,
 ) -> Result<RankerEval, crate::ranking::gbdt::RankerError> {
     use crate::ranking::quality::ndcg_at_k;
@@ -428,6 +430,7 @@ pub fn evaluate(
     let mut cut_recall_sum = 0.0;
     let default_weights = BlendWeights::default();
     for g in groups {
+        let learned = first_phase_of(g, learned, cold);
         let cut = cut_group(g, learned, depth);
         // The trees correct the first phase: its score is added, as serving does.
         let mut scores = ranker.score_batch(&cut.rows, N_FEATURES)?;
@@ -483,6 +486,18 @@ pub fn evaluate(
         best_source_ndcg,
         candidate_recall: recall_sum / n,
     })
+}
+
+/// The first-phase weights of group `g`: `cold` for a user known only by features (when given).
+pub fn first_phase_of<'a>(
+    g: &Group,
+    learned: &'a BlendWeights,
+    cold: Option<&'a BlendWeights>,
+) -> &'a BlendWeights {
+    match cold {
+        Some(c) if crate::ranking::phase::is_features_only(&g.profile) => c,
+        _ => learned,
+    }
 }
 
 /// The per-user scores of the source with the best mean.
@@ -612,12 +627,23 @@ mod fold_tests {
         let n = fit.len() + targets.len();
         let (fit, targets) = cold.apply(fit, targets);
         assert_eq!(fit.len() + targets.len(), n, "nothing is lost");
-        assert!(fit.iter().all(|x| !cold.users.contains(&x.user) && !cold.items.contains(&x.item)));
+        assert!(
+            fit.iter()
+                .all(|x| !cold.users.contains(&x.user) && !cold.items.contains(&x.item))
+        );
         for &u in &cold.users {
             let all = data.iter().filter(|x| x.user == u).count();
-            assert_eq!(targets.iter().filter(|x| x.user == u).count(), all, "user {u}: all targets");
+            assert_eq!(
+                targets.iter().filter(|x| x.user == u).count(),
+                all,
+                "user {u}: all targets"
+            );
         }
-        assert!(targets.windows(2).all(|w| (w[0].user, w[0].ts) <= (w[1].user, w[1].ts)));
+        assert!(
+            targets
+                .windows(2)
+                .all(|w| (w[0].user, w[0].ts) <= (w[1].user, w[1].ts))
+        );
         // Deterministic per seed.
         let again = ColdCases::pick(&[0, 1, 3], &data, &c, 4);
         assert_eq!((again.users, again.items), (cold.users, cold.items));

@@ -69,7 +69,10 @@ pub fn fit(
     user_indptr.push(0);
     for u in 0..n_users {
         if let Some(row) = space.rows.get(u) {
-            let mut segs: Vec<u32> = row.iter().filter_map(|(f, _)| seg_of.get(f).copied()).collect();
+            let mut segs: Vec<u32> = row
+                .iter()
+                .filter_map(|(f, _)| seg_of.get(f).copied())
+                .collect();
             segs.sort_unstable();
             segs.dedup();
             user_seg.extend(segs);
@@ -114,7 +117,10 @@ pub fn fit(
         }
     }
     Segments {
-        names: kept.iter().map(|&f| space.names[f as usize].clone()).collect(),
+        names: kept
+            .iter()
+            .map(|&f| space.names[f as usize].clone())
+            .collect(),
         user_indptr,
         user_seg,
         k,
@@ -141,7 +147,12 @@ mod tests {
     #[test]
     fn segments_rank_items_by_their_own_users_and_skip_rare_values_and_text() {
         let space = FeatureSpace {
-            names: vec!["age=young".into(), "age=old".into(), "text=hi".into(), "rare=x".into()],
+            names: vec![
+                "age=young".into(),
+                "age=old".into(),
+                "text=hi".into(),
+                "rare=x".into(),
+            ],
             rows: vec![
                 vec![(0, 1.0), (2, 1.0)],
                 vec![(0, 1.0), (3, 1.0)],
@@ -156,7 +167,11 @@ mod tests {
         // The young like item 5, the old item 7; item 9 once each.
         let inter = [x(0, 5), x(1, 5), x(0, 9), x(2, 7), x(3, 7), x(3, 9)];
         let s = fit(&space, 4, &inter, 0, 0.0, &cfg);
-        assert_eq!(s.names, vec!["age=young", "age=old"], "text and rare values are no segments");
+        assert_eq!(
+            s.names,
+            vec!["age=young", "age=old"],
+            "text and rare values are no segments"
+        );
         assert_eq!(s.of_user(1), &[0]);
         assert_eq!(s.of_user(3), &[1]);
         let (ids, sc) = s.top(0);
