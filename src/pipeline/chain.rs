@@ -107,10 +107,14 @@ impl Engine {
             Vec::new()
         } else {
             let seed = match q.exposure_seed {
-                0 => exposure::seed_of(&[
-                    q.user_id.as_deref().unwrap_or("").as_bytes(),
-                    &(n as u64).to_le_bytes(),
-                ]),
+                0 => {
+                    let recent: Vec<&[u8]> = q.recent.iter().map(|r| r.as_bytes()).collect();
+                    exposure::seed_of(&[
+                        q.user_id.as_deref().unwrap_or("").as_bytes(),
+                        &(n as u64).to_le_bytes(),
+                        &recent.concat(),
+                    ])
+                }
                 s => s,
             };
             let slots = exposure::apply(
@@ -120,6 +124,7 @@ impl Engine {
                 &profile,
                 &elig,
                 &mut items,
+                &cands,
                 n,
                 seed,
             );

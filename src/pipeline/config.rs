@@ -50,7 +50,7 @@ pub struct ExposureConfig {
     pub offset: usize,
     pub pick: Pick,
     /// Items with at most this many training interactions are new.
-    pub new_item_max_interactions: f32,
+    pub new_item_max_interactions: u32,
     /// New items a request scores at most (the youngest): bounds the per-request cost.
     pub pool_max: usize,
 }
@@ -63,7 +63,7 @@ impl Default for ExposureConfig {
             placement: p.placement,
             offset: p.offset,
             pick: p.pick,
-            new_item_max_interactions: 5.0,
+            new_item_max_interactions: 0,
             pool_max: 1000,
         }
     }

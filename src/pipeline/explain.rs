@@ -238,10 +238,16 @@ impl Engine {
     ) {
         for slot in slots {
             let item = items[slot.position].item;
-            let sources = cands
+            let mut sources = cands
                 .iter()
                 .find(|c| c.item == item)
                 .map_or_else(Vec::new, sources_of);
+            // The policy's own evidence: the slot's propensity and its position.
+            sources.push(SourceEvidence {
+                source: crate::ranking::exposure::EXPOSURE_SOURCE.to_string(),
+                score: slot.propensity as f32,
+                rank: slot.position as u32,
+            });
             let e = Explanation {
                 path: ServedPath::Exposure,
                 sources,

@@ -110,8 +110,8 @@ pub struct Query {
     pub explain: bool,
     /// MMR and the per-category cap (the variant's, overridden by the request); off by default.
     pub diversity: Diversity,
-    /// Seeds the exposure policy's draws (the server passes a hash of its request id); 0 = a
-    /// hash of the user and `n`, so offline callers get repeatable lists.
+    /// Seeds the exposure policy's draws; 0 (the default, what the server passes) = a hash of
+    /// the user, `n` and the session items, so the same request always gets the same list.
     pub exposure_seed: u64,
 }
 

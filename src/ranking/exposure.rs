@@ -11,7 +11,7 @@
 
 use super::RecItem;
 use crate::bundle::Model;
-use crate::retrieval::{Eligibility, UserProfile};
+use crate::retrieval::{Candidate, Eligibility, UserProfile};
 use serde::{Deserialize, Serialize};
 
 /// Where a block's exposure slot goes.
@@ -164,9 +164,9 @@ pub struct NewItems {
 impl NewItems {
     /// Items with at most `max_interactions` training interactions; without an age (never
     /// interacted) first, then youngest first; at most `cap`.
-    pub fn new(model: &Model, max_interactions: f32, cap: usize) -> Self {
+    pub fn new(model: &Model, max_interactions: u32, cap: usize) -> Self {
         let mut items: Vec<u32> = (0..model.n_items() as u32)
-            .filter(|&i| model.item_stats[i as usize].count <= max_interactions)
+            .filter(|&i| model.item_stats[i as usize].count <= max_interactions as f32)
             .collect();
         let age = |i: u32| {
             let a = model.item_stats[i as usize].age_days;
@@ -187,9 +187,14 @@ impl NewItems {
     }
 }
 
+/// The name an exposure item's `sources` list and its explanation carry beside the candidate
+/// sources that proposed it (if any).
+pub const EXPOSURE_SOURCE: &str = "exposure";
+
 /// Inserts exposure items into `items` (the chain's final list, at most `n` long; its length
 /// is kept) and returns the slots used. A slot is used only when an eligible new item outside
 /// the list is left.
+#[allow(clippy::too_many_arguments)]
 pub fn apply(
     policy: &ExposurePolicy,
     model: &Model,
@@ -197,6 +202,7 @@ pub fn apply(
     profile: &UserProfile,
     elig: &Eligibility,
     items: &mut Vec<RecItem>,
+    cands: &[Candidate],
     n: usize,
     seed: u64,
 ) -> Vec<ExposureSlot> {
@@ -219,12 +225,16 @@ pub fn apply(
     for (&pos, item) in slots.iter().zip(picks) {
         // The item keeps the score of the one it moves down, so scores stay non-increasing.
         let score = items.get(pos).map_or(f32::NAN, |r| r.score);
+        // The sources that proposed it too, when it was a candidate.
+        let sources = cands.iter().find(|c| c.item == item).map_or(0u8, |c| {
+            c.sources().fold(0u8, |acc, s| acc | (1 << s as u8))
+        });
         items.insert(
             pos,
             RecItem {
                 item,
                 score,
-                sources: 0,
+                sources,
             },
         );
         out.push(ExposureSlot {

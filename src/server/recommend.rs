@@ -24,7 +24,8 @@ use std::sync::Arc;
 pub struct ItemOut {
     pub item_id: String,
     pub score: f32,
-    /// The candidate sources that proposed the item.
+    /// The candidate sources that proposed the item, and `exposure` for an item the new-item
+    /// exposure policy placed.
     #[schema(schema_with = super::openapi::sources_schema)]
     pub sources: Vec<&'static str>,
     /// Only with `explain=true`.
@@ -148,7 +149,8 @@ pub async fn recommend(
             lambda: p.diversity.unwrap_or(variant.diversity.lambda),
             max_per_category: p.max_per_category.or(variant.diversity.max_per_category),
         },
-        exposure_seed: crate::ranking::exposure::seed_of(&[rid.0.as_bytes()]),
+        // The exposure draws are seeded by the request's user, n and session (0 = that).
+        exposure_seed: 0,
     };
     // The admission permit rides in the pipeline task: the slot frees when the work ends.
     let permit = admission.and_then(|Extension(a)| a.take());
@@ -179,6 +181,7 @@ pub async fn recommend(
     let mut items = items;
     for slot in &rec.exposure {
         if let Some(it) = items.get_mut(slot.position) {
+            it.sources.push(crate::ranking::exposure::EXPOSURE_SOURCE);
             it.exposure = Some(ExposureOut {
                 propensity: slot.propensity,
             });

@@ -54,6 +54,16 @@ async fn explanations_add_up_and_leave_the_list_unchanged() {
             .map(|s| s.as_str().unwrap())
             .collect();
         assert_eq!(names, listed, "{item}");
+        if e.path == ServedPath::Exposure {
+            // A new-item slot: the policy's evidence last, matching the response's propensity.
+            let ev = e.sources.last().unwrap();
+            assert_eq!(ev.source, "exposure", "{item}");
+            assert_eq!(
+                f64::from(ev.score),
+                item["exposure"]["propensity"].as_f64().unwrap() as f32 as f64
+            );
+            continue;
+        }
         let fp = e
             .first_phase
             .as_ref()
