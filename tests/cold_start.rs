@@ -14,8 +14,9 @@
 //!
 //! (With exposure off the behaviour is unchanged: `tests/golden.rs`.)
 //!
-//! Cost: one training run (2,000 users × 900 items × 50k rows, two holdout folds) and one
-//! evaluation, ~40–70 s in the test profile on 2 shared cores; the tests share it.
+//! Cost: one training run at the demo bundle's scale (3,000 users × 1,500 items × 60k rows, two
+//! holdout folds) and one evaluation, ~30–60 s in the test profile on 2 shared cores; the tests
+//! share it.
 
 use recserve::data::generate::{GenerateConfig, generate};
 use recserve::eval::ablation::{EvalInput, ablation_rows, evaluate};
@@ -51,9 +52,9 @@ fn run() -> &'static Run {
     RUN.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let gcfg = GenerateConfig {
-            users: 2000,
-            items: 900,
-            interactions: 50_000,
+            users: 3000,
+            items: 1500,
+            interactions: 60_000,
             seed: SEED,
             ..Default::default()
         };

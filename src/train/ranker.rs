@@ -75,14 +75,25 @@ pub struct ColdCases {
 }
 
 impl ColdCases {
-    /// `cold_user_share` of `users` (the ranker's sample) and `cold_item_share` of the items
-    /// that have interactions in `inter`.
-    pub fn pick(users: &[u32], inter: &[Interaction], cfg: &RankerConfig, seed: u64) -> Self {
+    /// `cold_user_share` × |`users`| cold users, taken first from `spare` (eligible users the
+    /// ranker's sample left out, so the cold groups come on top of the warm ones) and then from
+    /// `users`; and `cold_item_share` of the items that have interactions in `inter`.
+    pub fn pick(
+        users: &[u32],
+        spare: &[u32],
+        inter: &[Interaction],
+        cfg: &RankerConfig,
+        seed: u64,
+    ) -> Self {
         let mut rng = StdRng::seed_from_u64(seed ^ 0xC01D);
         let share = |n: usize, s: f64| ((n as f64) * s.clamp(0.0, 1.0)).round() as usize;
-        let mut u = users.to_vec();
+        let want = share(users.len(), cfg.cold_user_share);
+        let mut u = spare.to_vec();
         u.shuffle(&mut rng);
-        u.truncate(share(u.len(), cfg.cold_user_share));
+        let mut sampled = users.to_vec();
+        sampled.shuffle(&mut rng);
+        u.extend(sampled);
+        u.truncate(want);
         let mut items: Vec<u32> = inter.iter().map(|x| x.item).collect();
         items.sort_unstable();
         items.dedup();
@@ -620,7 +631,7 @@ mod fold_tests {
         let mut c = cfg(Holdout::Temporal);
         c.cold_user_share = 0.5;
         c.cold_item_share = 0.2;
-        let cold = ColdCases::pick(&[0, 1, 3], &data, &c, 4);
+        let cold = ColdCases::pick(&[0, 1, 3], &[], &data, &c, 4);
         assert_eq!(cold.users.len(), 2);
         assert_eq!(cold.items.len(), 4, "20% of the 20 items with interactions");
         let (fit, targets) = holdout_split(&data, &c, 1, 0);
@@ -645,7 +656,10 @@ mod fold_tests {
                 .all(|w| (w[0].user, w[0].ts) <= (w[1].user, w[1].ts))
         );
         // Deterministic per seed.
-        let again = ColdCases::pick(&[0, 1, 3], &data, &c, 4);
+        let again = ColdCases::pick(&[0, 1, 3], &[], &data, &c, 4);
+        // Spare users are taken first.
+        let spare = ColdCases::pick(&[0, 1, 3], &[7, 8], &data, &c, 4);
+        assert_eq!(spare.users, [7, 8].into_iter().collect());
         assert_eq!((again.users, again.items), (cold.users, cold.items));
     }
 

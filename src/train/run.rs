@@ -274,8 +274,12 @@ pub fn train_model(
             users = targets.iter().map(|x| x.user).collect();
             users.dedup();
             users.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x5EED));
-            users.truncate(rcfg.max_users);
-            cold_cases = ranker::ColdCases::pick(&users, &ds.interactions, &rcfg, seed);
+            let spare = users.split_off(users.len().min(rcfg.max_users));
+            cold_cases = ranker::ColdCases::pick(&users, &spare, &ds.interactions, &rcfg, seed);
+            // Cold users from outside the sample join it (their groups add to the warm ones);
+            // a second shuffle spreads them over the training, early-stopping and report roles.
+            users.extend(spare.iter().filter(|u| cold_cases.users.contains(u)));
+            users.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x5EED ^ 1));
         }
         // Cold cases: the chosen users and items are hidden from this fold's fit.
         let (fit, targets) = cold_cases.apply(fit, targets);
