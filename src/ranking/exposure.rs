@@ -89,7 +89,8 @@ impl ExposurePolicy {
     };
 
     pub fn is_off(&self) -> bool {
-        !(self.share > 0.0)
+        // NaN counts as off (validation refuses it anyway).
+        self.share.is_nan() || self.share <= 0.0
     }
 
     /// Positions per block (one exposure slot each): `round(1 / share)`; 0 when off.
