@@ -50,13 +50,13 @@ pub struct ExposurePolicy {
 }
 
 impl Default for ExposurePolicy {
-    /// The shipped default: one slot in ten, drawn uniformly from positions 5–9 of each block
+    /// The shipped default: one slot in ten, drawn uniformly from positions 7–9 of each block
     /// of ten (0-based), filled by the model's best new item for the user.
     fn default() -> Self {
         Self {
             share: 0.1,
             placement: Placement::Random,
-            offset: 5,
+            offset: 7,
             pick: Pick::Model,
         }
     }
