@@ -6,8 +6,8 @@ use recserve::bundle::Model;
 use recserve::config::Config;
 use recserve::pipeline::{Deadline, Engine, Parallelism, Query, Treatment};
 use recserve::ranking::Diversity;
-use recserve::ranking::features::{N_FEATURES, build_rows};
-use recserve::retrieval::{cf, content, item2item, merge, popular, session};
+use recserve::ranking::features::{build_rows, n_features};
+use recserve::retrieval::{cf, content, item2item, merge, popular, segment, session};
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -65,10 +65,11 @@ fn bench(c: &mut Criterion) {
         session::candidates(&cat, &profile, &elig, counts.session),
         popular::candidates(m, &profile, &elig, counts.popular),
         item2item::candidates(m, &profile, &elig, counts.item2item),
+        segment::candidates(m, &profile, &elig, counts.segment),
     ];
     g.bench_function("merge", |b| b.iter(|| black_box(merge(&lists))));
     let cands = merge(&lists);
-    let mut rows = Vec::with_capacity(cands.len() * N_FEATURES);
+    let mut rows = Vec::with_capacity(cands.len() * n_features(m));
     g.bench_function(format!("features_{}", cands.len()), |b| {
         b.iter(|| {
             rows.clear();

@@ -18,7 +18,7 @@ use recserve::pipeline::{Engine, Query};
 use recserve::ranking::features::build_rows;
 use recserve::ranking::gbdt::NativeModel;
 use recserve::ranking::lgbm::{LabeledRows, LgbmBooster, train_lambdarank};
-use recserve::retrieval::{cf, content, item2item, merge, popular, session};
+use recserve::retrieval::{cf, content, item2item, merge, popular, segment, session};
 use serde_json::json;
 
 const N_FEATURES: usize = 20;
@@ -144,6 +144,7 @@ fn demo_rows(bundle: &std::path::Path) -> Vec<f32> {
             session::candidates(&cat, &profile, &elig, counts.session),
             popular::candidates(m, &profile, &elig, counts.popular),
             item2item::candidates(m, &profile, &elig, counts.item2item),
+            segment::candidates(m, &profile, &elig, counts.segment),
         ];
         build_rows(m, &profile, &merge(&lists), &mut rows);
     }

@@ -4,6 +4,8 @@
 //! a strategy or a score (beyond 1e-4) fails here. Cost: ~1 s (one engine, 200 requests).
 //!
 //! Re-record only for an intended behaviour change: `RECSERVE_BLESS=1 cargo test --test golden`.
+//! The lists are recorded with new-item exposure off; the second test checks that the shipped
+//! exposure only inserts new items into them.
 
 use recserve::bandit::BlendWeights;
 use recserve::bundle::Model;
@@ -41,9 +43,11 @@ fn requests(m: &Model) -> Vec<(String, Query, Treatment)> {
                     session: 0,
                     popular: 0,
                     item2item: 0,
+                    segment: 0,
                 },
                 weights: Some(BlendWeights::default()),
                 use_ranker: true,
+                ..Treatment::default()
             },
         ),
         (
@@ -56,8 +60,10 @@ fn requests(m: &Model) -> Vec<(String, Query, Treatment)> {
                     session: 0.15,
                     popular: 0.1,
                     item2item: 0.0,
+                    segment: 0.0,
                 }),
                 use_ranker: false,
+                ..Treatment::default()
             },
         ),
     ];
@@ -109,7 +115,9 @@ fn requests(m: &Model) -> Vec<(String, Query, Treatment)> {
 
 #[test]
 fn demo_lists_are_unchanged_with_budgets_off() {
-    let engine = common::demo_engine(|_| {});
+    // New-item exposure off: with it off the lists are exactly the recorded ones (with it on,
+    // `exposure_only_inserts_new_items_into_the_recorded_lists` below).
+    let engine = common::demo_engine(|c| c.serving.exposure.share = 0.0);
     let m = &engine.model;
     let got: Vec<Golden> = requests(m)
         .into_iter()
@@ -150,5 +158,50 @@ fn demo_lists_are_unchanged_with_budgets_off() {
     assert!(
         strategies.contains("ranked") && strategies.contains("blend"),
         "{strategies:?}"
+    );
+}
+
+/// With the shipped exposure policy on, every list is the recorded list with new items inserted
+/// at the policy's slots and its tail cut back to `n`: nothing else moves. Cost: ~1 s.
+#[test]
+fn exposure_only_inserts_new_items_into_the_recorded_lists() {
+    let path = common::root().join("tests/golden/demo_lists.json");
+    let want: Vec<Golden> =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("golden file")).unwrap();
+    let engine = common::demo_engine(|_| {});
+    let m = &engine.model;
+    let mut exposed = 0usize;
+    for ((name, q, t), w) in requests(m).into_iter().zip(&want) {
+        assert_eq!(name, w.request);
+        let rec = engine.recommend(&q, &t, Deadline::NONE);
+        let got: Vec<String> = rec
+            .items
+            .iter()
+            .map(|r| m.item_ids[r.item as usize].clone())
+            .collect();
+        let slots: Vec<usize> = rec.exposure.iter().map(|s| s.position).collect();
+        for &p in &slots {
+            assert!(
+                engine.new_items.contains(rec.items[p].item),
+                "{name}: slot {p} holds an established item"
+            );
+        }
+        let rest: Vec<&String> = got
+            .iter()
+            .enumerate()
+            .filter(|(p, _)| !slots.contains(p))
+            .map(|(_, i)| i)
+            .collect();
+        let prefix: Vec<&String> = w.items.iter().take(rest.len()).collect();
+        assert_eq!(
+            rest, prefix,
+            "{name}: the other items keep their recorded order"
+        );
+        assert_eq!(got.len(), w.items.len(), "{name}");
+        exposed += slots.len();
+    }
+    assert!(
+        exposed > 0,
+        "the shipped policy exposes new items on the demo bundle"
     );
 }

@@ -49,7 +49,7 @@ fn the_hold_is_released_by_the_pipeline_task_not_by_the_answer() {
         .iter()
         .filter(|d| matches!(d, Degraded::SourceOverBudget(_)))
         .count()
-        == 5;
+        == recserve::retrieval::N_SOURCES;
     assert!(
         rec.degraded.contains(&Degraded::RequestOverBudget) || skipped_every_source,
         "{:?}",

@@ -7,7 +7,7 @@
 use ndarray::{Array1, Array2};
 use ndarray_npy::WriteNpyExt;
 use recserve::pipeline::{Deadline, Query};
-use recserve::ranking::features::{N_FEATURES, build_rows};
+use recserve::ranking::features::{build_rows, n_features};
 use recserve::retrieval::merge;
 use std::sync::Arc;
 
@@ -52,18 +52,19 @@ fn numpy_and_lightgbm_read_the_bundle_and_agree_with_recserve() {
             .lists;
         build_rows(m, &p, &merge(&lists), &mut rows);
     }
-    let n = rows.len() / N_FEATURES;
+    let nf = n_features(m);
+    let n = rows.len() / nf;
     assert!(n > 100, "enough rows ({n})");
     assert!(
         rows.iter().any(|v| v.is_nan()),
         "rows exercise missing values"
     );
-    let preds = ranker.score_batch(&rows, N_FEATURES).unwrap();
+    let preds = ranker.score_batch(&rows, nf).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let rows_path = dir.path().join("rows.npy");
     let preds_path = dir.path().join("preds.npy");
-    Array2::from_shape_vec((n, N_FEATURES), rows)
+    Array2::from_shape_vec((n, nf), rows)
         .unwrap()
         .write_npy(std::fs::File::create(&rows_path).unwrap())
         .unwrap();

@@ -98,6 +98,7 @@ fn hybrid_beats_popularity_and_blend_and_every_source_has_recall() {
                 session: 0,
                 popular: 0,
                 item2item: 0,
+                segment: 0,
             },
             weights: Some(recserve::bandit::BlendWeights {
                 cf: 1.0,
@@ -105,8 +106,10 @@ fn hybrid_beats_popularity_and_blend_and_every_source_has_recall() {
                 session: 0.0,
                 popular: 0.0,
                 item2item: 0.0,
+                segment: 0.0,
             }),
             use_ranker: false,
+            ..Treatment::default()
         },
     ));
     let report = evaluate(&input, &rows, BTreeMap::new()).unwrap();

@@ -2,7 +2,8 @@
 //! the paired per-user bootstrap 95% CI of `NDCG@10(full) − NDCG@10(baseline)`:
 //! - **global temporal split** (train on the past, test on the future), default and weak-features
 //!   regimes: the full pipeline beats every single source alone (cf, content, session, popular,
-//!   item2item), popularity over all of training and over its last 30 days, AND the learned
+//!   item2item, segment), popularity over all of training, over its last 30 days and within the
+//!   user's segments, AND the learned
 //!   blend, with the CI above zero;
 //! - **random per-user split**, both regimes: it beats cf, content, session and the popularity
 //!   baselines with the CI above zero. Here it does NOT yet beat item2item alone: with two
@@ -61,7 +62,9 @@ fn run(regime: Regime, kind: SplitKind, seed: u64) -> EvalReport {
 
 /// Baselines the full pipeline must beat outright (the CI of the difference above zero) on every
 /// protocol; on the temporal split, every baseline.
-const MUST_BEAT: [&str; 6] = [
+const MUST_BEAT: [&str; 8] = [
+    "only_segment",
+    "only_segment_popular",
     "only_cf",
     "only_content",
     "only_session",
@@ -82,8 +85,8 @@ fn assert_full_beats(report: &EvalReport, what: &str, every_baseline: bool) {
     eprintln!("{what}\n{table}");
     assert_eq!(
         report.rows.len(),
-        9,
-        "full, five single sources, the learned blend, all-time and recent popularity"
+        11,
+        "full, six single sources, the learned blend, all-time, recent and segment popularity"
     );
     for r in report.rows.iter().filter(|r| r.name != FULL_ROW) {
         let ci = r.ndcg_vs_full.as_ref().expect("a CI for every baseline");

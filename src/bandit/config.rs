@@ -27,6 +27,9 @@ pub struct BlendWeights {
     pub popular: f32,
     #[serde(default)]
     pub item2item: f32,
+    /// Segment popularity (absent in older configs and bundles: 0, the source does not count).
+    #[serde(default)]
+    pub segment: f32,
 }
 
 impl Default for BlendWeights {
@@ -37,19 +40,21 @@ impl Default for BlendWeights {
             session: 0.25,
             popular: 0.25,
             item2item: 0.25,
+            segment: 0.25,
         }
     }
 }
 
 impl BlendWeights {
     /// `(source name, weight)` pairs in a fixed order; the names match the candidate sources.
-    pub fn named(&self) -> [(&'static str, f32); 5] {
+    pub fn named(&self) -> [(&'static str, f32); 6] {
         [
             ("cf", self.cf),
             ("content", self.content),
             ("session", self.session),
             ("popular", self.popular),
             ("item2item", self.item2item),
+            ("segment", self.segment),
         ]
     }
 
@@ -62,6 +67,7 @@ impl BlendWeights {
             session: get("session"),
             popular: get("popular"),
             item2item: get("item2item"),
+            segment: get("segment"),
         }
     }
 
@@ -74,19 +80,20 @@ impl BlendWeights {
     }
 
     /// From weights in the candidate sources' column order (the inverse of [`Self::as_array`]).
-    pub fn from_array(w: [f32; 5]) -> Self {
-        let [cf, content, session, popular, item2item] = w;
+    pub fn from_array(w: [f32; 6]) -> Self {
+        let [cf, content, session, popular, item2item, segment] = w;
         Self {
             cf,
             content,
             session,
             popular,
             item2item,
+            segment,
         }
     }
 
     /// The weights in the candidate sources' column order (`retrieval::Source::ALL`).
-    pub fn as_array(&self) -> [f32; 5] {
+    pub fn as_array(&self) -> [f32; 6] {
         self.named().map(|(_, w)| w)
     }
 }
@@ -241,6 +248,7 @@ impl Default for BanditConfig {
                 session,
                 popular,
                 item2item,
+                segment: 0.0,
             },
         };
         let rewards = [
@@ -427,6 +435,7 @@ mod tests {
                 session: 0.0,
                 popular: 0.0,
                 item2item: 0.0,
+                segment: 0.0,
             }
         );
         let back: BanditConfig = toml::from_str(&toml::to_string(&cfg).unwrap()).unwrap();
@@ -518,6 +527,7 @@ mod tests {
                     session: 0.0,
                     popular: 0.0,
                     item2item: 0.0,
+                    segment: 0.0,
                 }
             },
             ConfigError::ZeroWeights("cf_heavy".into()),

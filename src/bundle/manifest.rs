@@ -49,6 +49,10 @@ pub struct ServingPlan {
     /// The learned first-phase blend, by source name: it orders every merged candidate, and the
     /// ranker re-ranks its top `rerank_depth` (the cut the ranker was trained on).
     pub first_phase_weights: std::collections::BTreeMap<String, f32>,
+    /// The first-phase blend learned on the users known only by their features (no history),
+    /// used for them instead; absent = the one blend for everyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cold_first_phase_weights: Option<std::collections::BTreeMap<String, f32>>,
     /// Whether the ranker was boosted from the first-phase score (LightGBM `init_score`), so
     /// its output is a correction to add to that score.
     #[serde(default)]

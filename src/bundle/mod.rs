@@ -19,6 +19,8 @@
 //! item2item_ids.npy           int32 [n_items, K]   item-to-item neighbours of each item, best first, -1 = none (optional)
 //! item2item_weights.npy       float32 [n_items, K] their weights: a candidate's item2item score is the sum of
 //!                             the weights pointing to it from the user's history and session items
+//! segments.txt user_segments*.npy segment_pop_*.npy  user segments and their popular items
+//!                             (optional; see `segments.rs`)
 //! ranker.txt                  LightGBM lambdarank model (text format), optional
 //! index/                      stored HNSW graphs (optional; built at load when absent)
 //! ```
@@ -27,11 +29,13 @@ pub mod demo;
 mod manifest;
 mod model;
 mod npy;
+mod segments;
 mod validate;
 mod write;
 
 pub use manifest::{DataSummary, FORMAT_VERSION, Manifest, ServingPlan};
 pub use model::{ItemStat, Model};
+pub use segments::Segments;
 pub use write::write_bundle;
 
 use std::path::PathBuf;

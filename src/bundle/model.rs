@@ -62,6 +62,8 @@ pub struct Model {
     pub item2item_k: usize,
     pub item2item_ids: Vec<i32>,
     pub item2item_weights: Vec<f32>,
+    /// User segments and their popularity (empty in bundles without them).
+    pub segments: super::Segments,
     /// LightGBM text model, when the bundle has a ranker.
     pub ranker_text: Option<String>,
 }

@@ -278,6 +278,7 @@ impl Model {
             item2item_k,
             item2item_ids,
             item2item_weights,
+            segments: super::Segments::read(dir, nu, ni)?,
             ranker_text,
         };
         model.derive_indexes();

@@ -112,6 +112,7 @@ fn write_files(m: &Model, dir: &Path) -> Result<(), BundleError> {
             &m.item2item_weights,
         )?;
     }
+    m.segments.write(dir)?;
     if let Some(text) = &m.ranker_text {
         std::fs::write(p("ranker.txt"), text).map_err(io_err(&p("ranker.txt")))?;
     }

@@ -3,6 +3,7 @@
 //! measure sources' recall@K, slices, and per-stage latency next to quality.
 
 use super::bootstrap::{BOOTSTRAP_RESAMPLES, paired_bootstrap_ci};
+use super::coldstart;
 use super::diversity::{DIVERSITY_ROWS, mean_ils};
 use super::metrics::{CatalogueStats, MetricAccumulator, RecallCurve, UserRanking, rank_metrics};
 use super::report::{AblationRow, EvalReport, FULL_ROW, ONLY_PREFIX, SourceRecall, StageLatency};
@@ -58,6 +59,23 @@ pub fn ablation_rows(base: &Treatment) -> Vec<(String, Treatment)> {
     for (name, _) in DIVERSITY_ROWS {
         rows.push((name.to_string(), base.clone()));
     }
+    // The price and the payoff of new-item exposure: off, and the same slots filled at random.
+    if let Some(policy) = base.exposure.filter(|p| !p.is_off()) {
+        rows.push((
+            coldstart::EXPOSURE_OFF_ROW.into(),
+            Treatment {
+                exposure: Some(crate::ranking::ExposurePolicy::OFF),
+                ..base.clone()
+            },
+        ));
+        rows.push((
+            coldstart::EXPOSURE_RANDOM_ROW.into(),
+            Treatment {
+                exposure: Some(coldstart::random_pick(policy)),
+                ..base.clone()
+            },
+        ));
+    }
     rows
 }
 
@@ -79,6 +97,7 @@ fn single_source(base: &Treatment, s: Source) -> Treatment {
         session: 0,
         popular: 0,
         item2item: 0,
+        segment: 0,
     };
     *count_mut(&mut counts, s) = base.counts.get(s).max(SINGLE_SOURCE_MIN_COUNT);
     let mut weights = BlendWeights {
@@ -87,6 +106,7 @@ fn single_source(base: &Treatment, s: Source) -> Treatment {
         session: 0.0,
         popular: 0.0,
         item2item: 0.0,
+        segment: 0.0,
     };
     *match s {
         Source::Cf => &mut weights.cf,
@@ -94,11 +114,14 @@ fn single_source(base: &Treatment, s: Source) -> Treatment {
         Source::Session => &mut weights.session,
         Source::Popular => &mut weights.popular,
         Source::Item2Item => &mut weights.item2item,
+        Source::Segment => &mut weights.segment,
     } = 1.0;
     Treatment {
         counts,
         weights: Some(weights),
         use_ranker: false,
+        // The source alone, without new-item slots.
+        exposure: Some(crate::ranking::ExposurePolicy::OFF),
     }
 }
 
@@ -109,6 +132,7 @@ fn count_mut(c: &mut SourceCounts, s: Source) -> &mut usize {
         Source::Session => &mut c.session,
         Source::Popular => &mut c.popular,
         Source::Item2Item => &mut c.item2item,
+        Source::Segment => &mut c.segment,
     }
 }
 
@@ -171,6 +195,7 @@ struct RowContext<'a> {
     train_len: &'a FxHashMap<u32, usize>,
     train_items: &'a FxHashSet<u32>,
     obvious: &'a FxHashMap<u32, Vec<u32>>,
+    new_items: &'a crate::ranking::NewItems,
 }
 
 /// One row's metrics (all users and the cold slices) and its per-user NDCG@K, in `ranked` order.
@@ -184,8 +209,12 @@ fn score_row(
     for &(u, items) in ranked {
         let rel = &ctx.relevant[&u];
         let mut slices = vec!["all"];
-        if ctx.train_len.get(&u).copied().unwrap_or(0) <= COLD_USER_MAX {
+        let train_len = ctx.train_len.get(&u).copied().unwrap_or(0);
+        if train_len <= COLD_USER_MAX {
             slices.push("cold_users");
+        }
+        if train_len == 0 {
+            slices.push(coldstart::FEATURES_ONLY_SLICE);
         }
         acc.add(
             &slices,
@@ -217,6 +246,13 @@ fn score_row(
             rank_metrics(&items[..items.len().min(k)], &ctx.relevant[&u], k).map(|m| m.ndcg)
         })
         .collect();
+    let (mut slots, mut new) = (0usize, 0usize);
+    for &(_, items) in ranked {
+        for &i in &items[..items.len().min(k)] {
+            slots += 1;
+            new += usize::from(ctx.new_items.contains(i));
+        }
+    }
     let mut summaries = acc.summaries();
     let metrics = summaries.remove("all").ok_or("no users to evaluate")?;
     Ok((
@@ -226,6 +262,7 @@ fn score_row(
             slices: summaries,
             ndcg_vs_full: None,
             intra_list_similarity: mean_ils(ctx.model, ranked, k),
+            new_item_share: (slots > 0).then(|| new as f64 / slots as f64),
         },
         per_user,
     ))
@@ -317,6 +354,7 @@ pub fn evaluate(
         train_len: &train_len,
         train_items: &train_items,
         obvious: &obvious,
+        new_items: &engine.new_items,
     };
     let mut out_rows = Vec::new();
     // Per row, per user (in `users` order: `par_iter().collect()` keeps it), NDCG@K on "all".
@@ -418,6 +456,16 @@ pub fn evaluate(
         per_user_ndcg.push(per_user);
     }
 
+    // Popularity within the user's segments (the cold-start baseline to beat).
+    if !model.segments.is_empty() {
+        pb.set_message(coldstart::SEGMENT_POPULAR_ROW);
+        let lists = coldstart::segment_popular_lists(model, input.train, &users, k);
+        let ranked: Vec<(u32, &[u32])> = lists.iter().map(|(u, l)| (*u, l.as_slice())).collect();
+        let (row, per_user) = score_row(coldstart::SEGMENT_POPULAR_ROW, &ranked, &ctx)?;
+        out_rows.push(row);
+        per_user_ndcg.push(per_user);
+    }
+
     if let Some(all) = &input.rerank_all {
         pb.set_message(RERANK_ALL_ROW);
         let t = Treatment::default();
@@ -444,6 +492,7 @@ pub fn evaluate(
         session: 200,
         popular: 200,
         item2item: 200,
+        segment: 200,
     };
     let per_user: Vec<(u32, SourceLists)> = users
         .par_iter()
@@ -599,6 +648,7 @@ mod tests {
             slices: Default::default(),
             ndcg_vs_full: None,
             intra_list_similarity: None,
+            new_item_share: None,
         }
     }
 

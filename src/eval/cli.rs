@@ -43,6 +43,13 @@ pub struct EvaluateArgs {
     /// Window of the recent-popularity baseline row, in days before training's last interaction.
     #[arg(long, default_value_t = 30.0)]
     pub recent_days: f64,
+    /// Share of the training users whose every training interaction moves to test (they keep
+    /// their features): the `cold_users_features_only` slice. Only with --data.
+    #[arg(long, default_value_t = 0.0)]
+    pub cold_users: f64,
+    /// Share of the training items whose every training interaction moves to test: cold items.
+    #[arg(long, default_value_t = 0.0)]
+    pub cold_items: f64,
     #[arg(long)]
     pub config: Option<PathBuf>,
     #[arg(long)]
@@ -122,6 +129,18 @@ pub fn evaluate_data(
     let ds = crate::data::load_dir(data, &Default::default())?;
     let (train, test) = split(&ds.interactions, kind, args.ratio, args.seed)
         .map_err(|e| EvalError::Usage(e.to_string()))?;
+    for (flag, share) in [
+        ("--cold-users", args.cold_users),
+        ("--cold-items", args.cold_items),
+    ] {
+        if !(0.0..1.0).contains(&share) {
+            return Err(EvalError::Usage(format!(
+                "{flag} must be a share in [0, 1), got {share}"
+            )));
+        }
+    }
+    let (train, test) =
+        super::coldstart::hide_cold(train, test, args.cold_users, args.cold_items, args.seed);
     let train_ds = ds.with_interactions(train.clone());
     // The ranker's holdout follows the split: random for random splits, temporal otherwise.
     let holdout = match kind {
@@ -167,13 +186,20 @@ pub fn evaluate_data(
         serde_json::json!(format!("{} (ratio {})", kind.as_str(), args.ratio)),
     );
     summary.insert(
+        "cold_hidden".into(),
+        serde_json::json!(format!(
+            "users {}, items {}",
+            args.cold_users, args.cold_items
+        )),
+    );
+    summary.insert(
         "ranker_validation_ndcg".into(),
         serde_json::json!(ranker_eval.ranker_ndcg),
     );
     let mut input = eval_input(engine, &train, &test, args);
     input.rerank_all = rerank_all;
-    let mut report = evaluate(&input, &ablation_rows(&Treatment::default()), summary)
-        .map_err(EvalError::Eval)?;
+    let mut report =
+        evaluate(&input, &ablation_rows(&base_treatment(cfg)), summary).map_err(EvalError::Eval)?;
     report.config = config_json(cfg);
     Ok(report)
 }
@@ -256,7 +282,16 @@ pub fn evaluate_bundle(
     )?);
     let mut input = eval_input(engine, &train, &test, args);
     input.rerank_all = rerank_all;
-    evaluate(&input, &ablation_rows(&Treatment::default()), summary).map_err(EvalError::Eval)
+    evaluate(&input, &ablation_rows(&base_treatment(cfg)), summary).map_err(EvalError::Eval)
+}
+
+/// The full row's treatment: the shipped defaults with the serving config's exposure policy
+/// made explicit, so the exposure rows can vary it.
+pub fn base_treatment(cfg: &EvalConfig) -> Treatment {
+    Treatment {
+        exposure: Some(cfg.serving.exposure.policy()),
+        ..Treatment::default()
+    }
 }
 
 /// A twin engine whose ranker re-ranks every candidate (`rerank_depth = 0`), when the serving

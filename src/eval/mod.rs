@@ -5,6 +5,7 @@ pub mod ablation;
 
 pub mod charts;
 pub mod cli;
+pub mod coldstart;
 pub mod diversity;
 pub mod metrics;
 pub mod report;

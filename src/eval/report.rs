@@ -51,6 +51,10 @@ pub struct AblationRow {
     /// from reports written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intra_list_similarity: Option<f64>,
+    /// Share of the top-K slots held by new items (few or no training interactions); absent
+    /// from reports written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_item_share: Option<f64>,
 }
 
 /// Mean recall of one candidate source's top-K candidates, per K.
@@ -224,6 +228,7 @@ the interval is a paired per-user bootstrap 95% CI (users resampled with replace
     );
     ablation_sentences(&mut md, r);
     super::diversity::diversity_table(&mut md, r);
+    super::coldstart::cold_start_table(&mut md, r);
     slices_table(&mut md, r);
     source_recall_table(&mut md, r);
     latency_table(&mut md, r);
@@ -535,6 +540,7 @@ mod tests {
                     slices,
                     ndcg_vs_full: None,
                     intra_list_similarity: None,
+                    new_item_share: None,
                 },
                 AblationRow {
                     name: "without_cf".into(),
@@ -542,6 +548,7 @@ mod tests {
                     slices: BTreeMap::new(),
                     ndcg_vs_full: None,
                     intra_list_similarity: None,
+                    new_item_share: None,
                 },
                 AblationRow {
                     name: "popularity_only".into(),
@@ -549,6 +556,7 @@ mod tests {
                     slices: BTreeMap::new(),
                     ndcg_vs_full: None,
                     intra_list_similarity: None,
+                    new_item_share: None,
                 },
             ],
             source_recall: vec![
@@ -634,6 +642,7 @@ mod tests {
                 slices: BTreeMap::new(),
                 ndcg_vs_full: ci(0.0123, 0.0081, 0.017),
                 intra_list_similarity: None,
+                new_item_share: None,
             },
         );
         r.rows.insert(
@@ -644,6 +653,7 @@ mod tests {
                 slices: BTreeMap::new(),
                 ndcg_vs_full: ci(0.118, 0.1, 0.13),
                 intra_list_similarity: None,
+                new_item_share: None,
             },
         );
         let md = render_markdown(&r);

@@ -9,6 +9,7 @@ use super::{
     Treatment,
 };
 use crate::ranking::diversity::{self, CategoryCap, Diversity};
+use crate::ranking::exposure;
 use crate::ranking::{FirstPhase, RecItem, blend_scores, top_n};
 use crate::retrieval::{
     Candidate, Eligibility, N_SOURCES, Source, SourceList, UserProfile, merge, popular,
@@ -91,7 +92,7 @@ impl Engine {
             }
         }
         // Off by default; the only cost of the default path is this test.
-        let explanations = q.explain.then(|| {
+        let mut explanations = q.explain.then(|| {
             let decided = Decided {
                 profile: &profile,
                 cands: &cands,
@@ -100,6 +101,38 @@ impl Engine {
             };
             self.explain(&decided, &items)
         });
+        let policy = t.exposure.unwrap_or_else(|| self.cfg.exposure.policy());
+        // A hard per-category cap wins: capped requests get no exposure slots.
+        let exposure = if policy.is_off() || div.max_per_category.is_some() {
+            Vec::new()
+        } else {
+            let seed = match q.exposure_seed {
+                0 => {
+                    let recent: Vec<&[u8]> = q.recent.iter().map(|r| r.as_bytes()).collect();
+                    exposure::seed_of(&[
+                        q.user_id.as_deref().unwrap_or("").as_bytes(),
+                        &(n as u64).to_le_bytes(),
+                        &recent.concat(),
+                    ])
+                }
+                s => s,
+            };
+            let slots = exposure::apply(
+                &policy,
+                &self.model,
+                &self.new_items,
+                &profile,
+                &elig,
+                &mut items,
+                &cands,
+                n,
+                seed,
+            );
+            if let Some(ex) = explanations.as_mut() {
+                self.explain_exposure(ex, &items, &slots, &cands, n);
+            }
+            slots
+        };
         timings.total = start.elapsed();
         Recommendation {
             items,
@@ -109,6 +142,7 @@ impl Engine {
             timings,
             profile_history_len: profile.history_len,
             explanations,
+            exposure,
         }
     }
 
@@ -149,6 +183,7 @@ impl Engine {
             timings,
             profile_history_len: profile.history_len,
             explanations,
+            exposure: Vec::new(),
         }
     }
 
@@ -193,8 +228,11 @@ impl Engine {
                     let start = Instant::now();
                     let budget = deadline.stage(start, self.cfg.ranker_budget());
                     // Phase 1: the learned blend picks the cut; phase 2: the ranker orders it.
-                    let phase1 =
-                        FirstPhase::run(cands, &self.plan.first_phase, self.cfg.rerank_depth);
+                    let phase1 = FirstPhase::run(
+                        cands,
+                        self.plan.first_phase_for(profile),
+                        self.cfg.rerank_depth,
+                    );
                     let cut = phase1.cut(cands);
                     let phase2: &[Candidate] = cut.as_deref().unwrap_or(cands);
                     match ranker.score_candidates(&self.model, profile, phase2) {

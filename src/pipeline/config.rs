@@ -2,6 +2,7 @@
 //! sources run and which ranker backend scores. The config aggregator only assembles it.
 
 use crate::ranking::RankerBackend;
+use crate::ranking::exposure::{ExposureError, ExposurePolicy, Pick, Placement};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -33,6 +34,50 @@ pub struct ServingConfig {
     /// stays under `total_budget_ms`; past both, the request is answered from popularity.
     #[serde(default = "default_explain_budget_ms")]
     pub explain_budget_ms: u64,
+    /// New-item exposure: the default policy (variants may override it) and which items count
+    /// as new.
+    #[serde(default)]
+    pub exposure: ExposureConfig,
+}
+
+/// `[serving.exposure]`: the policy of treatments that do not set their own, and the new items.
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExposureConfig {
+    /// Share of slots for new items (0 = off); see [`ExposurePolicy`].
+    pub share: f64,
+    pub placement: Placement,
+    pub offset: usize,
+    pub pick: Pick,
+    /// Items with at most this many training interactions are new.
+    pub new_item_max_interactions: u32,
+    /// New items a request scores at most (the youngest): bounds the per-request cost.
+    pub pool_max: usize,
+}
+
+impl Default for ExposureConfig {
+    fn default() -> Self {
+        let p = ExposurePolicy::default();
+        Self {
+            share: p.share,
+            placement: p.placement,
+            offset: p.offset,
+            pick: p.pick,
+            new_item_max_interactions: 0,
+            pool_max: 1000,
+        }
+    }
+}
+
+impl ExposureConfig {
+    pub fn policy(&self) -> ExposurePolicy {
+        ExposurePolicy {
+            share: self.share,
+            placement: self.placement,
+            offset: self.offset,
+            pick: self.pick,
+        }
+    }
 }
 
 fn default_explain_budget_ms() -> u64 {
@@ -121,6 +166,8 @@ pub struct SourceBudgets {
     pub popular: u64,
     #[serde(default = "default_source_budget_ms")]
     pub item2item: u64,
+    #[serde(default = "default_source_budget_ms")]
+    pub segment: u64,
 }
 
 fn default_source_budget_ms() -> u64 {
@@ -131,6 +178,8 @@ fn default_source_budget_ms() -> u64 {
 pub enum ServingConfigError {
     #[error("serving.default_n ({default_n}) must be in 1..=serving.max_n ({max_n})")]
     DefaultN { default_n: usize, max_n: usize },
+    #[error("serving.exposure: {0}")]
+    Exposure(#[from] ExposureError),
 }
 
 impl ServingConfig {
@@ -141,6 +190,7 @@ impl ServingConfig {
                 max_n: self.max_n,
             });
         }
+        self.exposure.policy().validate()?;
         Ok(())
     }
 
@@ -153,6 +203,7 @@ impl ServingConfig {
             Source::Session => b.session,
             Source::Popular => b.popular,
             Source::Item2Item => b.item2item,
+            Source::Segment => b.segment,
         })
     }
 

@@ -5,8 +5,8 @@
 use super::{Query, ServingConfig, Treatment};
 use crate::bandit::BlendWeights;
 use crate::bundle::Model;
-use crate::ranking::Ranker;
-use crate::ranking::features::{FEATURE_NAMES, N_FEATURES};
+use crate::ranking::features::{FEATURE_NAMES, supported_prefix};
+use crate::ranking::{NewItems, Ranker};
 use crate::retrieval::index::{IndexConfig, IndexError, VectorIndex};
 use crate::retrieval::{Catalog, Eligibility, NO_SUCH_CATEGORY, UserProfile};
 use std::path::Path;
@@ -46,6 +46,8 @@ pub struct Engine {
     pub cfg: ServingConfig,
     /// `cfg.parallel_sources` resolved for this catalogue and machine at load.
     pub parallel_sources: bool,
+    /// The items new-item exposure picks from (`[serving.exposure]`).
+    pub new_items: NewItems,
 }
 
 /// The bundle's serving plan in typed form; bundles without one get the old behaviour (the
@@ -54,6 +56,8 @@ pub struct Engine {
 pub struct Plan {
     /// Orders the merged candidates before the ranker's cut.
     pub first_phase: BlendWeights,
+    /// The first phase for users known only by their features, when training learned one.
+    pub cold_first_phase: Option<BlendWeights>,
     /// The blend the control treatment serves without the ranker (gate failed, fallback).
     pub fallback: BlendWeights,
     /// The cut the ranker was trained on (0 = every candidate).
@@ -65,10 +69,20 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The first-phase weights for `profile`: the cold blend for a user known only by their
+    /// features (when the bundle has one), else the learned blend.
+    pub fn first_phase_for(&self, profile: &UserProfile) -> &BlendWeights {
+        match &self.cold_first_phase {
+            Some(w) if crate::ranking::phase::is_features_only(profile) => w,
+            _ => &self.first_phase,
+        }
+    }
+
     fn from_model(model: &Model) -> Self {
         match &model.manifest.serving_plan {
             None => Plan {
                 first_phase: BlendWeights::default(),
+                cold_first_phase: None,
                 fallback: BlendWeights::default(),
                 trained_depth: 0,
                 ranker_gate_passed: true,
@@ -76,6 +90,10 @@ impl Plan {
             },
             Some(p) => Plan {
                 first_phase: BlendWeights::from_named(&p.first_phase_weights),
+                cold_first_phase: p
+                    .cold_first_phase_weights
+                    .as_ref()
+                    .map(BlendWeights::from_named),
                 fallback: BlendWeights::from_named(&p.fallback_weights),
                 trained_depth: p.rerank_depth,
                 ranker_gate_passed: p.ranker_gate_passed,
@@ -109,18 +127,12 @@ impl Engine {
         index_cfg: &IndexConfig,
         bundle_dir: Option<&Path>,
     ) -> Result<Self, EngineError> {
-        if model
-            .manifest
-            .feature_names
-            .iter()
-            .map(String::as_str)
-            .ne(FEATURE_NAMES)
-        {
+        let Some(n_features) = supported_prefix(&model.manifest.feature_names) else {
             return Err(EngineError::FeatureMismatch {
                 bundle: model.manifest.feature_names.clone(),
                 build: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
             });
-        }
+        };
         // The hybrid model's feature embeddings are kept in the bundle for tooling and
         // retraining; serving never reads them, so they do not stay resident.
         model.user_feature_emb = Vec::new();
@@ -162,13 +174,18 @@ impl Engine {
         }
         let (ranker, ranker_error) = match &model.ranker_text {
             None => (None, Some("bundle has no ranker".to_string())),
-            Some(text) => match Ranker::load(text, cfg.ranker_backend, N_FEATURES) {
+            Some(text) => match Ranker::load(text, cfg.ranker_backend, n_features) {
                 Ok(r) => (Some(r), None),
                 Err(e) => (None, Some(e.to_string())),
             },
         };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let parallel_sources = cfg.parallel_sources.resolve(model.n_items(), cores);
+        let new_items = NewItems::new(
+            &model,
+            cfg.exposure.new_item_max_interactions,
+            cfg.exposure.pool_max,
+        );
         Ok(Self {
             model,
             cf_index,
@@ -178,6 +195,7 @@ impl Engine {
             plan,
             cfg,
             parallel_sources,
+            new_items,
         })
     }
 

@@ -8,8 +8,8 @@
 //! (the first phase is deterministic) instead of making the hot path keep it.
 
 use super::{Engine, Strategy};
-use crate::ranking::features::{FEATURE_NAMES, N_FEATURES, build_rows};
-use crate::ranking::{FirstPhase, RecItem, top_indices};
+use crate::ranking::features::{FEATURE_NAMES, build_rows, n_features};
+use crate::ranking::{ExposureSlot, FirstPhase, RecItem, top_indices};
 use crate::retrieval::{Candidate, N_SOURCES, Source, UserProfile};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -26,6 +26,9 @@ pub enum ServedPath {
     Blend,
     /// Popularity: the top-up that fills the list, or the popularity fallback.
     Popular,
+    /// New-item exposure: a slot the exposure policy gave to an item with few or no
+    /// interactions (the response item's `exposure` holds the slot's propensity).
+    Exposure,
 }
 
 /// One source's proposal of the item.
@@ -104,7 +107,11 @@ impl Engine {
             .collect();
         let ranked = d.strategy == Strategy::Ranked && !d.cands.is_empty();
         let phase1 = ranked.then(|| {
-            let p = FirstPhase::run(d.cands, &self.plan.first_phase, self.cfg.rerank_depth);
+            let p = FirstPhase::run(
+                d.cands,
+                self.plan.first_phase_for(d.profile),
+                self.cfg.rerank_depth,
+            );
             let order = top_indices(d.cands, &p.scores, d.cands.len());
             let mut rank = vec![0u32; d.cands.len()];
             for (r, &k) in order.iter().enumerate() {
@@ -128,14 +135,13 @@ impl Engine {
         let mut evidence: FxHashMap<usize, RankerEvidence> = FxHashMap::default();
         if let (Some(ranker), Some((scores, _, _))) = (&self.ranker, &phase1) {
             let cands: Vec<Candidate> = ranked_items.iter().map(|&k| d.cands[k]).collect();
-            let mut rows = Vec::with_capacity(cands.len() * N_FEATURES);
+            let nf = n_features(&self.model);
+            let mut rows = Vec::with_capacity(cands.len() * nf);
             build_rows(&self.model, d.profile, &cands, &mut rows);
-            match ranker.contributions(&rows, N_FEATURES) {
+            match ranker.contributions(&rows, nf) {
                 Ok(contribs) => {
-                    for ((&k, c), row) in ranked_items
-                        .iter()
-                        .zip(contribs)
-                        .zip(rows.chunks_exact(N_FEATURES))
+                    for ((&k, c), row) in
+                        ranked_items.iter().zip(contribs).zip(rows.chunks_exact(nf))
                     {
                         let features = FEATURE_NAMES
                             .iter()
@@ -218,6 +224,39 @@ impl Engine {
             first_phase: None,
             ranker: None,
         }
+    }
+
+    /// Inserts the explanations of the exposure items (`items` is the final list, `ex` the
+    /// explanations of the list before exposure) and cuts `ex` back to the list's length.
+    pub(super) fn explain_exposure(
+        &self,
+        ex: &mut Vec<Explanation>,
+        items: &[RecItem],
+        slots: &[ExposureSlot],
+        cands: &[Candidate],
+        n: usize,
+    ) {
+        for slot in slots {
+            let item = items[slot.position].item;
+            let mut sources = cands
+                .iter()
+                .find(|c| c.item == item)
+                .map_or_else(Vec::new, sources_of);
+            // The policy's own evidence: the slot's propensity and its position.
+            sources.push(SourceEvidence {
+                source: crate::ranking::exposure::EXPOSURE_SOURCE.to_string(),
+                score: slot.propensity as f32,
+                rank: slot.position as u32,
+            });
+            let e = Explanation {
+                path: ServedPath::Exposure,
+                sources,
+                first_phase: None,
+                ranker: None,
+            };
+            ex.insert(slot.position.min(ex.len()), e);
+        }
+        ex.truncate(n.min(items.len()));
     }
 }
 

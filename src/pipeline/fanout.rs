@@ -7,7 +7,7 @@
 use super::{Deadline, Degraded, Engine, SourceCounts};
 use crate::retrieval::{
     Catalog, Eligibility, N_SOURCES, Source, SourceList, UserProfile, cf, content, item2item,
-    popular, session,
+    popular, segment, session,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,6 +36,7 @@ pub fn run_source(
         Source::Session => session::candidates(catalog, profile, elig, k),
         Source::Popular => popular::candidates(catalog.model, profile, elig, k),
         Source::Item2Item => item2item::candidates(catalog.model, profile, elig, k),
+        Source::Segment => segment::candidates(catalog.model, profile, elig, k),
     }
 }
 

@@ -4,7 +4,7 @@
 
 use super::{Degraded, Explanation};
 use crate::bandit::BlendWeights;
-use crate::ranking::{Diversity, RecItem};
+use crate::ranking::{Diversity, ExposurePolicy, ExposureSlot, RecItem};
 use crate::retrieval::{N_SOURCES, Source};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -20,10 +20,17 @@ pub struct SourceCounts {
     /// Absent in older variant files: the default count.
     #[serde(default = "default_item2item_count")]
     pub item2item: usize,
+    /// Absent in older variant files: the default count.
+    #[serde(default = "default_segment_count")]
+    pub segment: usize,
 }
 
 fn default_item2item_count() -> usize {
     SourceCounts::default().item2item
+}
+
+fn default_segment_count() -> usize {
+    SourceCounts::default().segment
 }
 
 impl Default for SourceCounts {
@@ -34,6 +41,7 @@ impl Default for SourceCounts {
             session: 100,
             popular: 50,
             item2item: 200,
+            segment: 100,
         }
     }
 }
@@ -56,6 +64,7 @@ impl SourceCounts {
             session: scale(self.session, w.session),
             popular: scale(self.popular, w.popular),
             item2item: scale(self.item2item, w.item2item),
+            segment: scale(self.segment, w.segment),
         }
     }
 
@@ -66,6 +75,7 @@ impl SourceCounts {
             Source::Session => self.session,
             Source::Popular => self.popular,
             Source::Item2Item => self.item2item,
+            Source::Segment => self.segment,
         }
     }
 }
@@ -80,6 +90,8 @@ pub struct Treatment {
     /// first-phase weights, so an override never changes the cut the ranker was trained on.
     pub weights: Option<BlendWeights>,
     pub use_ranker: bool,
+    /// New-item exposure; `None` = the engine's `[serving.exposure]` policy.
+    pub exposure: Option<ExposurePolicy>,
 }
 
 /// A validated request, ids already resolved where they exist.
@@ -98,6 +110,9 @@ pub struct Query {
     pub explain: bool,
     /// MMR and the per-category cap (the variant's, overridden by the request); off by default.
     pub diversity: Diversity,
+    /// Seeds the exposure policy's draws; 0 (the default, what the server passes) = a hash of
+    /// the user, `n` and the session items, so the same request always gets the same list.
+    pub exposure_seed: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,6 +155,8 @@ pub struct Recommendation {
     pub profile_history_len: usize,
     /// One explanation per item, in item order, when the query asked for them.
     pub explanations: Option<Vec<Explanation>>,
+    /// The positions the exposure policy filled with new items, with their propensities.
+    pub exposure: Vec<ExposureSlot>,
 }
 
 impl Default for Treatment {
@@ -148,6 +165,7 @@ impl Default for Treatment {
             counts: SourceCounts::default(),
             weights: None,
             use_ranker: true,
+            exposure: None,
         }
     }
 }
@@ -165,6 +183,7 @@ mod tests {
             session: 0.0,
             popular: 0.3,
             item2item: 0.0,
+            segment: 0.0,
         };
         let c = base.weighted(&w);
         assert_eq!(c.cf, 200);

@@ -117,16 +117,16 @@ mod tests {
             .map(|s| s.as_str())
             .collect();
         assert_eq!(names, sources);
-        let w = BlendWeights::from_array([1.0, 2.0, 3.0, 4.0, 5.0]);
-        assert_eq!(w.as_array(), [1.0, 2.0, 3.0, 4.0, 5.0]);
-        assert_eq!((w.cf, w.item2item), (1.0, 5.0));
+        let w = BlendWeights::from_array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        assert_eq!(w.as_array(), [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        assert_eq!((w.cf, w.item2item, w.segment), (1.0, 5.0, 6.0));
     }
 
     #[test]
     fn blend_normalises_per_source_and_weights() {
         let cands = [
-            cand(1, [1.0, f32::NAN, f32::NAN, 0.0, f32::NAN]),
-            cand(2, [3.0, f32::NAN, f32::NAN, 10.0, f32::NAN]),
+            cand(1, [1.0, f32::NAN, f32::NAN, 0.0, f32::NAN, f32::NAN]),
+            cand(2, [3.0, f32::NAN, f32::NAN, 10.0, f32::NAN, f32::NAN]),
         ];
         let w = BlendWeights {
             cf: 1.0,
@@ -134,6 +134,7 @@ mod tests {
             session: 0.0,
             popular: 0.5,
             item2item: 0.0,
+            segment: 0.0,
         };
         let s = blend_scores(&cands, &w);
         assert!(

@@ -1,12 +1,16 @@
 //! The ONE definition of the ranker's feature rows. Training builds its LightGBM rows with
 //! `build_rows`, serving scores the rows `build_rows` gives it; there is no second implementation.
 //! Missing values are NaN (LightGBM routes them down the learned default branch).
+//!
+//! The list only grows at its end: a bundle trained on an older, shorter prefix (the first
+//! [`LEGACY_FEATURES`], before segment popularity and the warmth flags) gets rows of exactly
+//! its own names, so it keeps serving unchanged.
 
 use crate::bundle::Model;
 use crate::retrieval::{Candidate, UserProfile};
 
 /// Ordered feature names; the manifest and the ranker file must list exactly these.
-pub const FEATURE_NAMES: [&str; 22] = [
+pub const FEATURE_NAMES: [&str; 26] = [
     "cf_score",
     "cf_rank",
     "content_score",
@@ -29,16 +33,40 @@ pub const FEATURE_NAMES: [&str; 22] = [
     "cat_match",
     "cat_match_max",
     "session_len",
+    "segment_score",
+    "segment_rank",
+    // Warmth: 1 when the user has no interactions (known only by features, or anonymous) /
+    // when the item has none in training (its vectors come from its features alone).
+    "user_cold",
+    "item_cold",
 ];
 pub const N_FEATURES: usize = FEATURE_NAMES.len();
+/// The feature list before segment popularity and the warmth flags (bundles trained then).
+pub const LEGACY_FEATURES: usize = 22;
+
+/// The number of leading [`FEATURE_NAMES`] that `names` lists, when it is one of the supported
+/// versions (the legacy prefix or the whole list); `None` for anything else.
+pub fn supported_prefix(names: &[String]) -> Option<usize> {
+    let n = names.len();
+    let is_prefix = n <= N_FEATURES && names.iter().zip(FEATURE_NAMES).all(|(a, b)| a == b);
+    (is_prefix && (n == LEGACY_FEATURES || n == N_FEATURES)).then_some(n)
+}
+
+/// How many features the rows for `model` hold: the length of its manifest's list (checked
+/// against [`supported_prefix`] when the engine is built), at most [`N_FEATURES`].
+pub fn n_features(model: &Model) -> usize {
+    model.manifest.feature_names.len().min(N_FEATURES)
+}
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// Appends one row of `N_FEATURES` values per candidate to `out` (row-major).
+/// Appends one row of [`n_features`]`(model)` values per candidate to `out` (row-major).
 pub fn build_rows(model: &Model, profile: &UserProfile, cands: &[Candidate], out: &mut Vec<f32>) {
-    out.reserve(cands.len() * N_FEATURES);
+    let nf = n_features(model);
+    out.reserve(cands.len() * nf);
+    let user_cold = if profile.history_len == 0 { 1.0 } else { 0.0 };
     let user_vec = profile.user.map(|u| model.user_cf(u));
     let user_log_history = (profile.history_len as f32).ln_1p();
     // Online events may be newer than the reference time: clamp, never negative (as in training).
@@ -63,7 +91,7 @@ pub fn build_rows(model: &Model, profile: &UserProfile, cands: &[Candidate], out
             cat_sum += s;
             cat_max = cat_max.max(s);
         }
-        out.extend_from_slice(&[
+        let row: [f32; N_FEATURES] = [
             c.score[0],
             c.rank[0],
             c.score[1],
@@ -86,6 +114,11 @@ pub fn build_rows(model: &Model, profile: &UserProfile, cands: &[Candidate], out
             cat_sum,
             cat_max,
             profile.recent.len() as f32,
-        ]);
+            c.score[5],
+            c.rank[5],
+            user_cold,
+            if stat.count > 0.0 { 0.0 } else { 1.0 },
+        ];
+        out.extend_from_slice(&row[..nf]);
     }
 }

@@ -6,6 +6,7 @@
 pub mod blend;
 pub mod bootstrap;
 pub mod diversity;
+pub mod exposure;
 pub mod features;
 pub mod gbdt;
 pub mod lgbm;
@@ -14,6 +15,7 @@ pub mod quality;
 
 pub use blend::{RecItem, blend_scores, top_indices, top_n};
 pub use diversity::Diversity;
+pub use exposure::{ExposurePolicy, ExposureSlot, NewItems};
 pub use phase::FirstPhase;
 
 use crate::bundle::Model;
@@ -106,8 +108,9 @@ impl Ranker {
         profile: &UserProfile,
         cands: &[Candidate],
     ) -> Result<Vec<f64>, RankerError> {
-        let mut rows = Vec::with_capacity(cands.len() * features::N_FEATURES);
+        let nf = features::n_features(model);
+        let mut rows = Vec::with_capacity(cands.len() * nf);
         features::build_rows(model, profile, cands, &mut rows);
-        self.score_batch(&rows, features::N_FEATURES)
+        self.score_batch(&rows, nf)
     }
 }

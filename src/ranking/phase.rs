@@ -5,7 +5,13 @@
 
 use super::{blend_scores, top_indices};
 use crate::bandit::BlendWeights;
-use crate::retrieval::Candidate;
+use crate::retrieval::{Candidate, UserProfile};
+
+/// A known user without any interaction (training or online) and without a session: known only
+/// by their features. Such users may get their own first-phase blend.
+pub fn is_features_only(profile: &UserProfile) -> bool {
+    profile.user.is_some() && profile.history_len == 0 && profile.recent.is_empty()
+}
 
 pub struct FirstPhase {
     /// The blend's score of every candidate (the ranker's base score).
@@ -67,6 +73,7 @@ mod tests {
             session: 0.0,
             popular: 0.0,
             item2item: 0.0,
+            segment: 0.0,
         };
         let p = FirstPhase::run(&cands, &w, 3);
         assert_eq!(p.keep.as_deref(), Some(&[9, 8, 7][..]));

@@ -12,9 +12,11 @@ pub enum Source {
     Session = 2,
     Popular = 3,
     Item2Item = 4,
+    /// Popularity within the values of the user's features (cold start).
+    Segment = 5,
 }
 
-pub const N_SOURCES: usize = 5;
+pub const N_SOURCES: usize = 6;
 
 impl Source {
     pub const ALL: [Source; N_SOURCES] = [
@@ -23,6 +25,7 @@ impl Source {
         Source::Session,
         Source::Popular,
         Source::Item2Item,
+        Source::Segment,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -31,6 +34,7 @@ impl Source {
             Source::Session => "session",
             Source::Popular => "popular",
             Source::Item2Item => "item2item",
+            Source::Segment => "segment",
         }
     }
 }
@@ -107,6 +111,7 @@ mod tests {
             vec![(2, 0.7), (3, 0.1)],
             vec![],
             vec![(1, 0.3), (1, 0.2)],
+            vec![],
             vec![],
         ];
         let m = merge(&lists);

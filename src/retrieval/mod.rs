@@ -11,6 +11,7 @@ pub mod index;
 pub mod item2item;
 pub mod popular;
 pub mod profile;
+pub mod segment;
 pub mod session;
 
 pub use candidate::{Candidate, N_SOURCES, Source, SourceList, merge, source_names};

@@ -22,6 +22,8 @@ pub struct UserProfile {
     /// The item-to-item source's seeds: the last [`ITEM2ITEM_SEEDS`] distinct items of history,
     /// online events and session together, most recent last.
     pub seeds: Vec<u32>,
+    /// The user's segments (values of their features) when the bundle has segment popularity.
+    pub segments: Vec<u32>,
 }
 
 /// Items of history + session the item-to-item source sums neighbour weights over.
@@ -107,6 +109,7 @@ impl UserProfile {
             }
             seeds.reverse();
         }
+        let segments = user.map_or_else(Vec::new, |u| model.segments.of_user(u).to_vec());
         Self {
             user,
             recent,
@@ -117,6 +120,7 @@ impl UserProfile {
             cat_share,
             content_profile,
             seeds,
+            segments,
         }
     }
 }

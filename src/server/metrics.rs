@@ -27,6 +27,14 @@ pub struct Metrics {
     pub rollouts: IntCounterVec,
     pub model_info: IntGaugeVec,
     pub bandit_pulls: IntCounterVec,
+    /// Served slots by variant and kind (`new_item` = an item with few or no training
+    /// interactions, `established` = any other): the share of slots new items get.
+    pub served_slots: IntCounterVec,
+    /// Slots the new-item exposure policy filled, by variant.
+    pub exposure_slots: IntCounterVec,
+    /// Clicks on items that were new when served, by variant: with `served_slots` their
+    /// click-through. Registered here; the feedback path increments it (issue 12).
+    pub new_item_clicks: IntCounterVec,
     /// The per-request series resolved once (no label hashing on the request path).
     pub hot: HotSeries,
 }
@@ -147,6 +155,21 @@ impl Metrics {
             "Bandit arm selections by context and arm.",
             &["context", "arm"],
         )?;
+        let served_slots = counter_vec(
+            "served_slots_total",
+            "Served recommendation slots by variant and kind (new_item: few or no training interactions; established).",
+            &["variant", "kind"],
+        )?;
+        let exposure_slots = counter_vec(
+            "exposure_slots_total",
+            "Slots the new-item exposure policy filled, by variant.",
+            &["variant"],
+        )?;
+        let new_item_clicks = counter_vec(
+            "new_item_clicks_total",
+            "Clicks on items that were new when served, by variant (with served_slots_total: their click-through).",
+            &["variant"],
+        )?;
         let hot = HotSeries {
             stage: STAGES.map(|s| stage_seconds.with_label_values(&[s])),
             source_seconds: Source::ALL.map(|s| source_seconds.with_label_values(&[s.as_str()])),
@@ -171,6 +194,9 @@ impl Metrics {
             rollouts,
             model_info,
             bandit_pulls,
+            served_slots,
+            exposure_slots,
+            new_item_clicks,
         })
     }
 

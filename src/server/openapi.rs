@@ -186,7 +186,12 @@ pub fn strategy_schema() -> utoipa::openapi::Object {
 pub fn sources_schema() -> utoipa::openapi::Array {
     let item = utoipa::openapi::ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::Type::String)
-        .enum_values(Some(crate::retrieval::Source::ALL.map(|s| s.as_str())));
+        .enum_values(Some(
+            crate::retrieval::Source::ALL
+                .map(|s| s.as_str())
+                .into_iter()
+                .chain([crate::ranking::exposure::EXPOSURE_SOURCE]),
+        ));
     utoipa::openapi::ArrayBuilder::new().items(item).build()
 }
 

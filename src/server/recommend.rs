@@ -25,12 +25,24 @@ use std::sync::Arc;
 pub struct ItemOut {
     pub item_id: String,
     pub score: f32,
-    /// The candidate sources that proposed the item.
+    /// The candidate sources that proposed the item, and `exposure` for an item the new-item
+    /// exposure policy placed.
     #[schema(schema_with = super::openapi::sources_schema)]
     pub sources: Vec<&'static str>,
     /// Only with `explain=true`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explanation: Option<Explanation>,
+    /// Only on items the new-item exposure policy placed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exposure: Option<ExposureOut>,
+}
+
+/// An item placed in a new-item exposure slot.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ExposureOut {
+    /// The probability, under the treatment's exposure policy, that this position was an
+    /// exposure slot (1 for fixed slots).
+    pub propensity: f64,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -98,6 +110,7 @@ pub async fn recommend(
         counts: variant.counts,
         weights: variant.weights,
         use_ranker: variant.ranker,
+        exposure: variant.exposure,
     };
 
     let (online, history_unavailable) =
@@ -142,6 +155,8 @@ pub async fn recommend(
             lambda: p.diversity.unwrap_or(variant.diversity.lambda),
             max_per_category: p.max_per_category.or(variant.diversity.max_per_category),
         },
+        // The exposure draws are seeded by the request's user, n and session (0 = that).
+        exposure_seed: 0,
     };
     // The admission permit rides in the pipeline task: the slot frees when the work ends.
     let permit = admission.and_then(|Extension(a)| a.take());
@@ -158,6 +173,7 @@ pub async fn recommend(
         rec.degraded.push(Degraded::HistoryUnavailable);
     }
     observe(&st, &rec);
+    observe_new_items(&st, &engine, &rec, &variant.name);
 
     let mut explanations = rec.explanations.take().map(Vec::into_iter);
     let items: Vec<ItemOut> = rec
@@ -168,8 +184,18 @@ pub async fn recommend(
             score: r.score,
             sources: source_names(r.sources),
             explanation: explanations.as_mut().and_then(Iterator::next),
+            exposure: None,
         })
         .collect();
+    let mut items = items;
+    for slot in &rec.exposure {
+        if let Some(it) = items.get_mut(slot.position) {
+            it.sources.push(crate::ranking::exposure::EXPOSURE_SOURCE);
+            it.exposure = Some(ExposureOut {
+                propensity: slot.propensity,
+            });
+        }
+    }
     // The arm only answers for lists its blend (or candidate mix) produced, not for the
     // popularity fallback.
     let arm = arm.filter(|_| rec.strategy != Strategy::Popular);
@@ -231,6 +257,32 @@ pub async fn recommend(
         strategy: rec.strategy.as_str(),
     });
     Ok(resp)
+}
+
+/// The share of served slots new items got, and the slots exposure filled.
+fn observe_new_items(
+    st: &AppState,
+    engine: &crate::pipeline::Engine,
+    rec: &Recommendation,
+    variant: &str,
+) {
+    let new = rec
+        .items
+        .iter()
+        .filter(|r| engine.new_items.contains(r.item))
+        .count() as u64;
+    let m = &st.metrics;
+    m.served_slots
+        .with_label_values(&[variant, "new_item"])
+        .inc_by(new);
+    m.served_slots
+        .with_label_values(&[variant, "established"])
+        .inc_by(rec.items.len() as u64 - new);
+    if !rec.exposure.is_empty() {
+        m.exposure_slots
+            .with_label_values(&[variant])
+            .inc_by(rec.exposure.len() as u64);
+    }
 }
 
 fn observe(st: &AppState, rec: &Recommendation) {

@@ -5,7 +5,7 @@
 
 use crate::bandit::BlendWeights;
 use crate::pipeline::SourceCounts;
-use crate::ranking::Diversity;
+use crate::ranking::{Diversity, ExposurePolicy};
 use serde::Deserialize;
 use std::path::Path;
 
@@ -27,6 +27,10 @@ pub struct Variant {
     /// `diversity=` / `max_per_category=` override it.
     #[serde(default)]
     pub diversity: Diversity,
+    /// `exposure = { share = 0.0 }` (off) or another new-item exposure policy; absent = the
+    /// `[serving.exposure]` policy.
+    #[serde(default)]
+    pub exposure: Option<ExposurePolicy>,
 }
 
 fn yes() -> bool {
@@ -103,6 +107,10 @@ impl Variants {
             x.diversity
                 .validate()
                 .map_err(|e| format!("variant {:?}: {e}", x.name))?;
+            if let Some(e) = &x.exposure {
+                e.validate()
+                    .map_err(|e| format!("variant {:?}: {e}", x.name))?;
+            }
         }
         Ok(v)
     }

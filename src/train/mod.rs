@@ -10,6 +10,7 @@ pub mod item2item;
 pub mod popularity;
 pub mod ranker;
 pub mod run;
+pub mod segments;
 
 pub use run::{TrainOptions, TrainSummary, train_dir};
 
@@ -74,6 +75,9 @@ pub struct TrainConfig {
     /// The item-to-item model (EASE / item-kNN); every key has a default.
     #[serde(default)]
     pub item2item: item2item::Item2ItemConfig,
+    /// Segment popularity (user feature values); every key has a default.
+    #[serde(default)]
+    pub segments: segments::SegmentConfig,
     pub seed: u64,
 }
 
@@ -161,6 +165,15 @@ pub fn fit_sources(
         cfg.trend_days,
     );
 
+    let segments = segments::fit(
+        &prep.user_space,
+        ds.n_users(),
+        inter,
+        reference_ts,
+        cfg.popularity_half_life_days,
+        &cfg.segments,
+    );
+
     let mut hist_indptr = vec![0usize; ds.n_users() + 1];
     for x in inter {
         hist_indptr[x.user as usize + 1] += 1;
@@ -233,6 +246,7 @@ pub fn fit_sources(
         item2item_k: neighbours.k,
         item2item_ids: neighbours.ids,
         item2item_weights: neighbours.weights,
+        segments,
         ranker_text: None,
     };
     model.derive_indexes();

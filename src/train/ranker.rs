@@ -47,6 +47,81 @@ pub struct RankerConfig {
     pub min_data_in_leaf: usize,
     pub early_stopping_rounds: usize,
     pub ndcg_at: usize,
+    /// Cold cases: this share of the ranker's users lose their whole history from every fold's
+    /// fit (known only by their features; all their interactions become targets), so the
+    /// ranker learns how far to trust feature-built vectors and segment popularity.
+    #[serde(default = "default_cold_user_share")]
+    pub cold_user_share: f64,
+    /// This share of the items with interactions lose them all from every fold's fit (their
+    /// vectors come from features alone; their interactions become targets).
+    #[serde(default = "default_cold_item_share")]
+    pub cold_item_share: f64,
+}
+
+fn default_cold_user_share() -> f64 {
+    0.1
+}
+
+fn default_cold_item_share() -> f64 {
+    0.05
+}
+
+/// The cold cases of a training run: which ranker users and which items are hidden from every
+/// fold's fit. Chosen once (seeded) so a user or item is cold in every fold or in none.
+#[derive(Debug, Clone, Default)]
+pub struct ColdCases {
+    pub users: FxHashSet<u32>,
+    pub items: FxHashSet<u32>,
+}
+
+impl ColdCases {
+    /// `cold_user_share` × |`users`| cold users, taken first from `spare` (eligible users the
+    /// ranker's sample left out, so the cold groups come on top of the warm ones) and then from
+    /// `users`; and `cold_item_share` of the items that have interactions in `inter`.
+    pub fn pick(
+        users: &[u32],
+        spare: &[u32],
+        inter: &[Interaction],
+        cfg: &RankerConfig,
+        seed: u64,
+    ) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed ^ 0xC01D);
+        let share = |n: usize, s: f64| ((n as f64) * s.clamp(0.0, 1.0)).round() as usize;
+        let want = share(users.len(), cfg.cold_user_share);
+        let mut u = spare.to_vec();
+        u.shuffle(&mut rng);
+        let mut sampled = users.to_vec();
+        sampled.shuffle(&mut rng);
+        u.extend(sampled);
+        u.truncate(want);
+        let mut items: Vec<u32> = inter.iter().map(|x| x.item).collect();
+        items.sort_unstable();
+        items.dedup();
+        items.shuffle(&mut rng);
+        items.truncate(share(items.len(), cfg.cold_item_share));
+        Self {
+            users: u.into_iter().collect(),
+            items: items.into_iter().collect(),
+        }
+    }
+
+    /// Moves every fitted interaction of a cold user or a cold item into the targets (both
+    /// stay sorted by user and time).
+    pub fn apply(
+        &self,
+        fit: Vec<Interaction>,
+        mut targets: Vec<Interaction>,
+    ) -> (Vec<Interaction>, Vec<Interaction>) {
+        if self.users.is_empty() && self.items.is_empty() {
+            return (fit, targets);
+        }
+        let (hidden, kept): (Vec<Interaction>, Vec<Interaction>) = fit
+            .into_iter()
+            .partition(|x| self.users.contains(&x.user) || self.items.contains(&x.item));
+        targets.extend(hidden);
+        targets.sort_by_key(|x| (x.user, x.ts, x.item));
+        (kept, targets)
+    }
 }
 
 fn one() -> usize {
@@ -346,11 +421,13 @@ pub fn cut_group(g: &Group, weights: &BlendWeights, depth: usize) -> Group {
 }
 
 /// `groups` are the report users' FULL candidate lists; the ranker is measured on their cut.
+/// `cold` is the first phase of users known only by features, when training learned one.
 pub fn evaluate(
     ranker: &crate::ranking::Ranker,
     groups: &[&Group],
     k: usize,
     learned: &BlendWeights,
+    cold: Option<&BlendWeights>,
     depth: usize,
 ) -> Result<RankerEval, crate::ranking::gbdt::RankerError> {
     use crate::ranking::quality::ndcg_at_k;
@@ -364,6 +441,7 @@ pub fn evaluate(
     let mut cut_recall_sum = 0.0;
     let default_weights = BlendWeights::default();
     for g in groups {
+        let learned = first_phase_of(g, learned, cold);
         let cut = cut_group(g, learned, depth);
         // The trees correct the first phase: its score is added, as serving does.
         let mut scores = ranker.score_batch(&cut.rows, N_FEATURES)?;
@@ -421,6 +499,18 @@ pub fn evaluate(
     })
 }
 
+/// The first-phase weights of group `g`: `cold` for a user known only by features (when given).
+pub fn first_phase_of<'a>(
+    g: &Group,
+    learned: &'a BlendWeights,
+    cold: Option<&'a BlendWeights>,
+) -> &'a BlendWeights {
+    match cold {
+        Some(c) if crate::ranking::phase::is_features_only(&g.profile) => c,
+        _ => learned,
+    }
+}
+
 /// The per-user scores of the source with the best mean.
 fn best_per(per_source: &[Vec<f64>; N_SOURCES]) -> Option<&Vec<f64>> {
     let mean = |v: &Vec<f64>| v.iter().sum::<f64>() / v.len().max(1) as f64;
@@ -469,6 +559,8 @@ mod fold_tests {
             min_data_in_leaf: 1,
             early_stopping_rounds: 0,
             ndcg_at: 10,
+            cold_user_share: 0.0,
+            cold_item_share: 0.0,
         }
     }
 
@@ -530,6 +622,45 @@ mod fold_tests {
                 .collect::<Vec<_>>(),
             vec![2]
         );
+    }
+
+    // Cost: a few dozen interactions, microseconds.
+    #[test]
+    fn cold_cases_hide_whole_users_and_items_from_the_fit() {
+        let data = data();
+        let mut c = cfg(Holdout::Temporal);
+        c.cold_user_share = 0.5;
+        c.cold_item_share = 0.2;
+        let cold = ColdCases::pick(&[0, 1, 3], &[], &data, &c, 4);
+        assert_eq!(cold.users.len(), 2);
+        assert_eq!(cold.items.len(), 4, "20% of the 20 items with interactions");
+        let (fit, targets) = holdout_split(&data, &c, 1, 0);
+        let n = fit.len() + targets.len();
+        let (fit, targets) = cold.apply(fit, targets);
+        assert_eq!(fit.len() + targets.len(), n, "nothing is lost");
+        assert!(
+            fit.iter()
+                .all(|x| !cold.users.contains(&x.user) && !cold.items.contains(&x.item))
+        );
+        for &u in &cold.users {
+            let all = data.iter().filter(|x| x.user == u).count();
+            assert_eq!(
+                targets.iter().filter(|x| x.user == u).count(),
+                all,
+                "user {u}: all targets"
+            );
+        }
+        assert!(
+            targets
+                .windows(2)
+                .all(|w| (w[0].user, w[0].ts) <= (w[1].user, w[1].ts))
+        );
+        // Deterministic per seed.
+        let again = ColdCases::pick(&[0, 1, 3], &[], &data, &c, 4);
+        // Spare users are taken first.
+        let spare = ColdCases::pick(&[0, 1, 3], &[7, 8], &data, &c, 4);
+        assert_eq!(spare.users, [7, 8].into_iter().collect());
+        assert_eq!((again.users, again.items), (cold.users, cold.items));
     }
 
     #[test]

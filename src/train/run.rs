@@ -130,6 +130,9 @@ pub fn train_dataset(
     })
 }
 
+/// Training groups of users known only by features needed to fit their own first phase.
+const MIN_COLD_GROUPS: usize = 30;
+
 /// The gate, decided on the report users with paired bootstrap 95% CIs. The alternative to the
 /// ranker is the learned blend, unless a single source beats the blend with the CI above zero
 /// (the blend contains that source, so it is preferred when the data cannot tell). The ranker is
@@ -175,6 +178,7 @@ fn serving_plan(
     crate::bundle::ServingPlan {
         ranker_adds_first_phase: true,
         first_phase_weights: learned.to_named(),
+        cold_first_phase_weights: None,
         rerank_depth: depth,
         ranker_gate_passed: passed,
         fallback_weights: alt_weights.to_named(),
@@ -255,6 +259,7 @@ pub fn train_model(
     };
     let mut groups: Vec<Group> = Vec::new();
     let mut users: Vec<u32> = Vec::new();
+    let mut cold_cases = ranker::ColdCases::default();
     let mut fit_report = None;
     let mut fold_seconds = Vec::with_capacity(folds);
     // Offline, exact search is affordable and spares building a graph that is thrown away.
@@ -269,8 +274,15 @@ pub fn train_model(
             users = targets.iter().map(|x| x.user).collect();
             users.dedup();
             users.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x5EED));
-            users.truncate(rcfg.max_users);
+            let spare = users.split_off(users.len().min(rcfg.max_users));
+            cold_cases = ranker::ColdCases::pick(&users, &spare, &ds.interactions, &rcfg, seed);
+            // Cold users from outside the sample join it (their groups add to the warm ones);
+            // a second shuffle spreads them over the training, early-stopping and report roles.
+            users.extend(spare.iter().filter(|u| cold_cases.users.contains(u)));
+            users.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x5EED ^ 1));
         }
+        // Cold cases: the chosen users and items are hidden from this fold's fit.
+        let (fit, targets) = cold_cases.apply(fit, targets);
         if targets.is_empty() {
             continue;
         }
@@ -373,10 +385,20 @@ pub fn train_model(
         "fitting the blend; training the LightGBM lambdarank ranker",
     );
     let (learned, learned_train_ndcg) = ranker::fit_blend(&train, rcfg.ndcg_at);
+    // Users known only by their features get their own first phase when there are enough of
+    // them to fit one (the learned blend is dominated by users with a history).
+    let cold_train: Vec<&Group> = train
+        .iter()
+        .copied()
+        .filter(|g| crate::ranking::phase::is_features_only(&g.profile))
+        .collect();
+    let cold_blend =
+        (cold_train.len() >= MIN_COLD_GROUPS).then(|| ranker::fit_blend(&cold_train, rcfg.ndcg_at));
+    let cold = cold_blend.as_ref().map(|(w, _)| w);
     let depth = serving.rerank_depth;
     let cut = |gs: &[&Group]| -> Vec<Group> {
         gs.iter()
-            .map(|g| ranker::cut_group(g, &learned, depth))
+            .map(|g| ranker::cut_group(g, ranker::first_phase_of(g, &learned, cold), depth))
             .filter(|g| g.labels.iter().any(|&l| l > 0.0))
             .collect()
     };
@@ -423,7 +445,7 @@ pub fn train_model(
         crate::ranking::RankerBackend::Native,
         crate::ranking::features::N_FEATURES,
     )?;
-    let eval = ranker::evaluate(&ranker, report, rcfg.ndcg_at, &learned, depth)?;
+    let eval = ranker::evaluate(&ranker, report, rcfg.ndcg_at, &learned, cold, depth)?;
     pb.finish_with_message(format!(
         "ranker: {} trees; NDCG@{} on {} report users: ranker {:.4} vs best source {} {:.4}, learned blend {:.4}",
         best_iteration,
@@ -434,7 +456,8 @@ pub fn train_model(
         eval.best_source_ndcg,
         eval.blend_ndcg
     ));
-    let plan = serving_plan(&eval, &learned, depth);
+    let mut plan = serving_plan(&eval, &learned, depth);
+    plan.cold_first_phase_weights = cold.map(|w| w.to_named());
     if !plan.ranker_gate_passed {
         // Loudly: shipping a second stage worse than its first is the failure to prevent.
         eprintln!("WARNING: {}", plan.reason);
@@ -478,10 +501,15 @@ pub fn train_model(
             "best_iteration": best_iteration,
             "validation": eval,
             "learned_blend": { "weights": learned.to_named(), "train_ndcg": learned_train_ndcg },
+            "cold_blend": cold_blend.as_ref().map(|(w, n)| serde_json::json!({
+                "weights": w.to_named(), "train_ndcg": n, "groups": cold_train.len(),
+            })),
             "rerank_depth": depth,
             "config": rcfg,
             "train_groups": train.len(),
             "folds": folds,
+            "cold_users": cold_cases.users.len(),
+            "cold_items": cold_cases.items.len(),
             "fold_seconds": fold_seconds,
             "train_rows": tr.labels.len(),
         },

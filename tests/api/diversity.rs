@@ -72,10 +72,11 @@ proptest! {
         let t = Treatment {
             counts: SourceCounts {
                 cf: counts[0], content: counts[1], session: counts[2],
-                popular: counts[3], item2item: counts[4],
+                popular: counts[3], item2item: counts[4], segment: counts[4],
             },
             weights: None,
             use_ranker,
+            exposure: None,
         };
         let q = query(&e, user, n, d);
         let got = items(&e, &q, &t);

@@ -54,6 +54,16 @@ async fn explanations_add_up_and_leave_the_list_unchanged() {
             .map(|s| s.as_str().unwrap())
             .collect();
         assert_eq!(names, listed, "{item}");
+        if e.path == ServedPath::Exposure {
+            // A new-item slot: the policy's evidence last, matching the response's propensity.
+            let ev = e.sources.last().unwrap();
+            assert_eq!(ev.source, "exposure", "{item}");
+            assert_eq!(
+                f64::from(ev.score),
+                item["exposure"]["propensity"].as_f64().unwrap() as f32 as f64
+            );
+            continue;
+        }
         let fp = e
             .first_phase
             .as_ref()
@@ -72,7 +82,10 @@ async fn explanations_add_up_and_leave_the_list_unchanged() {
             continue;
         };
         ranked += 1;
-        assert_eq!(r.features.len(), recserve::ranking::features::N_FEATURES);
+        assert_eq!(
+            r.features.len(),
+            recserve::ranking::features::LEGACY_FEATURES
+        );
         let sum: f64 = r.bias + r.features.iter().map(|f| f.contribution).sum::<f64>();
         assert!((sum - r.raw_score).abs() <= 1e-9, "{item}");
         // The served score is the ranker's raw score (plus the first-phase base it corrects).

@@ -35,6 +35,7 @@ pub fn test_config(events_dir: &std::path::Path) -> Config {
         session: 2_000,
         popular: 2_000,
         item2item: 2_000,
+        segment: 2_000,
     };
     cfg
 }

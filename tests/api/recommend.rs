@@ -217,6 +217,7 @@ async fn zero_budgets_fall_back_to_popularity_and_say_so() {
             session: 0,
             popular: 0,
             item2item: 0,
+            segment: 0,
         };
     })
     .await;
