@@ -27,6 +27,7 @@ fn per_request(c: &mut Criterion) {
             position: p,
             score: 1.0 / (1.0 + p as f32),
             explanation: None,
+            exposure_propensity: None,
         })
         .collect();
     let mut group = c.benchmark_group("impression");

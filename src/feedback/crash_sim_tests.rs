@@ -91,6 +91,7 @@ async fn client(svc: Arc<FeedbackService>, id: u64, seed: u64) -> Vec<(u64, Feed
                 position: p,
                 score: 1.0,
                 explanation: None,
+                exposure_propensity: None,
             })
             .collect();
         let clicked = items[rng.below(3) as usize].item_id.clone();

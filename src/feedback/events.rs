@@ -62,6 +62,10 @@ pub struct ServedItem {
     /// analysis can join contributions with outcomes. Absent in older records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub explanation: Option<Explanation>,
+    /// Set when the new-item exposure policy placed the item: the probability that this
+    /// position was an exposure slot. Absent in older records and for ranked items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exposure_propensity: Option<f64>,
 }
 
 /// Bandit decision recorded with an impression.
@@ -235,6 +239,7 @@ mod tests {
             position: 0,
             score: 0.5,
             explanation: None,
+            exposure_propensity: None,
         };
         assert_eq!(
             serde_json::to_string(&plain).unwrap(),

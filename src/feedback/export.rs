@@ -4,7 +4,8 @@
 //!   events, without repeats of an attributed (list, item, event) and without events whose
 //!   user does not match the list they name; with `attributed_only`, only attributed ones.
 //! - `impressions.csv` (optional): one row per shown item with its outcome (clicked, credited
-//!   reward, attributed events) and the policy's propensity, for retraining with shown but
+//!   reward, attributed events), the policy's propensity and, for items the new-item exposure
+//!   policy placed, the slot's propensity, for retraining with shown but
 //!   unclicked items as negatives and for off-policy evaluation.
 
 use super::FeedbackConfig;
@@ -50,6 +51,8 @@ struct ImpressionRow {
     strategy: String,
     model_version: String,
     items: Vec<(String, f32)>,
+    /// Per position: the exposure slot's propensity, for items the exposure policy placed.
+    exposure: Vec<Option<f64>>,
     /// Per position: credited reward, attributed positive events.
     outcomes: Vec<(f64, Vec<String>)>,
 }
@@ -124,6 +127,12 @@ pub fn export_payloads(
                         })
                     }),
                     items: items.iter().map(|i| id_hash(&i.item_id)).collect(),
+                    exposure: items
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, i)| i.exposure_propensity.is_some())
+                        .map(|(p, _)| p.min(u16::MAX as usize) as u16)
+                        .collect(),
                     credited: Vec::new(),
                     reward: 0.0,
                     item_reward: Vec::new(),
@@ -149,6 +158,7 @@ pub fn export_payloads(
                         arm_probabilities: arm_probabilities.unwrap_or_default(),
                         strategy,
                         model_version,
+                        exposure: items.iter().map(|i| i.exposure_propensity).collect(),
                         items: items.into_iter().map(|i| (i.item_id, i.score)).collect(),
                     });
                 }
@@ -222,6 +232,7 @@ fn write_impressions(path: &Path, rows: &[ImpressionRow]) -> Result<u64, String>
         "position",
         "item_id",
         "score",
+        "exposure_propensity",
         "clicked",
         "reward",
         "events",
@@ -250,6 +261,12 @@ fn write_impressions(path: &Path, rows: &[ImpressionRow]) -> Result<u64, String>
                 &pos.to_string(),
                 item.as_str(),
                 &score.to_string(),
+                &r.exposure
+                    .get(pos)
+                    .copied()
+                    .flatten()
+                    .map(|p| p.to_string())
+                    .unwrap_or_default(),
                 if events.is_empty() { "0" } else { "1" },
                 &reward.to_string(),
                 &events.join("|"),

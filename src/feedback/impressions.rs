@@ -35,6 +35,9 @@ pub struct Served {
     pub arm: Option<ArmTag>,
     /// `id_hash` of each item shown, in position order.
     pub items: Vec<u64>,
+    /// Positions the new-item exposure policy filled.
+    #[serde(default)]
+    pub exposure: Vec<u16>,
     /// (position, `id_hash` of the event type) pairs already credited.
     pub credited: Vec<(u16, u32)>,
     /// Reward credited to the list so far (configured reward units).
@@ -50,6 +53,7 @@ impl Served {
     pub fn bytes(&self) -> usize {
         std::mem::size_of::<Self>()
             + 8 * self.items.capacity()
+            + 2 * self.exposure.capacity()
             + 8 * self.credited.capacity()
             + 16 * self.item_reward.capacity()
             + self.variant.capacity()
@@ -91,6 +95,15 @@ impl Attribution {
     pub fn is_attributed(self) -> bool {
         matches!(self, Attribution::Attributed { .. })
     }
+}
+
+/// The list an event was judged against.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Origin {
+    pub variant: String,
+    pub arm: Option<ArmTag>,
+    /// The event's item sat in a new-item exposure slot.
+    pub exposure: bool,
 }
 
 /// Caps on what one list (and one item in it) can earn.
@@ -175,19 +188,24 @@ impl Impressions {
         event: &str,
         reward: f64,
         caps: CreditCaps,
-    ) -> (Attribution, Option<(String, Option<ArmTag>)>) {
+    ) -> (Attribution, Option<Origin>) {
         let Some(s) = self.map.get_mut(&id_hash(id)) else {
             return (Attribution::UnknownImpression, None);
         };
-        let origin = Some((s.variant.clone(), s.arm));
+        let item_h = id_hash(item);
+        let found = s.items.iter().position(|&i| i == item_h);
+        let pos = found.map_or(u16::MAX, |p| p.min(u16::MAX as usize) as u16);
+        let origin = Some(Origin {
+            variant: s.variant.clone(),
+            arm: s.arm,
+            exposure: found.is_some() && s.exposure.contains(&pos),
+        });
         if s.user.is_some_and(|u| u != id_hash(user)) {
             return (Attribution::UserMismatch, origin);
         }
-        let item_h = id_hash(item);
-        let Some(pos) = s.items.iter().position(|&i| i == item_h) else {
+        if found.is_none() {
             return (Attribution::NotShown, origin);
-        };
-        let pos = pos.min(u16::MAX as usize) as u16;
+        }
         let ev = id_hash(event) as u32;
         if s.credited.contains(&(pos, ev)) {
             return (Attribution::Duplicate, origin);
@@ -266,6 +284,7 @@ mod tests {
             variant: "control".into(),
             arm: Some(ArmTag { context: 3, arm: 1 }),
             items: items.iter().map(|i| id_hash(i)).collect(),
+            exposure: Vec::new(),
             credited: Vec::new(),
             reward: 0.0,
             item_reward: Vec::new(),

@@ -22,6 +22,8 @@ pub struct FeedbackMetrics {
     pub bandit_reward: CounterVec,
     /// Events on items the catalogue does not know (kept in the log, not in the history).
     pub unknown_items: IntCounter,
+    /// Attributed positive events on items the new-item exposure policy placed, by variant.
+    pub new_item_clicks: IntCounterVec,
     stores: IntGaugeVec,
     store_bytes: IntGaugeVec,
     store_limit: IntGaugeVec,
@@ -64,6 +66,13 @@ impl FeedbackMetrics {
             "feedback_unknown_items_total",
             "Feedback events naming an item the catalogue does not know: logged, not remembered.",
         )?;
+        let new_item_clicks = IntCounterVec::new(
+            Opts::new(
+                "new_item_clicks_total",
+                "Attributed positive feedback on items the new-item exposure policy placed, by variant (with exposure_slots_total: their click-through).",
+            ),
+            &["variant"],
+        )?;
         let stores = IntGaugeVec::new(
             Opts::new(
                 "feedback_store_entries",
@@ -97,6 +106,7 @@ impl FeedbackMetrics {
         registry.register(Box::new(reward.clone()))?;
         registry.register(Box::new(bandit_reward.clone()))?;
         registry.register(Box::new(unknown_items.clone()))?;
+        registry.register(Box::new(new_item_clicks.clone()))?;
         registry.register(Box::new(stores.clone()))?;
         registry.register(Box::new(store_bytes.clone()))?;
         registry.register(Box::new(store_limit.clone()))?;
@@ -107,6 +117,7 @@ impl FeedbackMetrics {
             reward,
             bandit_reward,
             unknown_items,
+            new_item_clicks,
             stores,
             store_bytes,
             store_limit,

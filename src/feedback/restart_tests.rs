@@ -61,6 +61,7 @@ fn serve(svc: &FeedbackService, i: u64) -> FeedbackIn {
         position: 0,
         score: 1.0,
         explanation: None,
+        exposure_propensity: None,
     }];
     svc.record_impression(ImpressionIn {
         id: &rid,

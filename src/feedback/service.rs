@@ -137,6 +137,8 @@ pub(super) struct Applied {
     /// Reward credited to the bandit.
     pub credit: f64,
     pub known_item: bool,
+    /// An attributed positive event on an item the exposure policy placed.
+    pub new_item_click: bool,
 }
 
 impl Default for Applied {
@@ -147,6 +149,7 @@ impl Default for Applied {
             arm: None,
             credit: 0.0,
             known_item: true,
+            new_item_click: false,
         }
     }
 }
@@ -434,6 +437,12 @@ impl FeedbackService {
                     variant: variant.clone(),
                     arm: tag,
                     items: items.iter().map(|i| id_hash(&i.item_id)).collect(),
+                    exposure: items
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, i)| i.exposure_propensity.is_some())
+                        .map(|(p, _)| p.min(u16::MAX as usize) as u16)
+                        .collect(),
                     credited: Vec::new(),
                     reward: 0.0,
                     item_reward: Vec::new(),
@@ -474,7 +483,8 @@ impl FeedbackService {
                     Attribution::Attributed { credit } => credit,
                     _ => 0.0,
                 };
-                let (variant, arm) = origin.unzip();
+                let exposure = origin.as_ref().is_some_and(|o| o.exposure);
+                let (variant, arm) = origin.map(|o| (o.variant, o.arm)).unzip();
                 let arm = arm.flatten();
                 if bandit
                     && credit > 0.0
@@ -484,6 +494,7 @@ impl FeedbackService {
                     let _ = self.bandit.record_reward(&ctx, usize::from(a.arm), credit);
                 }
                 Applied {
+                    new_item_click: exposure && reward > 0.0 && attribution.is_attributed(),
                     attribution,
                     variant,
                     arm,
@@ -515,6 +526,9 @@ impl FeedbackService {
             .inc();
         if !applied.known_item {
             m.unknown_items.inc();
+        }
+        if applied.new_item_click {
+            m.new_item_clicks.with_label_values(&[variant]).inc();
         }
         if applied.credit > 0.0 {
             let arm = self.arm_name(applied.arm);

@@ -33,8 +33,6 @@ pub struct Metrics {
     /// Slots the new-item exposure policy filled, by variant.
     pub exposure_slots: IntCounterVec,
     /// Clicks on items that were new when served, by variant: with `served_slots` their
-    /// click-through. Registered here; the feedback path increments it (issue 12).
-    pub new_item_clicks: IntCounterVec,
     /// The per-request series resolved once (no label hashing on the request path).
     pub hot: HotSeries,
 }
@@ -165,11 +163,6 @@ impl Metrics {
             "Slots the new-item exposure policy filled, by variant.",
             &["variant"],
         )?;
-        let new_item_clicks = counter_vec(
-            "new_item_clicks_total",
-            "Clicks on items that were new when served, by variant (with served_slots_total: their click-through).",
-            &["variant"],
-        )?;
         let hot = HotSeries {
             stage: STAGES.map(|s| stage_seconds.with_label_values(&[s])),
             source_seconds: Source::ALL.map(|s| source_seconds.with_label_values(&[s.as_str()])),
@@ -196,7 +189,6 @@ impl Metrics {
             bandit_pulls,
             served_slots,
             exposure_slots,
-            new_item_clicks,
         })
     }
 

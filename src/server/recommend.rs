@@ -223,6 +223,7 @@ pub async fn recommend(
                 score: i.score,
                 // Stored only when the request asked for explanations.
                 explanation: i.explanation.clone(),
+                exposure_propensity: i.exposure.as_ref().map(|e| e.propensity),
             })
             .collect();
         fb.record_impression(ImpressionIn {

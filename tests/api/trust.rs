@@ -358,3 +358,63 @@ async fn signed_and_token_trust_models() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 202);
 }
+
+#[tokio::test]
+async fn clicks_on_exposure_slots_count_as_new_item_clicks_per_variant() {
+    let app = TestApp::spawn().await;
+    let user = app.user_with_history(5);
+    let mut clicked = 0;
+    for i in 0..5 {
+        let list = serve(&app, &user, "control", &format!("x{i}")).await;
+        let Some(pos) = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|it| it.get("exposure").is_some())
+        else {
+            continue;
+        };
+        // A click on an established item is not a new-item click.
+        let other = if pos == 0 { 1 } else { 0 };
+        for p in [other, pos] {
+            let ev = json!({"request_id": list["request_id"], "user_id": user, "item_id": item(&list, p), "event": "click"});
+            assert_eq!(post(&app, &ev).await.1["attributed"].as_u64(), Some(1));
+        }
+        clicked += 1;
+    }
+    assert!(
+        clicked > 0,
+        "the demo bundle's lists carry an exposure slot"
+    );
+    let m = app.get("/metrics").await.text().await.unwrap();
+    assert_eq!(
+        metric(&m, r#"recserve_new_item_clicks_total{variant="control"}"#),
+        clicked as f64,
+        "{m}"
+    );
+    let dir = app.shutdown().await;
+    let out = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(dir.path());
+    cfg.feedback.log.dir = dir.path().to_path_buf();
+    recserve::feedback::export::export_events(
+        &cfg.feedback,
+        &cfg.bandit.rewards,
+        out.path(),
+        recserve::feedback::export::ExportOptions {
+            attributed_only: false,
+            impressions: true,
+        },
+    )
+    .unwrap();
+    let mut rd = csv::Reader::from_path(out.path().join("impressions.csv")).unwrap();
+    let head = rd.headers().unwrap().clone();
+    let col = |name: &str| head.iter().position(|h| h == name).unwrap();
+    let (exp, clicked_col) = (col("exposure_propensity"), col("clicked"));
+    let exposed_clicks = rd
+        .records()
+        .map(Result::unwrap)
+        .filter(|r| !r[exp].is_empty() && &r[clicked_col] == "1")
+        .inspect(|r| assert!(r[exp].parse::<f64>().unwrap() > 0.0))
+        .count();
+    assert_eq!(exposed_clicks, clicked);
+}
