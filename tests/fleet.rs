@@ -351,6 +351,33 @@ async fn two_replicas_share_history_bandit_and_stream_and_survive_a_redis_outage
         .await,
         202
     );
+    acked.push((rid.clone(), clicked.clone(), "click".into()));
+    // B attributes the click to the list A served (read from Redis), and a retry is a
+    // duplicate on A too (A holds the list and its own credit).
+    let ack: Value = client
+        .post(format!("{}/feedback", b.base))
+        .json(&json!({"request_id": rid, "user_id": u, "item_id": items(&first)[1], "event": "click"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ack["attributed"], 1, "B attributes to A's list: {ack}");
+    acked.push((rid.clone(), items(&first)[1].clone(), "click".into()));
+    let ack: Value = client
+        .post(format!("{}/feedback", b.base))
+        .json(&json!({"request_id": rid, "user_id": "not-the-user", "item_id": clicked, "event": "click"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        ack["attributed"], 0,
+        "another user cannot claim A's list on B: {ack}"
+    );
     acked.push((rid, clicked.clone(), "click".into()));
     let next = recommend(&client, &a, &u, "control").await;
     assert!(
@@ -371,7 +398,6 @@ async fn two_replicas_share_history_bandit_and_stream_and_survive_a_redis_outage
             pulls += 1;
             let rid = v["request_id"].as_str().unwrap().to_string();
             let item = items(&v)[1].clone();
-            // Impressions stay embedded: feedback goes to the replica that served.
             assert_eq!(
                 post(&client, r, vec![json!({"request_id": rid, "user_id": u, "item_id": item, "event": "purchase"})]).await,
                 202

@@ -108,6 +108,13 @@ pub enum Record {
         items: Vec<ServedItem>,
         ts: i64,
     },
+    /// A list another replica served, read from the shared store because feedback here named
+    /// it: logged before that feedback so the replay attributes the same way. It counts no
+    /// bandit pull (the serving replica did).
+    ImpressionImport {
+        request_id: String,
+        served: super::impressions::Served,
+    },
 }
 
 /// Validates a posted event against the configured event types; returns a client-facing message.

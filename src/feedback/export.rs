@@ -163,6 +163,16 @@ pub fn export_payloads(
                     });
                 }
             }
+            Record::ImpressionImport { request_id, served } => {
+                // Judged like the original; its rows belong to the replica that served it.
+                imps.insert(
+                    &request_id,
+                    served,
+                    fcfg.impressions_max_bytes,
+                    fcfg.impressions_ttl_secs,
+                );
+                imps.truncate_to(fcfg.impressions_capacity.max(1));
+            }
             Record::Feedback { event, received_at } => {
                 let weight = rewards.get(&event.event).copied().unwrap_or(0.0);
                 let (attribution, _) = imps.attribute(

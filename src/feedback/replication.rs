@@ -21,7 +21,22 @@ pub trait Replication: Send + Sync {
     fn settle(&self, last_seq: u64) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }
 
+/// Served lists shared by the fleet: feedback naming a list this replica does not hold is
+/// looked up here (bounded by the store's own budget) before it is logged.
+pub trait SharedImpressions: Send + Sync {
+    /// The lists found among `ids` (missing ones are left out; errors give none).
+    fn fetch<'a>(
+        &'a self,
+        ids: Vec<String>,
+    ) -> Pin<Box<dyn Future<Output = Vec<(String, super::impressions::Served)>> + Send + 'a>>;
+}
+
 impl FeedbackService {
+    /// Installs the shared served-list store (once; later calls are ignored).
+    pub fn set_shared_impressions(&self, store: Arc<dyn SharedImpressions>) {
+        let _ = self.shared_impressions.set(store);
+    }
+
     /// Installs the replication hook (once; later calls are ignored).
     pub fn set_replication(&self, hook: Arc<dyn Replication>) {
         let _ = self.replication.set(hook);

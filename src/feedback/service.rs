@@ -189,6 +189,8 @@ pub struct FeedbackService {
     pub(super) pending_online: Mutex<Option<super::snapshot::OnlineState>>,
     ready: AtomicBool,
     pub(super) snapshot_interval: std::time::Duration,
+    /// The fleet's served lists (`state.backend = "redis"`); unset = this replica's only.
+    pub(super) shared_impressions: OnceLock<Arc<dyn super::replication::SharedImpressions>>,
     /// A shared store following acknowledged feedback (`replication.rs`); unset = embedded.
     pub(super) replication: std::sync::OnceLock<Arc<dyn super::replication::Replication>>,
 }
@@ -315,6 +317,7 @@ impl FeedbackService {
             pending_online: Mutex::new(None),
             ready: AtomicBool::new(false),
             snapshot_interval: std::time::Duration::from_secs(fcfg.snapshot_interval_secs),
+            shared_impressions: OnceLock::new(),
             replication: std::sync::OnceLock::new(),
         };
         if let Some(snapshot) = snapshot {
@@ -452,6 +455,17 @@ impl FeedbackService {
                 imps.insert(
                     request_id,
                     served,
+                    self.bounds.max_bytes,
+                    self.bounds.ttl_secs,
+                );
+                imps.truncate_to(self.bounds.max_count);
+                Applied::default()
+            }
+            Record::ImpressionImport { request_id, served } => {
+                let mut imps = self.impressions.lock();
+                imps.insert(
+                    request_id,
+                    served.clone(),
                     self.bounds.max_bytes,
                     self.bounds.ttl_secs,
                 );
@@ -623,6 +637,58 @@ impl FeedbackService {
         }
     }
 
+    /// The compact form of a served list, as the shared store keeps it.
+    pub fn served_for(&self, imp: &ImpressionIn<'_>) -> Served {
+        Served {
+            user: imp.user_id.map(id_hash),
+            variant: imp.variant.to_string(),
+            arm: imp.arm.and_then(|a| {
+                Some(ArmTag {
+                    context: u16::try_from(a.context).ok()?,
+                    arm: u8::try_from(a.arm).ok()?,
+                })
+            }),
+            items: imp.items.iter().map(|i| id_hash(&i.item_id)).collect(),
+            exposure: imp
+                .items
+                .iter()
+                .enumerate()
+                .filter(|(_, i)| i.exposure_propensity.is_some())
+                .map(|(p, _)| p.min(u16::MAX as usize) as u16)
+                .collect(),
+            credited: Vec::new(),
+            reward: 0.0,
+            item_reward: Vec::new(),
+            ts: crate::clock::now_unix(),
+        }
+    }
+
+    /// Lists the events name that this replica does not hold, read from the fleet's store.
+    async fn import_shared(&self, events: &[FeedbackIn]) -> Vec<Record> {
+        let Some(shared) = self.shared_impressions.get() else {
+            return Vec::new();
+        };
+        let mut missing: Vec<String> = {
+            let imps = self.impressions.lock();
+            events
+                .iter()
+                .filter(|e| imps.get(&e.request_id).is_none())
+                .map(|e| e.request_id.clone())
+                .collect()
+        };
+        missing.sort();
+        missing.dedup();
+        if missing.is_empty() {
+            return Vec::new();
+        }
+        shared
+            .fetch(missing)
+            .await
+            .into_iter()
+            .map(|(request_id, served)| Record::ImpressionImport { request_id, served })
+            .collect()
+    }
+
     /// Under `feedback.auth = "signed"`: every event carries the token of the list it names,
     /// issued for its user (or for an anonymous list).
     fn check_tokens(&self, events: &[FeedbackIn]) -> Result<(), FeedbackError> {
@@ -688,6 +754,7 @@ impl FeedbackService {
             })?;
         }
         self.check_tokens(&events)?;
+        let imports = self.import_shared(&events).await;
         let received_at = crate::clock::now_unix();
         let records: Vec<Record> = events
             .into_iter()
@@ -711,6 +778,15 @@ impl FeedbackService {
         }
         let (pending, ticket) = {
             let mut cut = self.cut.lock();
+            // Lists read from the fleet go into the log (and the state) just before the
+            // feedback naming them.
+            for record in imports {
+                if let Ok(payload) = serde_json::to_vec(&record)
+                    && self.log.submit_relaxed(payload).is_ok()
+                {
+                    self.apply_impression(&mut cut, record);
+                }
+            }
             match self.log.submit_batch(payloads) {
                 Ok(pending) => (pending, self.reserve(&mut cut)),
                 Err(e) => return Err(FeedbackError::Storage(e.to_string())),

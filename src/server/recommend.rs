@@ -226,7 +226,7 @@ pub async fn recommend(
                 exposure_propensity: i.exposure.as_ref().map(|e| e.propensity),
             })
             .collect();
-        fb.record_impression(ImpressionIn {
+        let imp = ImpressionIn {
             id: &impression_id,
             client_request_id: client_request_id.as_deref(),
             user_id: q.user_id.as_deref(),
@@ -235,7 +235,19 @@ pub async fn recommend(
             strategy: rec.strategy,
             model_version: engine.version(),
             items: served,
-        });
+        };
+        // With shared state the list is in Redis before the response goes out, so feedback
+        // on any replica attributes to it (or, past the budget, on this one only).
+        let shared = st
+            .fleet
+            .as_ref()
+            .map(|f| (Arc::clone(f), fb.served_for(&imp)));
+        fb.record_impression(imp);
+        if let Some((fleet, compact)) = shared
+            && let Err(e) = fleet.impressions.put(&impression_id, &compact).await
+        {
+            tracing::debug!(error = %e, "served list not shared; attributable on this replica only");
+        }
     }
     let body = RecResponse {
         request_id: impression_id,

@@ -44,6 +44,15 @@ pub struct RedisConfig {
     pub feedback_wait_ms: u64,
     /// A user's history list expires this long after their last positive event.
     pub history_ttl_secs: u64,
+    /// Writing a served list to Redis before the response (and reading one another replica
+    /// served, when feedback names it) gives up after this: the list is then attributable only
+    /// on the replica that served it.
+    #[serde(default = "default_impression_budget_ms")]
+    pub impression_budget_ms: u64,
+    /// A served list in Redis expires after this (feedback later than that is unattributed on
+    /// other replicas).
+    #[serde(default = "default_impressions_ttl_secs")]
+    pub impressions_ttl_secs: u64,
     /// Length cap of the feedback stream (exact trimming: it never holds more).
     pub stream_maxlen: u64,
     /// The stream (and each replica's shipped position) expires after this long without a write.
@@ -61,6 +70,14 @@ pub struct RedisConfig {
     pub rollout_poll_ms: u64,
     /// A replica's fleet status entry is dropped when older than this.
     pub replica_ttl_secs: u64,
+}
+
+fn default_impression_budget_ms() -> u64 {
+    5
+}
+
+fn default_impressions_ttl_secs() -> u64 {
+    3600
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +107,8 @@ impl StateConfig {
             ("command_timeout_ms", r.command_timeout_ms),
             ("history_read_budget_ms", r.history_read_budget_ms),
             ("history_ttl_secs", r.history_ttl_secs),
+            ("impression_budget_ms", r.impression_budget_ms),
+            ("impressions_ttl_secs", r.impressions_ttl_secs),
             ("stream_maxlen", r.stream_maxlen),
             ("stream_ttl_secs", r.stream_ttl_secs),
             ("ship_batch", r.ship_batch as u64),

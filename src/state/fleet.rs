@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::redis::bandit::FleetBandit;
 use super::redis::history::RedisHistory;
+use super::redis::impressions::RedisImpressions;
 use super::redis::rollout::RolloutOutcome;
 use super::redis::stream::Shipper;
 use super::redis::{Redis, RedisError, SetupError};
@@ -28,6 +29,7 @@ pub struct RolloutMemory {
 pub struct Fleet {
     pub redis: Arc<Redis>,
     pub history: Arc<RedisHistory>,
+    pub impressions: Arc<RedisImpressions>,
     pub shipper: Arc<Shipper>,
     pub bandit: OnceLock<Arc<FleetBandit>>,
     pub rollout: parking_lot::Mutex<RolloutMemory>,
@@ -63,6 +65,7 @@ impl Fleet {
         let redis = Redis::new(&cfg.redis, replica, registry)?;
         Ok(Some(Arc::new(Self {
             history: Arc::new(RedisHistory::new(Arc::clone(&redis))),
+            impressions: Arc::new(RedisImpressions::new(Arc::clone(&redis))),
             shipper: Arc::new(Shipper::new(Arc::clone(&redis), rewards, history_cap)),
             redis,
             bandit: OnceLock::new(),
@@ -75,6 +78,7 @@ impl Fleet {
     pub fn attach(&self, fb: &mut FeedbackService) {
         fb.history = Arc::clone(&self.history) as _;
         fb.set_replication(Arc::clone(&self.shipper) as _);
+        fb.set_shared_impressions(Arc::clone(&self.impressions) as _);
     }
 
     /// Starts the stream shipper and the bandit's fleet sync for `fb`.

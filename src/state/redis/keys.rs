@@ -18,6 +18,11 @@ impl Keys {
         format!("{}h:{user}", self.prefix)
     }
 
+    /// A served list, compact (hashes of the user and the items), by impression id.
+    pub fn impression(&self, id: &str) -> String {
+        format!("{}imp:{id}", self.prefix)
+    }
+
     /// The fleet's feedback stream.
     pub fn stream(&self) -> String {
         format!("{}events", self.prefix)

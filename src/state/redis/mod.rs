@@ -2,13 +2,14 @@
 //! `ConnectionManager`, created lazily so a replica starts while Redis is down, reconnecting by
 //! itself), a budget on every command, and the metrics (commands by family and result, their
 //! latency, whether Redis answered last). One module per key family builds on [`Redis::run`]:
-//! `history` (per-user capped sorted sets), `stream` (the feedback stream, shipped in log
+//! `history` (per-user capped sorted sets), `impressions` (served lists, with a TTL), `stream` (the feedback stream, shipped in log
 //! order), `bandit` (fleet counters), `rollout` (model announcements and the fleet view). A new
 //! family is one more module and its key names in `keys`; it never opens its own connection.
 
 pub mod bandit;
 pub mod export;
 pub mod history;
+pub mod impressions;
 pub mod keys;
 mod metrics;
 pub mod rollout;
@@ -29,14 +30,16 @@ pub use metrics::RedisMetrics;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
     History,
+    Impressions,
     Stream,
     Bandit,
     Rollout,
 }
 
 impl Family {
-    pub const ALL: [Family; 4] = [
+    pub const ALL: [Family; 5] = [
         Family::History,
+        Family::Impressions,
         Family::Stream,
         Family::Bandit,
         Family::Rollout,
@@ -45,6 +48,7 @@ impl Family {
     pub fn as_str(self) -> &'static str {
         match self {
             Family::History => "history",
+            Family::Impressions => "impressions",
             Family::Stream => "stream",
             Family::Bandit => "bandit",
             Family::Rollout => "rollout",
