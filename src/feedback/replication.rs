@@ -21,14 +21,15 @@ pub trait Replication: Send + Sync {
     fn settle(&self, last_seq: u64) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }
 
+/// What a [`SharedImpressions`] lookup resolves to: the lists found, by impression id.
+pub type Fetched<'a> =
+    Pin<Box<dyn Future<Output = Vec<(String, super::impressions::Served)>> + Send + 'a>>;
+
 /// Served lists shared by the fleet: feedback naming a list this replica does not hold is
 /// looked up here (bounded by the store's own budget) before it is logged.
 pub trait SharedImpressions: Send + Sync {
     /// The lists found among `ids` (missing ones are left out; errors give none).
-    fn fetch<'a>(
-        &'a self,
-        ids: Vec<String>,
-    ) -> Pin<Box<dyn Future<Output = Vec<(String, super::impressions::Served)>> + Send + 'a>>;
+    fn fetch<'a>(&'a self, ids: Vec<String>) -> Fetched<'a>;
 }
 
 impl FeedbackService {

@@ -5,14 +5,12 @@
 //! for a list it does not hold reads it (same budget) and logs a copy before the feedback, so its
 //! replay attributes the same way. Credit caps and duplicates are judged per replica.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Family, Redis, RedisError};
 use crate::feedback::impressions::Served;
-use crate::feedback::replication::SharedImpressions;
+use crate::feedback::replication::{Fetched, SharedImpressions};
 
 pub struct RedisImpressions {
     redis: Arc<Redis>,
@@ -69,10 +67,7 @@ impl RedisImpressions {
 }
 
 impl SharedImpressions for RedisImpressions {
-    fn fetch<'a>(
-        &'a self,
-        ids: Vec<String>,
-    ) -> Pin<Box<dyn Future<Output = Vec<(String, Served)>> + Send + 'a>> {
+    fn fetch<'a>(&'a self, ids: Vec<String>) -> Fetched<'a> {
         Box::pin(async move {
             match self.get(&ids).await {
                 Ok(found) => found,
