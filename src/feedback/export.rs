@@ -10,7 +10,7 @@
 
 use super::FeedbackConfig;
 use super::events::Record;
-use super::impressions::{ArmTag, Attribution, CreditCaps, Impressions, Served, id_hash};
+use super::impressions::{Attribution, CreditCaps, Impressions, Served, id_hash};
 use super::log::EventLog;
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
@@ -117,27 +117,13 @@ pub fn export_payloads(
                 ts,
                 ..
             } => {
-                let served = Served {
-                    user: user_id.as_deref().map(id_hash),
-                    variant: variant.clone(),
-                    arm: arm.as_ref().and_then(|a| {
-                        Some(ArmTag {
-                            context: u16::try_from(a.context).ok()?,
-                            arm: u8::try_from(a.arm).ok()?,
-                        })
-                    }),
-                    items: items.iter().map(|i| id_hash(&i.item_id)).collect(),
-                    exposure: items
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, i)| i.exposure_propensity.is_some())
-                        .map(|(p, _)| p.min(u16::MAX as usize) as u16)
-                        .collect(),
-                    credited: Vec::new(),
-                    reward: 0.0,
-                    item_reward: Vec::new(),
+                let served = Served::shown(
+                    user_id.as_deref(),
+                    &variant,
+                    arm.as_ref().map(|a| (a.context, a.arm)),
+                    &items,
                     ts,
-                };
+                );
                 imps.insert(
                     &request_id,
                     served,

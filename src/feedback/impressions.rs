@@ -49,6 +49,37 @@ pub struct Served {
 }
 
 impl Served {
+    /// A list as shown: `arm` is the bandit's (context, arm) when it chose.
+    pub fn shown(
+        user_id: Option<&str>,
+        variant: &str,
+        arm: Option<(usize, usize)>,
+        items: &[super::events::ServedItem],
+        ts: i64,
+    ) -> Self {
+        Self {
+            user: user_id.map(id_hash),
+            variant: variant.to_string(),
+            arm: arm.and_then(|(context, arm)| {
+                Some(ArmTag {
+                    context: u16::try_from(context).ok()?,
+                    arm: u8::try_from(arm).ok()?,
+                })
+            }),
+            items: items.iter().map(|i| id_hash(&i.item_id)).collect(),
+            exposure: items
+                .iter()
+                .enumerate()
+                .filter(|(_, i)| i.exposure_propensity.is_some())
+                .map(|(p, _)| p.min(u16::MAX as usize) as u16)
+                .collect(),
+            credited: Vec::new(),
+            reward: 0.0,
+            item_reward: Vec::new(),
+            ts,
+        }
+    }
+
     /// What the entry costs in memory, in bytes (the key and map slot included).
     pub fn bytes(&self) -> usize {
         std::mem::size_of::<Self>()

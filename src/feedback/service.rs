@@ -8,7 +8,7 @@
 use super::catalogue::Catalogue;
 use super::events::{ArmRef, FeedbackIn, Record, ServedItem, validate};
 use super::history::{HistoryBounds, InMemoryHistory, UserHistoryStore};
-use super::impressions::{ArmTag, Attribution, CreditCaps, Impressions, Served, id_hash};
+use super::impressions::{ArmTag, Attribution, CreditCaps, Impressions, Served};
 use super::log::fs::LogFs;
 use super::log::{EventLog, LogError, LogMetrics};
 use super::metrics::FeedbackMetrics;
@@ -423,34 +423,19 @@ impl FeedbackService {
                 ts,
                 ..
             } => {
-                let tag = arm.as_ref().and_then(|a| {
-                    Some(ArmTag {
-                        context: u16::try_from(a.context).ok()?,
-                        arm: u8::try_from(a.arm).ok()?,
-                    })
-                });
                 if bandit
                     && let Some(a) = arm
                     && let Some(ctx) = Context::from_index(a.context)
                 {
                     let _ = self.bandit.record_pull(&ctx, a.arm);
                 }
-                let served = Served {
-                    user: user_id.as_deref().map(id_hash),
-                    variant: variant.clone(),
-                    arm: tag,
-                    items: items.iter().map(|i| id_hash(&i.item_id)).collect(),
-                    exposure: items
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, i)| i.exposure_propensity.is_some())
-                        .map(|(p, _)| p.min(u16::MAX as usize) as u16)
-                        .collect(),
-                    credited: Vec::new(),
-                    reward: 0.0,
-                    item_reward: Vec::new(),
-                    ts: *ts,
-                };
+                let served = Served::shown(
+                    user_id.as_deref(),
+                    variant,
+                    arm.as_ref().map(|a| (a.context, a.arm)),
+                    items,
+                    *ts,
+                );
                 let mut imps = self.impressions.lock();
                 imps.insert(
                     request_id,
@@ -639,28 +624,13 @@ impl FeedbackService {
 
     /// The compact form of a served list, as the shared store keeps it.
     pub fn served_for(&self, imp: &ImpressionIn<'_>) -> Served {
-        Served {
-            user: imp.user_id.map(id_hash),
-            variant: imp.variant.to_string(),
-            arm: imp.arm.and_then(|a| {
-                Some(ArmTag {
-                    context: u16::try_from(a.context).ok()?,
-                    arm: u8::try_from(a.arm).ok()?,
-                })
-            }),
-            items: imp.items.iter().map(|i| id_hash(&i.item_id)).collect(),
-            exposure: imp
-                .items
-                .iter()
-                .enumerate()
-                .filter(|(_, i)| i.exposure_propensity.is_some())
-                .map(|(p, _)| p.min(u16::MAX as usize) as u16)
-                .collect(),
-            credited: Vec::new(),
-            reward: 0.0,
-            item_reward: Vec::new(),
-            ts: crate::clock::now_unix(),
-        }
+        Served::shown(
+            imp.user_id,
+            imp.variant,
+            imp.arm.map(|a| (a.context, a.arm)),
+            &imp.items,
+            crate::clock::now_unix(),
+        )
     }
 
     /// Lists the events name that this replica does not hold, read from the fleet's store.
