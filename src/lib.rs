@@ -14,5 +14,6 @@ pub mod pipeline;
 pub mod ranking;
 pub mod retrieval;
 pub mod server;
+pub mod splitmix;
 pub mod state;
 pub mod train;

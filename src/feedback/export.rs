@@ -10,7 +10,7 @@
 
 use super::FeedbackConfig;
 use super::events::Record;
-use super::impressions::{Attribution, CreditCaps, Impressions, Served, id_hash};
+use super::impressions::{Attribution, CreditCaps, ImpressionBounds, Impressions, Served, id_hash};
 use super::log::EventLog;
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
@@ -92,7 +92,7 @@ pub fn export_payloads(
         per_impression: fcfg.max_credit_per_impression.unwrap_or(max_reward),
         per_item: fcfg.max_credit_per_item.unwrap_or(max_reward),
     };
-    let mut imps = Impressions::default();
+    let mut imps = Impressions::new(ImpressionBounds::of(fcfg));
     let mut rows: Vec<ImpressionRow> = Vec::new();
     let mut row_of: FxHashMap<u64, usize> = FxHashMap::default();
     let mut s = ExportSummary::default();
@@ -124,13 +124,7 @@ pub fn export_payloads(
                     &items,
                     ts,
                 );
-                imps.insert(
-                    &request_id,
-                    served,
-                    fcfg.impressions_max_bytes,
-                    fcfg.impressions_ttl_secs,
-                );
-                imps.truncate_to(fcfg.impressions_capacity.max(1));
+                imps.insert(&request_id, served);
                 if opts.impressions {
                     row_of.insert(id_hash(&request_id), rows.len());
                     rows.push(ImpressionRow {
@@ -151,13 +145,7 @@ pub fn export_payloads(
             }
             Record::ImpressionImport { request_id, served } => {
                 // Judged like the original; its rows belong to the replica that served it.
-                imps.insert(
-                    &request_id,
-                    served,
-                    fcfg.impressions_max_bytes,
-                    fcfg.impressions_ttl_secs,
-                );
-                imps.truncate_to(fcfg.impressions_capacity.max(1));
+                imps.insert(&request_id, served);
             }
             Record::Feedback { event, received_at } => {
                 let weight = rewards.get(&event.event).copied().unwrap_or(0.0);

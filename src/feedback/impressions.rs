@@ -144,11 +144,30 @@ pub struct CreditCaps {
     pub per_item: f64,
 }
 
-/// Bounded impression id → served list map; the oldest entries go first, when the total
-/// passes `max_bytes` or when they are older than `ttl_secs` (measured against the newest
-/// impression's server time, so replay forgets exactly what the live service forgot).
-#[derive(Default)]
+/// How much the served-list store keeps (`feedback.impressions_*`).
+#[derive(Debug, Clone, Copy)]
+pub struct ImpressionBounds {
+    pub max_count: usize,
+    pub max_bytes: usize,
+    pub ttl_secs: u64,
+}
+
+impl ImpressionBounds {
+    pub fn of(cfg: &super::FeedbackConfig) -> Self {
+        Self {
+            max_count: cfg.impressions_capacity.max(1),
+            max_bytes: cfg.impressions_max_bytes,
+            ttl_secs: cfg.impressions_ttl_secs,
+        }
+    }
+}
+
+/// Bounded impression id → served list map; the oldest entries go first, when there are more
+/// than `max_count`, when the total passes `max_bytes` or when they are older than `ttl_secs`
+/// (measured against the newest impression's server time, so replay forgets exactly what the
+/// live service forgot).
 pub struct Impressions {
+    bounds: ImpressionBounds,
     map: FxHashMap<u64, Served>,
     order: VecDeque<u64>,
     bytes: usize,
@@ -157,6 +176,17 @@ pub struct Impressions {
 }
 
 impl Impressions {
+    pub fn new(bounds: ImpressionBounds) -> Self {
+        Self {
+            bounds,
+            map: FxHashMap::default(),
+            order: VecDeque::new(),
+            bytes: 0,
+            newest_ts: 0,
+            evicted: 0,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.map.len()
     }
@@ -180,7 +210,7 @@ impl Impressions {
 
     /// Remembers a list under its impression id. Ids are server-issued and unique, so a
     /// repeated id (a replayed record) replaces nothing that was credited: the first wins.
-    pub fn insert(&mut self, id: &str, s: Served, max_bytes: usize, ttl_secs: u64) {
+    pub fn insert(&mut self, id: &str, s: Served) {
         let key = id_hash(id);
         self.newest_ts = self.newest_ts.max(s.ts);
         if self.map.contains_key(&key) {
@@ -189,16 +219,21 @@ impl Impressions {
         self.bytes += s.bytes();
         self.map.insert(key, s);
         self.order.push_back(key);
-        self.evict(max_bytes, ttl_secs);
+        self.evict();
     }
 
-    fn evict(&mut self, max_bytes: usize, ttl_secs: u64) {
+    fn evict(&mut self) {
+        let ImpressionBounds {
+            max_count,
+            max_bytes,
+            ttl_secs,
+        } = self.bounds;
         let oldest_kept = self
             .newest_ts
             .saturating_sub(ttl_secs.min(i64::MAX as u64) as i64);
         while let Some(&front) = self.order.front() {
             let expired = self.map.get(&front).is_none_or(|s| s.ts < oldest_kept);
-            if self.bytes <= max_bytes && !expired {
+            if self.bytes <= max_bytes && self.map.len() <= max_count.max(1) && !expired {
                 break;
             }
             self.order.pop_front();
@@ -264,19 +299,6 @@ impl Impressions {
         (Attribution::Attributed { credit }, origin)
     }
 
-    /// Forgets the oldest entries beyond `max_count`.
-    pub fn truncate_to(&mut self, max_count: usize) {
-        while self.map.len() > max_count.max(1) {
-            let Some(front) = self.order.pop_front() else {
-                break;
-            };
-            if let Some(s) = self.map.remove(&front) {
-                self.bytes = self.bytes.saturating_sub(s.bytes());
-                self.evicted += 1;
-            }
-        }
-    }
-
     /// Every entry, oldest first (for a snapshot).
     pub fn export(&self) -> Vec<(u64, Served)> {
         self.order
@@ -286,7 +308,7 @@ impl Impressions {
     }
 
     /// Restores entries exported by [`Self::export`], in their order.
-    pub fn restore(&mut self, entries: Vec<(u64, Served)>, max_bytes: usize, ttl_secs: u64) {
+    pub fn restore(&mut self, entries: Vec<(u64, Served)>) {
         for (key, s) in entries {
             self.newest_ts = self.newest_ts.max(s.ts);
             if self.map.contains_key(&key) {
@@ -296,13 +318,21 @@ impl Impressions {
             self.map.insert(key, s);
             self.order.push_back(key);
         }
-        self.evict(max_bytes, ttl_secs);
+        self.evict();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn store(max_count: usize, max_bytes: usize) -> Impressions {
+        Impressions::new(ImpressionBounds {
+            max_count,
+            max_bytes,
+            ttl_secs: 3600,
+        })
+    }
 
     const CAPS: CreditCaps = CreditCaps {
         per_impression: 1.0,
@@ -325,13 +355,8 @@ mod tests {
 
     #[test]
     fn attribution_rules() {
-        let mut imps = Impressions::default();
-        imps.insert(
-            "a",
-            served(Some("u1"), &["i1", "i2", "i3"], 10),
-            1 << 20,
-            3600,
-        );
+        let mut imps = store(100, 1 << 20);
+        imps.insert("a", served(Some("u1"), &["i1", "i2", "i3"], 10));
         let attr = |imps: &mut Impressions, user, item, ev, r| {
             imps.attribute("a", user, item, ev, r, CAPS).0
         };
@@ -374,15 +399,15 @@ mod tests {
 
     #[test]
     fn anonymous_lists_accept_any_user_and_repeated_ids_reset_nothing() {
-        let mut imps = Impressions::default();
-        imps.insert("s", served(None, &["i1"], 10), 1 << 20, 3600);
+        let mut imps = store(100, 1 << 20);
+        imps.insert("s", served(None, &["i1"], 10));
         assert!(
             imps.attribute("s", "whoever", "i1", "click", 1.0, CAPS)
                 .0
                 .is_attributed()
         );
         // The same id again (a replayed record) does not replace the credited entry.
-        imps.insert("s", served(None, &["i1"], 11), 1 << 20, 3600);
+        imps.insert("s", served(None, &["i1"], 11));
         assert_eq!(
             imps.attribute("s", "whoever", "i1", "click", 1.0, CAPS).0,
             Attribution::Duplicate
@@ -391,15 +416,13 @@ mod tests {
 
     #[test]
     fn bounded_by_bytes_and_age_oldest_first() {
-        let mut imps = Impressions::default();
         let one = served(Some("u"), &["a", "b", "c", "d"], 0).bytes();
         let cap = one * 10;
+        let mut imps = store(1000, cap);
         for i in 0..100 {
             imps.insert(
                 &format!("r{i}"),
                 served(Some("u"), &["a", "b", "c", "d"], 0),
-                cap,
-                3600,
             );
             assert!(imps.bytes() <= cap);
         }
@@ -407,12 +430,19 @@ mod tests {
         assert!(imps.get("r89").is_none() && imps.get("r90").is_some());
         assert_eq!(imps.evicted(), 90);
         // Age: an impression an hour and a second newer expires every older one.
-        imps.insert("late", served(Some("u"), &["a"], 3601), cap, 3600);
+        imps.insert("late", served(Some("u"), &["a"], 3601));
         assert_eq!(imps.len(), 1);
         // Export and restore keep the entries and their order.
-        let mut again = Impressions::default();
-        again.restore(imps.export(), cap, 3600);
+        let mut again = store(1000, cap);
+        again.restore(imps.export());
         assert_eq!(again.export(), imps.export());
         assert_eq!(again.bytes(), imps.bytes());
+        // Count: at most max_count entries, oldest first.
+        let mut few = store(3, usize::MAX);
+        for i in 0..5 {
+            few.insert(&format!("c{i}"), served(Some("u"), &["a"], 0));
+        }
+        assert_eq!(few.len(), 3);
+        assert!(few.get("c1").is_none() && few.get("c2").is_some());
     }
 }

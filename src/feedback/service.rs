@@ -8,7 +8,7 @@
 use super::catalogue::Catalogue;
 use super::events::{ArmRef, FeedbackIn, Record, ServedItem, validate};
 use super::history::{HistoryBounds, InMemoryHistory, UserHistoryStore};
-use super::impressions::{ArmTag, Attribution, CreditCaps, Impressions, Served};
+use super::impressions::{ArmTag, Attribution, CreditCaps, ImpressionBounds, Impressions, Served};
 use super::log::fs::LogFs;
 use super::log::{EventLog, LogError, LogMetrics};
 use super::metrics::FeedbackMetrics;
@@ -154,14 +154,6 @@ impl Default for Applied {
     }
 }
 
-/// The bounds of the served-list store.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct ImpressionBounds {
-    pub max_count: usize,
-    pub max_bytes: usize,
-    pub ttl_secs: u64,
-}
-
 pub struct FeedbackService {
     pub(super) log: EventLog,
     pub bandit: Bandit,
@@ -170,7 +162,6 @@ pub struct FeedbackService {
     events: Vec<String>,
     rewards: std::collections::BTreeMap<String, f64>,
     caps: CreditCaps,
-    pub(super) bounds: ImpressionBounds,
     pub(super) snapshot_path: PathBuf,
     metrics: FeedbackMetrics,
     dir: PathBuf,
@@ -284,24 +275,19 @@ impl FeedbackService {
             guest_max_bytes: fcfg.history_guest_max_bytes,
             guest_ttl_secs: fcfg.history_guest_ttl_secs,
         };
-        let bounds = ImpressionBounds {
-            max_count: fcfg.impressions_capacity.max(1),
-            max_bytes: fcfg.impressions_max_bytes,
-            ttl_secs: fcfg.impressions_ttl_secs,
-        };
+        let bounds = ImpressionBounds::of(fcfg);
         metrics.set_limits(bounds.max_bytes, history_bounds.guest_max_bytes);
         let mut svc = Self {
             log,
             bandit: Bandit::new(bcfg.clone())?,
             history: Arc::new(InMemoryHistory::with_bounds(history_bounds)),
-            impressions: Mutex::new(Impressions::default()),
+            impressions: Mutex::new(Impressions::new(bounds)),
             events: fcfg.events.clone(),
             rewards: bcfg.rewards.clone(),
             caps: CreditCaps {
                 per_impression: fcfg.max_credit_per_impression.unwrap_or(max_reward),
                 per_item: fcfg.max_credit_per_item.unwrap_or(max_reward),
             },
-            bounds,
             snapshot_path,
             metrics,
             dir: fcfg.log.dir.clone(),
@@ -437,24 +423,12 @@ impl FeedbackService {
                     *ts,
                 );
                 let mut imps = self.impressions.lock();
-                imps.insert(
-                    request_id,
-                    served,
-                    self.bounds.max_bytes,
-                    self.bounds.ttl_secs,
-                );
-                imps.truncate_to(self.bounds.max_count);
+                imps.insert(request_id, served);
                 Applied::default()
             }
             Record::ImpressionImport { request_id, served } => {
                 let mut imps = self.impressions.lock();
-                imps.insert(
-                    request_id,
-                    served.clone(),
-                    self.bounds.max_bytes,
-                    self.bounds.ttl_secs,
-                );
-                imps.truncate_to(self.bounds.max_count);
+                imps.insert(request_id, served.clone());
                 Applied::default()
             }
             Record::Feedback { event, received_at } => {

@@ -77,8 +77,7 @@ impl FeedbackService {
             }
         }
         let mut imps = self.impressions.lock();
-        imps.restore(online.served, self.bounds.max_bytes, self.bounds.ttl_secs);
-        imps.truncate_to(self.bounds.max_count);
+        imps.restore(online.served);
     }
 
     /// Takes a consistent cut of the state and writes it with the log position it reflects;

@@ -138,13 +138,13 @@ impl ExposurePolicy {
         if block == 0 || self.offset >= block {
             return Vec::new();
         }
-        let mut rng = SplitMix(seed);
+        let mut rng = crate::splitmix::SplitMix64(seed);
         (0..n.div_ceil(block))
             .map(|b| {
                 let within = match self.placement {
                     Placement::Fixed => self.offset,
                     Placement::Random => {
-                        self.offset + (rng.next() % (block - self.offset) as u64) as usize
+                        self.offset + (rng.next_u64() % (block - self.offset) as u64) as usize
                     }
                 };
                 b * block + within
@@ -263,7 +263,7 @@ fn choose(
 ) -> Vec<u32> {
     let open = |i: u32| elig.allows(model, i) && !items.iter().any(|r| r.item == i);
     let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
-    let mut rng = SplitMix(seed ^ 0x9E37_79B9_7F4A_7C15);
+    let mut rng = crate::splitmix::SplitMix64(seed ^ 0x9E37_79B9_7F4A_7C15);
     let mut scored: Vec<(f32, u32)> = pool
         .items
         .iter()
@@ -271,7 +271,7 @@ fn choose(
         .filter(|&(_, &i)| open(i))
         .map(|(rank, &i)| {
             let s = match pick {
-                Pick::Random => rng.next() as f32,
+                Pick::Random => rng.next_u64() as f32,
                 Pick::Model => match (profile.user, profile.content_profile.is_empty()) {
                     (Some(u), _) => {
                         dot(model.user_cf(u), model.item_cf(i)) + model.item_bias[i as usize]
@@ -293,19 +293,6 @@ fn choose(
     scored.truncate(m);
     scored.sort_unstable_by(cmp);
     scored.into_iter().map(|(_, i)| i).collect()
-}
-
-/// A tiny seeded generator (SplitMix64): the per-request stream of placements and random picks.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
 }
 
 /// A request's exposure seed from what identifies it (the server passes its request id; the

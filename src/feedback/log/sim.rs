@@ -68,23 +68,6 @@ fn parent(path: &Path) -> PathBuf {
     path.parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
-/// SplitMix64: a tiny deterministic generator, enough to pick pages.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
-    }
-}
-
 impl State {
     /// Counts a mutating operation; fails once the simulated power is gone.
     fn op(&mut self) -> io::Result<()> {
@@ -166,7 +149,7 @@ impl SimFs {
     /// chosen by `seed`. The running instance is unaffected.
     pub fn crash_image(&self, seed: u64) -> Arc<Self> {
         let s = self.state.lock();
-        let mut rng = Rng(seed ^ 0xD1B5_4A32_D192_ED03);
+        let mut rng = crate::splitmix::SplitMix64(seed ^ 0xD1B5_4A32_D192_ED03);
         // A prefix of the unsynced directory operations reached the disk.
         let mut names = s.durable_names.clone();
         let applied = rng.below(s.pending.len() as u64 + 1) as usize;
