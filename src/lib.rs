@@ -5,6 +5,7 @@
 
 pub mod bandit;
 pub mod bundle;
+pub mod catalogue;
 pub mod clock;
 pub mod config;
 pub mod data;

@@ -4,41 +4,14 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
-const TOKEN: &str = "binary-test-token";
-
 mod common;
-use common::free_port;
+use common::{ADMIN_TOKEN as TOKEN, free_port, wait_ready};
 
 fn start(port: u16, events: &Path) -> Child {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    Command::new(env!("CARGO_BIN_EXE_recserve"))
-        .arg("serve")
-        .current_dir(&root)
-        .env("RECSERVE_SERVER__ADDR", format!("127.0.0.1:{port}"))
-        .env("RECSERVE_SERVER__ADMIN_TOKEN", TOKEN)
-        .env("RECSERVE_SERVER__WARMUP_REQUESTS", "2")
-        .env("RECSERVE_SERVING__TOTAL_BUDGET_MS", "5000")
-        .env("RECSERVE_FEEDBACK__LOG__DIR", events)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start recserve")
-}
-
-async fn wait_ready(client: &reqwest::Client, base: &str) {
-    for _ in 0..600 {
-        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
-            && r.status() == 200
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("binary never became ready");
+    common::start_binary(port, events, &[])
 }
 
 fn signal(child: &Child, sig: &str) {

@@ -778,3 +778,76 @@ async fn a_hundred_thousand_users_stay_within_the_key_and_memory_bounds() {
     let bound = users as u64 * 200 + xlen as u64 * 400;
     assert!(used <= bound, "{used} bytes > bound {bound}");
 }
+
+/// ~6 s: a takedown and an added item on A reach B at B's next catalogue sync (forced here;
+/// `state.redis.catalogue_poll_ms` in production), and B keeps them across a restart even
+/// with Redis stopped (B logged what it merged).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn catalogue_changes_on_one_replica_reach_the_other_at_its_next_sync() {
+    let _serial = SERIAL.lock().await;
+    let mut redis = RedisServer::start();
+    let prefix = "t4:";
+    // Only the forced sync moves catalogue changes between replicas in this test.
+    let slow = [("RECSERVE_STATE__REDIS__CATALOGUE_POLL_MS", "3600000")];
+    let (a, b) = (
+        replica(&redis, prefix, "a", &slow),
+        replica(&redis, prefix, "b", &slow),
+    );
+    let client = reqwest::Client::new();
+    wait_ready(&client, &a).await;
+    wait_ready(&client, &b).await;
+    let users: Vec<String> = (0..30).map(|k| user(k * 11)).collect();
+    // The item B serves most to these users is the one A takes down.
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for u in &users {
+        for i in items(&recommend(&client, &b, u, "control").await) {
+            *counts.entry(i).or_default() += 1;
+        }
+    }
+    let (target, served) = counts
+        .iter()
+        .max_by_key(|(i, n)| (**n, std::cmp::Reverse((*i).clone())))
+        .map(|(i, n)| (i.clone(), *n))
+        .unwrap();
+    assert!(served >= 3, "{target} served {served} times");
+    let (status, ack) = admin(
+        &client,
+        &a,
+        "POST",
+        "/admin/catalogue",
+        Some(json!({ "changes": [
+            { "op": "take_down", "item_id": target },
+            { "op": "upsert", "item_id": "fleet-added", "features": { "category": "c05" } },
+        ] })),
+    )
+    .await;
+    assert_eq!(status, 202, "{ack}");
+    assert_eq!(ack["shared"], true, "{ack}");
+    let report = sync(&client, &b).await;
+    assert_eq!(report["catalogue"]["synced"], true, "{report}");
+    assert!(
+        report["catalogue"]["merged"].as_u64().unwrap() >= 2,
+        "{report}"
+    );
+    // From B's first request after its sync.
+    for u in &users {
+        let got = items(&recommend(&client, &b, u, "control").await);
+        assert!(!got.contains(&target), "B served the taken-down {target}");
+    }
+    let (_, view) = admin(&client, &b, "GET", "/admin/catalogue", None).await;
+    assert_eq!(view["added_served"], 1, "{view}");
+    assert_eq!(view["taken_down_bundle_items"], 1, "{view}");
+
+    // B merged them into its own log: a restart without Redis still honours them.
+    redis.stop();
+    let b = b.restart();
+    wait_ready(&client, &b).await;
+    for u in &users {
+        let got = items(&recommend(&client, &b, u, "control").await);
+        assert!(
+            !got.contains(&target),
+            "B forgot the takedown after a restart"
+        );
+    }
+    drop(a);
+}

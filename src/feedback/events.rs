@@ -1,4 +1,5 @@
-//! The records the event log holds (JSON payloads): feedback events and impressions.
+//! The records the event log holds (JSON payloads): feedback events, impressions and runtime
+//! catalogue changes.
 //! Stable on disk: fields are only ever added, with defaults.
 
 use crate::pipeline::Explanation;
@@ -114,6 +115,11 @@ pub enum Record {
     ImpressionImport {
         request_id: String,
         served: super::impressions::Served,
+    },
+    /// Runtime catalogue changes (`POST /admin/catalogue`, or merged from the fleet), each with
+    /// the stamp that orders it: replayed at start, they rebuild the overlay.
+    Catalogue {
+        changes: Vec<crate::catalogue::StampedChange>,
     },
 }
 

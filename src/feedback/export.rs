@@ -7,11 +7,15 @@
 //!   reward, attributed events), the policy's propensity and, for items the new-item exposure
 //!   policy placed, the slot's propensity, for retraining with shown but
 //!   unclicked items as negatives and for off-policy evaluation.
+//! - `items.csv` (when items were added or updated at runtime): one row per such item with its
+//!   latest features, so the next `train` learns them. Takedowns are availability, not data:
+//!   they stay in the overlay across reloads and are not exported.
 
 use super::FeedbackConfig;
 use super::events::Record;
 use super::impressions::{Attribution, CreditCaps, ImpressionBounds, Impressions, Served, id_hash};
 use super::log::EventLog;
+use crate::catalogue::ChangeSet;
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -29,6 +33,8 @@ pub struct ExportSummary {
     pub user_mismatch: u64,
     /// Rows written to impressions.csv (one per shown item).
     pub impression_rows: u64,
+    /// Rows written to items.csv (items added or updated at runtime).
+    pub item_rows: u64,
 }
 
 /// What to write.
@@ -64,8 +70,15 @@ pub fn export_events(
     opts: ExportOptions,
 ) -> Result<ExportSummary, String> {
     let records = EventLog::replay_dir(&fcfg.log.dir, 0).map_err(|e| e.to_string())?;
-    export_payloads(
+    // Retention may have deleted old catalogue records: the snapshot holds their result.
+    let catalogue = std::fs::read(fcfg.log.dir.join("bandit.snapshot.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<super::snapshot::SnapshotFile>(&b).ok())
+        .and_then(|s| s.catalogue)
+        .unwrap_or_default();
+    export_with(
         records.map(|r| r.map(|(_, payload)| payload).map_err(|e| e.to_string())),
+        catalogue,
         fcfg,
         rewards,
         out_dir,
@@ -76,6 +89,17 @@ pub fn export_events(
 /// [`export_events`] over any source of log payloads (e.g. the fleet's Redis stream).
 pub fn export_payloads(
     records: impl Iterator<Item = Result<Vec<u8>, String>>,
+    fcfg: &FeedbackConfig,
+    rewards: &BTreeMap<String, f64>,
+    out_dir: &Path,
+    opts: ExportOptions,
+) -> Result<ExportSummary, String> {
+    export_with(records, ChangeSet::default(), fcfg, rewards, out_dir, opts)
+}
+
+fn export_with(
+    records: impl Iterator<Item = Result<Vec<u8>, String>>,
+    mut catalogue: ChangeSet,
     fcfg: &FeedbackConfig,
     rewards: &BTreeMap<String, f64>,
     out_dir: &Path,
@@ -147,6 +171,11 @@ pub fn export_payloads(
                 // Judged like the original; its rows belong to the replica that served it.
                 imps.insert(&request_id, served);
             }
+            Record::Catalogue { changes } => {
+                for c in &changes {
+                    catalogue.apply(&c.change, &c.stamp);
+                }
+            }
             Record::Feedback { event, received_at } => {
                 let weight = rewards.get(&event.event).copied().unwrap_or(0.0);
                 let (attribution, _) = imps.attribute(
@@ -197,7 +226,37 @@ pub fn export_payloads(
     if opts.impressions {
         s.impression_rows = write_impressions(&out_dir.join("impressions.csv"), &rows)?;
     }
+    s.item_rows = write_items(&out_dir.join("items.csv"), &catalogue)?;
     Ok(s)
+}
+
+/// `items.csv` in the input format: `item_id` and the union of the runtime items' feature
+/// columns; nothing is written when no item has runtime features.
+fn write_items(path: &Path, set: &ChangeSet) -> Result<u64, String> {
+    let items: Vec<(&String, &crate::catalogue::Features)> = set
+        .entries
+        .iter()
+        .filter_map(|(id, e)| e.features.as_ref().map(|f| (id, f)))
+        .collect();
+    if items.is_empty() {
+        return Ok(0);
+    }
+    let columns: std::collections::BTreeSet<&String> =
+        items.iter().flat_map(|(_, f)| f.keys()).collect();
+    let f = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut w = csv::Writer::from_writer(std::io::BufWriter::new(f));
+    w.write_record(std::iter::once("item_id").chain(columns.iter().map(|c| c.as_str())))
+        .map_err(|e| e.to_string())?;
+    for (id, features) in &items {
+        let cells = columns
+            .iter()
+            .map(|c| features.get(*c).map_or("", String::as_str));
+        w.write_record(std::iter::once(id.as_str()).chain(cells))
+            .map_err(|e| e.to_string())?;
+    }
+    let mut inner = w.into_inner().map_err(|e| e.to_string())?;
+    inner.flush().map_err(|e| e.to_string())?;
+    Ok(items.len() as u64)
 }
 
 fn write_impressions(path: &Path, rows: &[ImpressionRow]) -> Result<u64, String> {

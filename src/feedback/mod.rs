@@ -4,6 +4,7 @@
 
 mod apply_order;
 pub mod catalogue;
+mod catalogue_changes;
 #[cfg(test)]
 mod crash_sim_tests;
 pub mod events;

@@ -184,6 +184,8 @@ pub struct FeedbackService {
     pub(super) shared_impressions: OnceLock<Arc<dyn super::replication::SharedImpressions>>,
     /// A shared store following acknowledged feedback (`replication.rs`); unset = embedded.
     pub(super) replication: std::sync::OnceLock<Arc<dyn super::replication::Replication>>,
+    /// The runtime catalogue (`catalogue_changes.rs`).
+    pub(super) changes: super::catalogue_changes::CatalogueState,
 }
 
 impl FeedbackService {
@@ -305,6 +307,7 @@ impl FeedbackService {
             snapshot_interval: std::time::Duration::from_secs(fcfg.snapshot_interval_secs),
             shared_impressions: OnceLock::new(),
             replication: std::sync::OnceLock::new(),
+            changes: super::catalogue_changes::CatalogueState::new(),
         };
         if let Some(snapshot) = snapshot {
             svc.restore(bcfg, snapshot);
@@ -383,6 +386,9 @@ impl FeedbackService {
     }
 
     fn knows_item(&self, item: &str) -> bool {
+        if self.changes.added(item) {
+            return true;
+        }
         self.catalogue
             .get()
             .and_then(|c| c.knows_item(item))
@@ -429,6 +435,10 @@ impl FeedbackService {
             Record::ImpressionImport { request_id, served } => {
                 let mut imps = self.impressions.lock();
                 imps.insert(request_id, served.clone());
+                Applied::default()
+            }
+            Record::Catalogue { changes } => {
+                self.changes.apply(changes);
                 Applied::default()
             }
             Record::Feedback { event, received_at } => {

@@ -18,6 +18,9 @@ pub(super) struct SnapshotFile {
     /// is then replayed for history and attribution.
     #[serde(default)]
     pub online: Option<OnlineState>,
+    /// The runtime catalogue (absent in older snapshots: the log holds all of it).
+    #[serde(default)]
+    pub catalogue: Option<crate::catalogue::ChangeSet>,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -59,6 +62,9 @@ impl FeedbackService {
             };
             return;
         };
+        if let Some(set) = snapshot.catalogue {
+            self.install_catalogue(set);
+        }
         // Installed by the replay, once the catalogue is known (it decides which users are
         // the bundle's and which are guests).
         *self.pending_online.get_mut() = Some(online);
@@ -120,6 +126,7 @@ impl FeedbackService {
                             history: self.history.export().unwrap_or_default(),
                             served,
                         }),
+                        catalogue: Some(self.catalogue_changes()),
                     };
                     let barrier = self.log.submit_barrier().map_err(|e| e.to_string())?;
                     return Ok((file, barrier));

@@ -117,10 +117,27 @@ impl Engine {
                 }
                 s => s,
             };
+            let overlay = q.overlay.as_deref().filter(|o| o.n_added() > 0);
+            let excluded_added: Vec<usize> = overlay.map_or_else(Vec::new, |o| {
+                let seen = q.exclude_seen.then(|| q.recent.iter().chain(&q.seen_added));
+                let mut v: Vec<usize> = q
+                    .exclude
+                    .iter()
+                    .chain(seen.into_iter().flatten())
+                    .filter_map(|id| o.added(id))
+                    .collect();
+                v.sort_unstable();
+                v
+            });
+            let added = overlay.map(|overlay| exposure::AddedItems {
+                overlay,
+                excluded: &excluded_added,
+            });
             let slots = exposure::apply(
                 &policy,
                 &self.model,
                 &self.new_items,
+                added,
                 &profile,
                 &elig,
                 &mut items,

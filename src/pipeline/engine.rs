@@ -48,6 +48,8 @@ pub struct Engine {
     pub parallel_sources: bool,
     /// The items new-item exposure picks from (`[serving.exposure]`).
     pub new_items: NewItems,
+    /// What items added at runtime get their vectors from.
+    pub feature_vectors: crate::catalogue::FeatureVectors,
 }
 
 /// The bundle's serving plan in typed form; bundles without one get the old behaviour (the
@@ -134,7 +136,9 @@ impl Engine {
             });
         };
         // The hybrid model's feature embeddings are kept in the bundle for tooling and
-        // retraining; serving never reads them, so they do not stay resident.
+        // retraining; serving keeps only the shared features' rows (for items added at
+        // runtime), not the identity rows.
+        let feature_vectors = crate::catalogue::FeatureVectors::from_model(&model);
         model.user_feature_emb = Vec::new();
         model.item_feature_emb = Vec::new();
         let index_dir = bundle_dir.map(|d| d.join("index"));
@@ -196,7 +200,20 @@ impl Engine {
             cfg,
             parallel_sources,
             new_items,
+            feature_vectors,
         })
+    }
+
+    /// The external id of `item`: the bundle's, or an item added at runtime.
+    pub fn item_id<'a>(
+        &'a self,
+        overlay: Option<&'a crate::catalogue::Overlay>,
+        item: u32,
+    ) -> &'a str {
+        match self.model.item_ids.get(item as usize) {
+            Some(id) => id,
+            None => overlay.and_then(|o| o.item_id(item)).unwrap_or(""),
+        }
     }
 
     pub fn version(&self) -> &str {
@@ -238,6 +255,10 @@ impl Engine {
             }
             excluded.extend(q.online.iter().map(|&(i, _)| i));
             excluded.extend(recent.iter().copied());
+        }
+        // Taken-down items are never eligible, for any source, fallback or top-up.
+        if let Some(ov) = &q.overlay {
+            excluded.extend_from_slice(&ov.taken_down);
         }
         // A category the bundle does not know matches no item (never "no filter").
         let category = q

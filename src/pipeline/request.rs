@@ -113,6 +113,11 @@ pub struct Query {
     /// Seeds the exposure policy's draws; 0 (the default, what the server passes) = a hash of
     /// the user, `n` and the session items, so the same request always gets the same list.
     pub exposure_seed: u64,
+    /// The runtime catalogue (items added and taken down since the bundle); `None` = none.
+    pub overlay: Option<std::sync::Arc<crate::catalogue::Overlay>>,
+    /// Items of the online history the bundle does not know (added at runtime): seen, so
+    /// excluded like the rest of the history.
+    pub seen_added: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,6 +11,7 @@
 
 use super::RecItem;
 use crate::bundle::Model;
+use crate::catalogue::Overlay;
 use crate::retrieval::{Candidate, Eligibility, UserProfile};
 use serde::{Deserialize, Serialize};
 
@@ -192,6 +193,15 @@ impl NewItems {
 /// sources that proposed it (if any).
 pub const EXPOSURE_SOURCE: &str = "exposure";
 
+/// Items added at runtime (the catalogue overlay), as candidates for the exposure slots: the
+/// newest items of all. `excluded` holds the added items this request must not get (its
+/// `exclude=`, and what the user has already seen), ascending.
+#[derive(Clone, Copy)]
+pub struct AddedItems<'a> {
+    pub overlay: &'a Overlay,
+    pub excluded: &'a [usize],
+}
+
 /// Inserts exposure items into `items` (the chain's final list, at most `n` long; its length
 /// is kept) and returns the slots used. A slot is used only when an eligible new item outside
 /// the list is left.
@@ -200,6 +210,7 @@ pub fn apply(
     policy: &ExposurePolicy,
     model: &Model,
     pool: &NewItems,
+    added: Option<AddedItems<'_>>,
     profile: &UserProfile,
     elig: &Eligibility,
     items: &mut Vec<RecItem>,
@@ -209,13 +220,15 @@ pub fn apply(
 ) -> Vec<ExposureSlot> {
     let len = n.min(items.len());
     let slots = policy.slots(len, seed);
-    if slots.is_empty() || pool.items.is_empty() {
+    let added = added.filter(|a| a.overlay.n_added() > 0);
+    if slots.is_empty() || (pool.items.is_empty() && added.is_none()) {
         return Vec::new();
     }
     let picks = choose(
         policy.pick,
         model,
         pool,
+        added,
         profile,
         elig,
         items,
@@ -255,6 +268,7 @@ fn choose(
     pick: Pick,
     model: &Model,
     pool: &NewItems,
+    added: Option<AddedItems<'_>>,
     profile: &UserProfile,
     elig: &Eligibility,
     items: &[RecItem],
@@ -284,6 +298,31 @@ fn choose(
             (s, i)
         })
         .collect();
+    if let Some(a) = added {
+        // An exact scan of the added items (a few thousand at most before retraining).
+        use crate::retrieval::index::dot as fast_dot;
+        let ov = a.overlay;
+        scored.reserve(ov.n_added());
+        for k in 0..ov.n_added() {
+            if a.excluded.binary_search(&k).is_ok()
+                || elig
+                    .category
+                    .is_some_and(|c| !ov.categories(k).contains(&c))
+            {
+                continue;
+            }
+            let s = match pick {
+                Pick::Random => rng.next_u64() as f32,
+                Pick::Model => match (profile.user, profile.content_profile.is_empty()) {
+                    (Some(u), _) => fast_dot(model.user_cf(u), ov.cf(k)) + ov.bias(k),
+                    (None, false) => fast_dot(&profile.content_profile, ov.content(k)),
+                    // Newest first: items added at runtime before the bundle's new items.
+                    (None, true) => (ov.n_added() - k) as f32,
+                },
+            };
+            scored.push((s, ov.id_of(k)));
+        }
+    }
     let m = m.min(scored.len());
     if m == 0 {
         return Vec::new();

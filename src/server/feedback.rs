@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use std::sync::Arc;
 
 /// Reads a JSON body with errors in the API's format (415, 413, 400).
-fn json_body<T: DeserializeOwned>(
+pub(super) fn json_body<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<T, ApiError> {
@@ -55,7 +55,7 @@ fn admit(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-fn map_err(e: FeedbackError) -> ApiError {
+pub(super) fn map_err(e: FeedbackError) -> ApiError {
     match e {
         FeedbackError::Invalid(m) => ApiError::bad("invalid_event", m),
         FeedbackError::Unauthorized(m) => ApiError::Forbidden(m),

@@ -86,7 +86,14 @@ pub async fn sync(
     let within = Duration::from_millis(st.cfg.state.redis.command_timeout_ms.max(1) * 5);
     let report = fleet.sync_now(fb, within).await;
     let rollout = super::rollout::check(&st, &fleet).await;
-    Ok(Json(serde_json::json!({ "sync": report, "rollout": rollout })).into_response())
+    let catalogue = match super::catalogue::sync_fleet(&st, true).await {
+        Ok(merged) => serde_json::json!({ "synced": true, "merged": merged }),
+        Err(e) => serde_json::json!({ "synced": false, "error": e }),
+    };
+    Ok(
+        Json(serde_json::json!({ "sync": report, "rollout": rollout, "catalogue": catalogue }))
+            .into_response(),
+    )
 }
 
 /// `GET /admin/fleet`.

@@ -33,6 +33,9 @@ pub struct Metrics {
     /// Slots the new-item exposure policy filled, by variant.
     pub exposure_slots: IntCounterVec,
     /// Clicks on items that were new when served, by variant: with `served_slots` their
+    /// Items the runtime catalogue overlay holds, by kind (`added`: served added items,
+    /// `taken_down`: bundle items taken down).
+    pub catalogue_items: IntGaugeVec,
     /// The per-request series resolved once (no label hashing on the request path).
     pub hot: HotSeries,
 }
@@ -163,6 +166,14 @@ impl Metrics {
             "Slots the new-item exposure policy filled, by variant.",
             &["variant"],
         )?;
+        let catalogue_items = IntGaugeVec::new(
+            Opts::new(
+                "catalogue_overlay_items",
+                "Items the runtime catalogue overlay holds over the bundle, by kind (added, taken_down).",
+            ),
+            &["kind"],
+        )?;
+        r.register(Box::new(catalogue_items.clone()))?;
         let hot = HotSeries {
             stage: STAGES.map(|s| stage_seconds.with_label_values(&[s])),
             source_seconds: Source::ALL.map(|s| source_seconds.with_label_values(&[s.as_str()])),
@@ -189,6 +200,7 @@ impl Metrics {
             bandit_pulls,
             served_slots,
             exposure_slots,
+            catalogue_items,
         })
     }
 
@@ -200,6 +212,16 @@ impl Metrics {
     }
 
     /// Marks `version` as the serving model (and clears the previous one).
+    pub fn set_overlay(&self, overlay: Option<&crate::catalogue::Overlay>) {
+        let (added, down) = overlay.map_or((0, 0), |o| (o.n_added(), o.taken_down.len()));
+        self.catalogue_items
+            .with_label_values(&["added"])
+            .set(added as i64);
+        self.catalogue_items
+            .with_label_values(&["taken_down"])
+            .set(down as i64);
+    }
+
     pub fn set_model(&self, version: &str, ranker: &str) {
         self.model_info.reset();
         self.model_info.with_label_values(&[version, ranker]).set(1);

@@ -3,6 +3,7 @@
 //! graceful shutdown. Handlers stay thin; the pipeline lives in `crate::pipeline`.
 
 pub mod admission;
+pub mod catalogue;
 pub mod config;
 pub mod demo;
 pub mod error;
@@ -70,6 +71,7 @@ fn ops_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(ops::reload))
         .routes(routes!(feedback::bandit_stats))
         .routes(routes!(fleet::sync))
+        .routes(routes!(catalogue::change, catalogue::view))
         .routes(routes!(fleet::view))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
@@ -213,6 +215,7 @@ impl Application {
         });
         if state.fleet.is_some() {
             tokio::spawn(rollout::follow(Arc::clone(&state)));
+            tokio::spawn(catalogue::follow(Arc::clone(&state)));
         }
         #[cfg(unix)]
         {

@@ -113,12 +113,18 @@ pub async fn recommend(
         exposure: variant.exposure,
     };
 
+    let overlay = st.overlay_for(&engine);
     let (online, history_unavailable) =
         super::fleet::online_history(&st, p.user_id.as_deref()).await;
-    let online_idx: Vec<(u32, i64)> = online
-        .iter()
-        .filter_map(|(i, t)| engine.model.item_index.get(i.as_str()).map(|&ix| (ix, *t)))
-        .collect();
+    let mut seen_added = Vec::new();
+    let mut online_idx: Vec<(u32, i64)> = Vec::with_capacity(online.len());
+    for (i, t) in &online {
+        match engine.model.item_index.get(i.as_str()) {
+            Some(&ix) => online_idx.push((ix, *t)),
+            None if overlay.as_ref().is_some_and(|o| o.knows(i)) => seen_added.push(i.clone()),
+            None => {}
+        }
+    }
     let known_len = p
         .user_id
         .as_deref()
@@ -157,6 +163,8 @@ pub async fn recommend(
         },
         // The exposure draws are seeded by the request's user, n and session (0 = that).
         exposure_seed: 0,
+        overlay: overlay.clone(),
+        seen_added,
     };
     // The admission permit rides in the pipeline task: the slot frees when the work ends.
     let permit = admission.and_then(|Extension(a)| a.take());
@@ -180,7 +188,7 @@ pub async fn recommend(
         .items
         .iter()
         .map(|r| ItemOut {
-            item_id: engine.model.item_ids[r.item as usize].clone(),
+            item_id: engine.item_id(overlay.as_deref(), r.item).to_string(),
             score: r.score,
             sources: source_names(r.sources),
             explanation: explanations.as_mut().and_then(Iterator::next),
@@ -279,10 +287,12 @@ fn observe_new_items(
     rec: &Recommendation,
     variant: &str,
 ) {
+    // Items added at runtime (ids past the bundle's) are new items too.
+    let base = engine.model.n_items() as u32;
     let new = rec
         .items
         .iter()
-        .filter(|r| engine.new_items.contains(r.item))
+        .filter(|r| r.item >= base || engine.new_items.contains(r.item))
         .count() as u64;
     let m = &st.metrics;
     m.served_slots

@@ -33,6 +33,9 @@ pub struct AppState {
     /// The live state shared with the other replicas (`state.backend = "redis"`); `None` when
     /// embedded.
     pub fleet: Option<Arc<crate::state::Fleet>>,
+    /// The runtime catalogue overlay over the serving engine (`catalogue.rs`).
+    pub overlay: arc_swap::ArcSwap<super::catalogue::LiveOverlay>,
+    pub(super) overlay_lock: PlMutex<()>,
 }
 
 impl AppState {
@@ -58,6 +61,8 @@ impl AppState {
             admission: Arc::new(tokio::sync::Semaphore::new(cfg_max_concurrency)),
             pool,
             fleet: None,
+            overlay: arc_swap::ArcSwap::from_pointee(Default::default()),
+            overlay_lock: PlMutex::new(()),
         })
     }
 
@@ -68,6 +73,9 @@ impl AppState {
     pub fn install(&self, engine: Arc<Engine>) {
         let backend = engine.ranker.as_ref().map_or("none", |r| r.backend());
         self.metrics.set_model(engine.version(), backend);
+        // The overlay for the new engine first, so no request sees the engine without it
+        // (taken-down items stay down across the swap).
+        self.rebuild_overlay(&engine);
         self.engine.store(Some(engine));
     }
 
@@ -132,6 +140,7 @@ impl AppState {
 pub struct EngineCatalogue(pub std::sync::Weak<AppState>);
 
 impl crate::feedback::catalogue::Catalogue for EngineCatalogue {
+    /// The bundle's items; items added at runtime are known to the feedback service itself.
     fn knows_item(&self, item: &str) -> Option<bool> {
         let st = self.0.upgrade()?;
         let engine = st.engine.load();

@@ -70,6 +70,14 @@ pub struct RedisConfig {
     pub rollout_poll_ms: u64,
     /// A replica's fleet status entry is dropped when older than this.
     pub replica_ttl_secs: u64,
+    /// Replicas check for runtime catalogue changes made elsewhere this often: the bound on
+    /// how long a takedown on one replica takes to reach the others (plus one command).
+    #[serde(default = "default_catalogue_poll_ms")]
+    pub catalogue_poll_ms: u64,
+}
+
+fn default_catalogue_poll_ms() -> u64 {
+    1000
 }
 
 fn default_impression_budget_ms() -> u64 {
@@ -117,6 +125,7 @@ impl StateConfig {
             ("bandit_ttl_secs", r.bandit_ttl_secs),
             ("rollout_poll_ms", r.rollout_poll_ms),
             ("replica_ttl_secs", r.replica_ttl_secs),
+            ("catalogue_poll_ms", r.catalogue_poll_ms),
         ] {
             if v == 0 {
                 return Err(StateConfigError::Zero(name));

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::redis::bandit::FleetBandit;
+use super::redis::catalogue::RedisCatalogue;
 use super::redis::history::RedisHistory;
 use super::redis::impressions::RedisImpressions;
 use super::redis::rollout::RolloutOutcome;
@@ -31,6 +32,7 @@ pub struct Fleet {
     pub history: Arc<RedisHistory>,
     pub impressions: Arc<RedisImpressions>,
     pub shipper: Arc<Shipper>,
+    pub catalogue: Arc<RedisCatalogue>,
     pub bandit: OnceLock<Arc<FleetBandit>>,
     pub rollout: parking_lot::Mutex<RolloutMemory>,
 }
@@ -67,6 +69,7 @@ impl Fleet {
             history: Arc::new(RedisHistory::new(Arc::clone(&redis))),
             impressions: Arc::new(RedisImpressions::new(Arc::clone(&redis))),
             shipper: Arc::new(Shipper::new(Arc::clone(&redis), rewards, history_cap)),
+            catalogue: Arc::new(RedisCatalogue::new(Arc::clone(&redis))),
             redis,
             bandit: OnceLock::new(),
             rollout: parking_lot::Mutex::new(RolloutMemory::default()),

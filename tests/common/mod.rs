@@ -24,6 +24,42 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The admin token [`start_binary`] configures.
+pub const ADMIN_TOKEN: &str = "binary-test-token";
+
+/// The real binary serving the demo bundle on `port`, with its event log in `events`, generous
+/// budgets (a shared machine), and `extra` environment overrides.
+pub fn start_binary(port: u16, events: &Path, extra: &[(&str, &str)]) -> std::process::Child {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_recserve"));
+    cmd.arg("serve")
+        .current_dir(root())
+        .env("RECSERVE_SERVER__ADDR", format!("127.0.0.1:{port}"))
+        .env("RECSERVE_SERVER__ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("RECSERVE_SERVER__WARMUP_REQUESTS", "2")
+        .env("RECSERVE_SERVING__TOTAL_BUDGET_MS", "5000")
+        .env("RECSERVE_FEEDBACK__LOG__DIR", events)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("start recserve")
+}
+
+/// Waits (up to 30 s) until `base` answers `/readyz` with 200.
+pub async fn wait_ready(client: &reqwest::Client, base: &str) {
+    for _ in 0..600 {
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
+            && r.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{base} never became ready");
+}
+
 /// The engine over the committed demo bundle with the shipped defaults, after `edit`.
 pub fn demo_engine(edit: impl FnOnce(&mut Config)) -> Arc<Engine> {
     let mut cfg = Config::load_with_env(None, Vec::new()).expect("default config");

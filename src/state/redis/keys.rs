@@ -53,6 +53,21 @@ impl Keys {
         format!("{}replicas", self.prefix)
     }
 
+    /// The runtime catalogue's features per item (`<ms>|<origin>|<json>`).
+    pub fn catalogue_features(&self) -> String {
+        format!("{}catalogue:features", self.prefix)
+    }
+
+    /// The runtime catalogue's availability per item (`<ms>|<origin>|<0 or 1>`).
+    pub fn catalogue_status(&self) -> String {
+        format!("{}catalogue:status", self.prefix)
+    }
+
+    /// Bumped on every catalogue change: replicas poll it.
+    pub fn catalogue_version(&self) -> String {
+        format!("{}catalogue:version", self.prefix)
+    }
+
     /// Every key of this deployment matches this pattern (for tests and tools).
     pub fn pattern(&self) -> String {
         format!("{}*", self.prefix)

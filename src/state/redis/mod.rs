@@ -3,10 +3,12 @@
 //! itself), a budget on every command, and the metrics (commands by family and result, their
 //! latency, whether Redis answered last). One module per key family builds on [`Redis::run`]:
 //! `history` (per-user capped sorted sets), `impressions` (served lists, with a TTL), `stream` (the feedback stream, shipped in log
-//! order), `bandit` (fleet counters), `rollout` (model announcements and the fleet view). A new
+//! order), `bandit` (fleet counters), `rollout` (model announcements and the fleet view), `catalogue`
+//! (the runtime catalogue). A new
 //! family is one more module and its key names in `keys`; it never opens its own connection.
 
 pub mod bandit;
+pub mod catalogue;
 pub mod export;
 pub mod history;
 pub mod impressions;
@@ -34,15 +36,17 @@ pub enum Family {
     Stream,
     Bandit,
     Rollout,
+    Catalogue,
 }
 
 impl Family {
-    pub const ALL: [Family; 5] = [
+    pub const ALL: [Family; 6] = [
         Family::History,
         Family::Impressions,
         Family::Stream,
         Family::Bandit,
         Family::Rollout,
+        Family::Catalogue,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,6 +56,7 @@ impl Family {
             Family::Stream => "stream",
             Family::Bandit => "bandit",
             Family::Rollout => "rollout",
+            Family::Catalogue => "catalogue",
         }
     }
 }
