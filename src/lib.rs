@@ -8,6 +8,7 @@ pub mod bundle;
 pub mod clock;
 pub mod config;
 pub mod data;
+pub mod deadline;
 pub mod eval;
 pub mod feedback;
 pub mod pipeline;
