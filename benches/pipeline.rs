@@ -12,6 +12,9 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// Sources benched on their own run to completion (no request deadline).
+const NONE: Deadline = Deadline::NONE;
+
 fn engine() -> Arc<Engine> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut cfg = Config::load_with_env(None, Vec::new()).expect("config");
@@ -45,26 +48,50 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("stage");
     g.bench_function("profile", |b| b.iter(|| black_box(e.prepare(&q(1)))));
     g.bench_function("source_cf_200", |b| {
-        b.iter(|| black_box(cf::candidates(&cat, &profile, &elig, counts.cf)))
+        b.iter(|| black_box(cf::candidates(&cat, &profile, &elig, counts.cf, NONE)))
     });
     g.bench_function("source_content_200", |b| {
-        b.iter(|| black_box(content::candidates(&cat, &profile, &elig, counts.content)))
+        b.iter(|| {
+            black_box(content::candidates(
+                &cat,
+                &profile,
+                &elig,
+                counts.content,
+                NONE,
+            ))
+        })
     });
     g.bench_function("source_session_100", |b| {
-        b.iter(|| black_box(session::candidates(&cat, &profile, &elig, counts.session)))
+        b.iter(|| {
+            black_box(session::candidates(
+                &cat,
+                &profile,
+                &elig,
+                counts.session,
+                NONE,
+            ))
+        })
     });
     g.bench_function("source_item2item_200", |b| {
-        b.iter(|| black_box(item2item::candidates(m, &profile, &elig, counts.item2item)))
+        b.iter(|| {
+            black_box(item2item::candidates(
+                m,
+                &profile,
+                &elig,
+                counts.item2item,
+                NONE,
+            ))
+        })
     });
     g.bench_function("source_popular_50", |b| {
         b.iter(|| black_box(popular::candidates(m, &profile, &elig, counts.popular)))
     });
     let lists = [
-        cf::candidates(&cat, &profile, &elig, counts.cf),
-        content::candidates(&cat, &profile, &elig, counts.content),
-        session::candidates(&cat, &profile, &elig, counts.session),
+        cf::candidates(&cat, &profile, &elig, counts.cf, NONE).list,
+        content::candidates(&cat, &profile, &elig, counts.content, NONE).list,
+        session::candidates(&cat, &profile, &elig, counts.session, NONE).list,
         popular::candidates(m, &profile, &elig, counts.popular),
-        item2item::candidates(m, &profile, &elig, counts.item2item),
+        item2item::candidates(m, &profile, &elig, counts.item2item, NONE).list,
         segment::candidates(m, &profile, &elig, counts.segment),
     ];
     g.bench_function("merge", |b| b.iter(|| black_box(merge(&lists))));

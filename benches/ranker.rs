@@ -14,12 +14,15 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use recserve::bundle::Model;
 use recserve::config::Config;
-use recserve::pipeline::{Engine, Query};
+use recserve::pipeline::{Deadline, Engine, Query};
 use recserve::ranking::features::build_rows;
 use recserve::ranking::gbdt::NativeModel;
 use recserve::ranking::lgbm::{LabeledRows, LgbmBooster, train_lambdarank};
 use recserve::retrieval::{cf, content, item2item, merge, popular, segment, session};
 use serde_json::json;
+
+/// Sources benched on their own run to completion (no request deadline).
+const NONE: Deadline = Deadline::NONE;
 
 const N_FEATURES: usize = 20;
 const N_TREES: usize = 300;
@@ -139,11 +142,11 @@ fn demo_rows(bundle: &std::path::Path) -> Vec<f32> {
         };
         let (profile, elig) = e.prepare(&q);
         let lists = [
-            cf::candidates(&cat, &profile, &elig, counts.cf),
-            content::candidates(&cat, &profile, &elig, counts.content),
-            session::candidates(&cat, &profile, &elig, counts.session),
+            cf::candidates(&cat, &profile, &elig, counts.cf, NONE).list,
+            content::candidates(&cat, &profile, &elig, counts.content, NONE).list,
+            session::candidates(&cat, &profile, &elig, counts.session, NONE).list,
             popular::candidates(m, &profile, &elig, counts.popular),
-            item2item::candidates(m, &profile, &elig, counts.item2item),
+            item2item::candidates(m, &profile, &elig, counts.item2item, NONE).list,
             segment::candidates(m, &profile, &elig, counts.segment),
         ];
         build_rows(m, &profile, &merge(&lists), &mut rows);

@@ -5,7 +5,8 @@
 # rate, latency from the scheduled start) and reports, from the client: the share of 200s that are
 # "ranked", ranked goodput against the peak, p99 of the 200s against the request budget; and from
 # the server: CPU in the second after the load stops, and RSS growth. Then a closed-loop run at 512
-# connections. Needs wrk (installed from Debian when missing).
+# connections, and the admission counters (shed by reason, queue waits, searches cut at their
+# deadline). Needs wrk (installed from Debian when missing).
 #   scripts/overload.sh [factor=3] [seconds=20]   (OPENLOOP_CONNECTIONS, default 1000: the
 #   generator's connections; a request due while all are busy is skipped and counted "late")
 set -euo pipefail
@@ -72,3 +73,5 @@ ranked = d.get(("2xx", "ranked"), 0)
 shed = sum(v for (s, _), v in d.items() if s == "5xx")
 print(f"closed loop, 512 connections, 15 s: {int(ok)} 200s, ranked share {ranked / ok if ok else 0:.3f} (target >= 0.90), {int(shed)} 5xx (shed)")
 PY
+# Admission control over the whole run: shed by reason, queue waits, sources cut at their deadline.
+grep -E '^recserve_(requests_shed_total|admission_queue_wait_seconds_(count|sum)|source_searches_cut_total|pipeline_jobs_abandoned_total)' "$OUT/metrics-after.txt" || true

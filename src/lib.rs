@@ -9,6 +9,7 @@ pub mod catalogue;
 pub mod clock;
 pub mod config;
 pub mod data;
+pub mod deadline;
 pub mod eval;
 pub mod feedback;
 pub mod pipeline;

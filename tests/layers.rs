@@ -11,8 +11,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 const LAYERS: &[&[&str]] = &[
-    &["clock", "splitmix", "data"], // time helpers; a seedable generator; input data readers and the generator
-    &["bundle"],                    // the trained model bundle: read, write, validate
+    &["clock", "deadline", "splitmix", "data"], // time helpers; the request deadline; a seedable generator; input data readers and the generator
+    &["bundle"],                                // the trained model bundle: read, write, validate
     &["retrieval", "bandit", "catalogue"], // candidate generation (types, indexes, sources, merge); the contextual bandit; the runtime catalogue overlay
     &["ranking"],           // the one feature definition, the ranker, blend and top-n
     &["pipeline"],          // the request pipeline: fan-out under a deadline, the fallback chain

@@ -232,7 +232,14 @@ fn cold_items_are_reachable_through_their_features() {
             ..Default::default()
         };
         let (p, e) = t.engine.prepare(&q);
-        let list = recserve::retrieval::content::candidates(&t.engine.catalog(), &p, &e, 200);
+        let list = recserve::retrieval::content::candidates(
+            &t.engine.catalog(),
+            &p,
+            &e,
+            200,
+            recserve::deadline::Deadline::NONE,
+        )
+        .list;
         proposed += list
             .iter()
             .filter(|(i, _)| t.cold_items.contains(i))

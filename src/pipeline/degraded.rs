@@ -11,6 +11,9 @@ pub enum Degraded {
     SourceOverBudget(Source),
     /// A candidate source panicked or failed.
     SourceError(Source),
+    /// A candidate source's search reached its deadline mid-way and stopped there: its list is
+    /// the best of what it had scored (used, but possibly missing better items).
+    SourceCut(Source),
     /// `category=` named a category the bundle does not know (it matches no item).
     CategoryUnknown,
     /// No source proposed an eligible item.
@@ -37,7 +40,9 @@ impl Degraded {
     /// The stage that was skipped (a bounded metric label).
     pub fn stage(self) -> &'static str {
         match self {
-            Degraded::SourceOverBudget(s) | Degraded::SourceError(s) => s.as_str(),
+            Degraded::SourceOverBudget(s) | Degraded::SourceError(s) | Degraded::SourceCut(s) => {
+                s.as_str()
+            }
             Degraded::CategoryUnknown => "category",
             Degraded::NoCandidates => "retrieval",
             Degraded::RankerUnavailable
@@ -57,6 +62,7 @@ impl Degraded {
             | Degraded::RankerOverBudget
             | Degraded::RequestOverBudget => "over_budget",
             Degraded::SourceError(_) | Degraded::RankerError | Degraded::PipelineError => "error",
+            Degraded::SourceCut(_) => "cut",
             Degraded::CategoryUnknown => "unknown",
             Degraded::NoCandidates => "no_candidates",
             Degraded::RankerUnavailable | Degraded::HistoryUnavailable => "unavailable",
@@ -80,6 +86,12 @@ impl Degraded {
             Degraded::SourceError(Popular) => "popular:error",
             Degraded::SourceError(Item2Item) => "item2item:error",
             Degraded::SourceError(Segment) => "segment:error",
+            Degraded::SourceCut(Cf) => "cf:cut",
+            Degraded::SourceCut(Content) => "content:cut",
+            Degraded::SourceCut(Session) => "session:cut",
+            Degraded::SourceCut(Popular) => "popular:cut",
+            Degraded::SourceCut(Item2Item) => "item2item:cut",
+            Degraded::SourceCut(Segment) => "segment:cut",
             Degraded::CategoryUnknown => "category:unknown",
             Degraded::NoCandidates => "retrieval:no_candidates",
             Degraded::RankerUnavailable => "ranker:unavailable",
@@ -108,6 +120,12 @@ impl Degraded {
             Degraded::SourceError(Popular) => "popular_error",
             Degraded::SourceError(Item2Item) => "item2item_error",
             Degraded::SourceError(Segment) => "segment_error",
+            Degraded::SourceCut(Cf) => "cf_cut",
+            Degraded::SourceCut(Content) => "content_cut",
+            Degraded::SourceCut(Session) => "session_cut",
+            Degraded::SourceCut(Popular) => "popular_cut",
+            Degraded::SourceCut(Item2Item) => "item2item_cut",
+            Degraded::SourceCut(Segment) => "segment_cut",
             Degraded::CategoryUnknown => "category_unknown",
             Degraded::NoCandidates => "retrieval_no_candidates",
             Degraded::RankerUnavailable => "ranker_unavailable",
@@ -150,7 +168,13 @@ mod tests {
     fn all() -> Vec<Degraded> {
         let mut v: Vec<Degraded> = Source::ALL
             .into_iter()
-            .flat_map(|s| [Degraded::SourceOverBudget(s), Degraded::SourceError(s)])
+            .flat_map(|s| {
+                [
+                    Degraded::SourceOverBudget(s),
+                    Degraded::SourceError(s),
+                    Degraded::SourceCut(s),
+                ]
+            })
             .collect();
         v.extend([
             Degraded::CategoryUnknown,

@@ -7,11 +7,10 @@
 //! Files: `request` (what goes in and out), `engine` (construction, warm-up, profile),
 //! `fanout` (stage 1 under budgets), `chain` (the fallback chain and the request budget),
 //! `explain` (why each item was shown, only when asked),
-//! `degraded` (typed reasons), `deadline`, `executor` (the pipeline's thread pool), `config`.
+//! `degraded` (typed reasons), `executor` (the pipeline's thread pool), `config`.
 
 mod chain;
 pub mod config;
-mod deadline;
 mod degraded;
 mod engine;
 mod executor;
@@ -19,9 +18,9 @@ mod explain;
 mod fanout;
 mod request;
 
+pub use crate::deadline::Deadline;
 pub use chain::recommend_within;
 pub use config::{Parallelism, ServingConfig, SourceBudgets};
-pub use deadline::Deadline;
 pub use degraded::Degraded;
 pub use engine::{Engine, EngineError, Plan};
 pub use executor::PipelinePool;

@@ -42,6 +42,21 @@ impl Source {
 /// One source's ranked output: (item, score), best first.
 pub type SourceList = Vec<(u32, f32)>;
 
+/// What a source found under its deadline: its list, and whether its search stopped at the
+/// deadline with the best it had seen so far (`cut`) instead of running to completion.
+#[derive(Debug, Clone, Default)]
+pub struct Found {
+    pub list: SourceList,
+    pub cut: bool,
+}
+
+impl Found {
+    /// A list from a search that ran to completion.
+    pub fn complete(list: SourceList) -> Self {
+        Self { list, cut: false }
+    }
+}
+
 /// One merged candidate: the item and, per source, its score and 0-based rank (NaN when the
 /// source did not propose it).
 #[derive(Debug, Clone, Copy, PartialEq)]

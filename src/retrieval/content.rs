@@ -2,16 +2,17 @@
 //! session items) → nearest items by cosine over item content embeddings. Reaches items that have
 //! features but no interactions.
 
-use super::{Catalog, Eligibility, SearchEligible, SourceList, UserProfile};
+use super::{Catalog, Deadline, Eligibility, Found, SearchEligible, UserProfile};
 
 pub fn candidates(
     catalog: &Catalog<'_>,
     profile: &UserProfile,
     elig: &Eligibility,
     k: usize,
-) -> SourceList {
+    deadline: Deadline,
+) -> Found {
     if k == 0 || profile.content_profile.is_empty() {
-        return Vec::new();
+        return Found::default();
     }
     catalog.content_index.search_eligible(
         &profile.content_profile,
@@ -19,5 +20,6 @@ pub fn candidates(
         &elig.excluded,
         elig.members(catalog.model),
         |i| elig.in_category(catalog.model, i),
+        deadline,
     )
 }

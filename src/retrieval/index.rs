@@ -9,6 +9,10 @@
 //! Exclusions come as [`ExcludedIds`] (sorted ids): the exact scan skips them by position, with
 //! no per-item lookup; other filters are a predicate called only for would-be results.
 //!
+//! A search under a bounded [`Deadline`] looks at it every few thousand items scored (or graph
+//! nodes expanded) and, once it has passed, stops and returns the best of what it has seen,
+//! saying so ([`Coverage::Cut`]): abandoned work stops instead of running to completion.
+//!
 //! Submodules: `exact` (dot kernels, key selection scan, bounded top-k heap), `mips` (augmentation, graph build),
 //! `graph` (inner-product beam search over the graph), `persist` (checksummed graph dumps).
 
@@ -25,6 +29,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+use crate::deadline::Deadline;
 
 use self::exact::{Kernel, ScanScratch, TopK};
 use self::graph::{GraphScratch, Items, ProximityGraph};
@@ -183,6 +189,20 @@ impl FromIterator<u32> for ExcludedIds {
 impl SearchScratch {
     pub fn new() -> Self {
         Self::default()
+    }
+}
+
+/// Whether a search looked at everything it would have offline, or stopped at its deadline and
+/// returned the best of the items it had scored by then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coverage {
+    Complete,
+    Cut,
+}
+
+impl Coverage {
+    pub fn is_cut(self) -> bool {
+        self == Coverage::Cut
     }
 }
 
@@ -348,35 +368,58 @@ impl VectorIndex {
         scratch: &mut SearchScratch,
         out: &mut Vec<(u32, f32)>,
     ) -> Result<(), IndexError> {
+        let _complete =
+            self.search_within(query, k, excluded, allow, Deadline::NONE, scratch, out)?;
+        Ok(())
+    }
+
+    /// [`search_excluding`](Self::search_excluding) under `deadline`: past it, the search stops at
+    /// its next check and returns the best items it had scored ([`Coverage::Cut`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn search_within(
+        &self,
+        query: &[f32],
+        k: usize,
+        excluded: &ExcludedIds,
+        allow: impl Fn(u32) -> bool,
+        deadline: Deadline,
+        scratch: &mut SearchScratch,
+        out: &mut Vec<(u32, f32)>,
+    ) -> Result<Coverage, IndexError> {
         out.clear();
         self.check_query(query)?;
         // More than `n` results cannot exist; clamping keeps buffer sizes bounded for huge `k`.
         let k = k.min(self.n);
         if k == 0 {
-            return Ok(());
+            return Ok(Coverage::Complete);
         }
         let SearchScratch { top, scan, graph } = scratch;
         let (vectors, bias, dim) = (&self.vectors, self.bias.as_deref(), self.dim);
-        match &self.backend {
+        let coverage = match &self.backend {
             Backend::Exact => {
                 let ids = excluded.as_slice();
                 let kernel = self.kernel;
-                exact::scan(vectors, bias, dim, query, k, ids, &allow, kernel, scan, out);
+                exact::scan(
+                    vectors, bias, dim, query, k, ids, &allow, kernel, deadline, scan, out,
+                )
             }
             Backend::Graph { graph: g, .. } => {
                 let items = Items { vectors, bias, dim };
                 let allow = |id| !excluded.contains(id) && allow(id);
-                g.search(items, query, k, &allow, top, graph);
+                let coverage = g.search(items, query, k, &allow, deadline, top, graph);
                 top.drain_sorted_into(out);
                 out.truncate(k);
+                coverage
             }
-        }
-        Ok(())
+        };
+        Ok(coverage)
     }
 
     /// Exact top-`k` among `members` (a category's items, say) that are not in `excluded` and pass
     /// `allow`; best first by score, then id. `O(|members| · dim)`: what a filter admitting few items should cost,
-    /// whatever the backend. Ids outside the catalogue are ignored.
+    /// whatever the backend. Ids outside the catalogue are ignored. Past `deadline` (checked every
+    /// few thousand members) it answers from the members scored so far ([`Coverage::Cut`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn search_among(
         &self,
         query: &[f32],
@@ -384,28 +427,38 @@ impl VectorIndex {
         members: &[u32],
         excluded: &ExcludedIds,
         allow: impl Fn(u32) -> bool,
+        deadline: Deadline,
         out: &mut Vec<(u32, f32)>,
-    ) -> Result<(), IndexError> {
+    ) -> Result<Coverage, IndexError> {
         out.clear();
         self.check_query(query)?;
         if k == 0 {
-            return Ok(());
+            return Ok(Coverage::Complete);
         }
         let dim = self.dim;
-        let mut keys: Vec<u64> = members
-            .iter()
-            .filter(|&&id| (id as usize) < self.n && !excluded.contains(id) && allow(id))
-            .map(|&id| {
-                let i = id as usize;
-                let row = &self.vectors[i * dim..(i + 1) * dim];
-                let b = self.bias.as_ref().map_or(0.0, |b| b[i]);
-                exact::key(exact::dot(query, row) + b, id)
-            })
-            .collect();
+        let mut keys: Vec<u64> = Vec::with_capacity(members.len().min(exact::CHECK_EVERY));
+        let mut coverage = Coverage::Complete;
+        for (c, chunk) in members.chunks(exact::CHECK_EVERY).enumerate() {
+            if c > 0 && deadline.expired() {
+                coverage = Coverage::Cut;
+                break;
+            }
+            keys.extend(
+                chunk
+                    .iter()
+                    .filter(|&&id| (id as usize) < self.n && !excluded.contains(id) && allow(id))
+                    .map(|&id| {
+                        let i = id as usize;
+                        let row = &self.vectors[i * dim..(i + 1) * dim];
+                        let b = self.bias.as_ref().map_or(0.0, |b| b[i]);
+                        exact::key(exact::dot(query, row) + b, id)
+                    }),
+            );
+        }
         keys.sort_unstable();
         keys.dedup();
         out.extend(keys.iter().rev().take(k).map(|&key| exact::unkey(key)));
-        Ok(())
+        Ok(coverage)
     }
 
     /// Applies the search-time fields of `cfg` (`ef_search`, `seed_pool`, `seeds`) without

@@ -2,9 +2,11 @@
 //! ones, fitted in `train`). A candidate's score is the sum of the neighbour weights that point
 //! to it from the user's recent history, online events and session items, in
 //! O(seeds × K): the production form of "people who consumed these also consumed". Serves known
-//! users, users known only by their online history, and anonymous sessions alike.
+//! users, users known only by their online history, and anonymous sessions alike. Under a
+//! deadline it looks at the clock every [`NEIGHBOURS_PER_CHECK`] neighbour weights and, once past
+//! it, scores with the seeds added so far.
 
-use super::{Eligibility, SourceList, UserProfile};
+use super::{Deadline, Eligibility, Found, SourceList, UserProfile};
 use crate::bundle::Model;
 use std::cell::RefCell;
 
@@ -15,6 +17,10 @@ struct Scratch {
     touched: Vec<u32>,
 }
 
+/// Neighbour weights added between two looks at the deadline (a clock read per few thousand
+/// additions; none at all for a profile with fewer).
+pub const NEIGHBOURS_PER_CHECK: usize = 4_096;
+
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
@@ -24,13 +30,14 @@ pub fn candidates(
     profile: &UserProfile,
     elig: &Eligibility,
     k: usize,
-) -> SourceList {
+    deadline: Deadline,
+) -> Found {
     if k == 0 || model.item2item_k == 0 || profile.seeds.is_empty() {
-        return Vec::new();
+        return Found::default();
     }
     SCRATCH.with(|s| match s.try_borrow_mut() {
-        Ok(mut scratch) => score(model, profile, elig, k, &mut scratch),
-        Err(_) => score(model, profile, elig, k, &mut Scratch::default()),
+        Ok(mut scratch) => score(model, profile, elig, k, deadline, &mut scratch),
+        Err(_) => score(model, profile, elig, k, deadline, &mut Scratch::default()),
     })
 }
 
@@ -39,15 +46,26 @@ fn score(
     profile: &UserProfile,
     elig: &Eligibility,
     k: usize,
+    deadline: Deadline,
     s: &mut Scratch,
-) -> SourceList {
+) -> Found {
     let n = model.n_items();
     if s.score.len() != n {
         s.score = vec![0.0; n];
     }
     s.touched.clear();
+    let mut cut = false;
+    let mut since_check = 0;
     for &seed in &profile.seeds {
+        if since_check >= NEIGHBOURS_PER_CHECK {
+            since_check = 0;
+            if deadline.expired() {
+                cut = true;
+                break;
+            }
+        }
         let (ids, weights) = model.item2item(seed);
+        since_check += ids.len();
         for (&j, &w) in ids.iter().zip(weights) {
             let Ok(j) = u32::try_from(j) else {
                 break; // -1 pads the end of a row
@@ -86,5 +104,5 @@ fn score(
         out.truncate(k);
     }
     out.sort_unstable_by(cmp);
-    out
+    Found { list: out, cut }
 }

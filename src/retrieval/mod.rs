@@ -2,7 +2,9 @@
 //! sources and the merge. Each source is a pure function of the [`Catalog`] it searches, the
 //! user profile and the eligibility filter, so the pipeline, the trainer (ranker labels), the
 //! evaluator and the benches call the very same code. Sources never see HTTP types, the engine
-//! or the ranker, and never block on locks.
+//! or the ranker, and never block on locks. The searching sources (cf, content, session,
+//! item2item) take the request's [`Deadline`] and stop mid-search once it has passed, returning
+//! what they found and saying so ([`Found::cut`]); offline callers pass [`Deadline::NONE`].
 
 pub mod candidate;
 pub mod cf;
@@ -14,7 +16,8 @@ pub mod profile;
 pub mod segment;
 pub mod session;
 
-pub use candidate::{Candidate, N_SOURCES, Source, SourceList, merge, source_names};
+pub use crate::deadline::Deadline;
+pub use candidate::{Candidate, Found, N_SOURCES, Source, SourceList, merge, source_names};
 pub use profile::UserProfile;
 
 use crate::bundle::Model;
@@ -92,7 +95,8 @@ pub fn index_for(
 /// Top-`k` items by the index's score that are not in `excluded` and pass `allow`, best first
 /// (the exact scan skips `excluded` by position and calls `allow` only for would-be results; the
 /// graph search walks past excluded items). With `among` (the members of a requested category),
-/// only those items can be results, and a short enough list is scanned exactly instead.
+/// only those items can be results, and a short enough list is scanned exactly instead. Past
+/// `deadline` the search stops with what it has (`Found::cut`).
 pub trait SearchEligible {
     fn search_eligible(
         &self,
@@ -101,7 +105,8 @@ pub trait SearchEligible {
         excluded: &ExcludedIds,
         among: Option<&[u32]>,
         allow: impl Fn(u32) -> bool,
-    ) -> SourceList;
+        deadline: Deadline,
+    ) -> Found;
 }
 
 /// A category filter whose members number at most this is served by an exact scan of the
@@ -122,28 +127,33 @@ impl SearchEligible for VectorIndex {
         excluded: &ExcludedIds,
         among: Option<&[u32]>,
         allow: impl Fn(u32) -> bool,
-    ) -> SourceList {
+        deadline: Deadline,
+    ) -> Found {
         let mut out = Vec::with_capacity(k.min(self.len()));
-        if let Some(members) = among.filter(|m| m.len() < EXACT_AMONG_BELOW) {
-            if let Err(e) = self.search_among(query, k, members, excluded, &allow, &mut out) {
+        let res = match among.filter(|m| m.len() < EXACT_AMONG_BELOW) {
+            Some(members) => {
+                self.search_among(query, k, members, excluded, &allow, deadline, &mut out)
+            }
+            None => SCRATCH.with(|s| match s.try_borrow_mut() {
+                Ok(mut scratch) => {
+                    self.search_within(query, k, excluded, &allow, deadline, &mut scratch, &mut out)
+                }
+                Err(_) => {
+                    let mut scratch = index::SearchScratch::new();
+                    let s = &mut scratch;
+                    self.search_within(query, k, excluded, &allow, deadline, s, &mut out)
+                }
+            }),
+        };
+        match res {
+            Ok(coverage) => Found {
+                list: out,
+                cut: coverage.is_cut(),
+            },
+            Err(e) => {
                 tracing::warn!(error = %e, "vector search failed; source returns nothing");
-                out.clear();
+                Found::default()
             }
-            return out;
         }
-        let res = SCRATCH.with(|s| match s.try_borrow_mut() {
-            Ok(mut scratch) => {
-                self.search_excluding(query, k, excluded, &allow, &mut scratch, &mut out)
-            }
-            Err(_) => {
-                let mut scratch = index::SearchScratch::new();
-                self.search_excluding(query, k, excluded, &allow, &mut scratch, &mut out)
-            }
-        });
-        if let Err(e) = res {
-            tracing::warn!(error = %e, "vector search failed; source returns nothing");
-            out.clear();
-        }
-        out
     }
 }

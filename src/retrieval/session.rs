@@ -2,7 +2,7 @@
 //! was consumed together), the most recent item weighted highest, in one index search; works for
 //! anonymous requests.
 
-use super::{Catalog, Eligibility, SearchEligible, SourceList, UserProfile};
+use super::{Catalog, Deadline, Eligibility, Found, SearchEligible, UserProfile};
 
 /// Items of `recent` used as seeds, most recent first.
 const MAX_SEEDS: usize = 3;
@@ -14,9 +14,10 @@ pub fn candidates(
     profile: &UserProfile,
     elig: &Eligibility,
     k: usize,
-) -> SourceList {
+    deadline: Deadline,
+) -> Found {
     if k == 0 || profile.recent.is_empty() {
-        return Vec::new();
+        return Found::default();
     }
     let model = catalog.model;
     let seeds: Vec<u32> = profile
@@ -41,7 +42,7 @@ pub fn candidates(
         }
     }
     if query.iter().all(|&x| x == 0.0) {
-        return Vec::new();
+        return Found::default();
     }
     catalog.cf_index.search_eligible(
         &query,
@@ -49,5 +50,6 @@ pub fn candidates(
         &elig.excluded,
         elig.members(catalog.model),
         |i| !seeds.contains(&i) && elig.in_category(model, i),
+        deadline,
     )
 }

@@ -19,8 +19,15 @@ pub struct ServerConfig {
     pub demo_cache_dir: PathBuf,
     /// Bearer token for `/admin/*`; empty disables the admin routes (they answer 401).
     pub admin_token: String,
-    /// Requests served at once; excess requests are shed with 503 + Retry-After.
+    /// Business requests in flight at once (the CPU work's limit); 0 = four per pipeline thread.
+    /// Past it, requests wait in the admission queue.
     pub max_concurrency: usize,
+    /// Requests that may wait for an in-flight slot, first come first served; a request finding
+    /// the queue full is shed at once with 503 + Retry-After (0 = no queue).
+    pub admission_queue: usize,
+    /// The longest a request waits in the admission queue before it is shed with 503 +
+    /// Retry-After. The wait counts against its request budget.
+    pub admission_queue_timeout_ms: u64,
     /// Longest accepted query string, bytes (longer → 414).
     pub max_query_bytes: usize,
     /// Largest accepted request body, bytes (larger → 413).
@@ -48,8 +55,6 @@ pub struct ServerConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerConfigError {
-    #[error("server.max_concurrency must be > 0")]
-    ZeroConcurrency,
     #[error("server.{0} must be > 0")]
     Zero(&'static str),
     #[error("server.addr {0:?} is not HOST:PORT")]
@@ -65,10 +70,24 @@ impl ServerConfig {
         }
     }
 
-    pub fn validate(&self) -> Result<(), ServerConfigError> {
-        if self.max_concurrency == 0 {
-            return Err(ServerConfigError::ZeroConcurrency);
+    /// [`Self::pipeline_threads`] resolved: 0 becomes one per available core.
+    pub fn pipeline_workers(&self) -> usize {
+        match self.pipeline_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
         }
+    }
+
+    /// [`Self::max_concurrency`] resolved: 0 becomes four requests per pipeline thread (one
+    /// running, the others in their async parts or next in the pool's queue), 8 on 2 cores.
+    pub fn in_flight_limit(&self) -> usize {
+        match self.max_concurrency {
+            0 => 4 * self.pipeline_workers(),
+            n => n,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ServerConfigError> {
         for (name, v) in [
             ("max_connections", self.max_connections as u64),
             ("header_read_timeout_ms", self.header_read_timeout_ms),

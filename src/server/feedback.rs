@@ -1,17 +1,20 @@
 //! `POST /feedback` and `POST /feedback/batch`: validate, make durable, then answer 202. A 202
-//! means the event is on disk (fsync'd, group-committed with concurrent requests).
+//! means the event is on disk (fsync'd, group-committed with concurrent requests). The admission
+//! slot (sized to CPU work) is given back once the body is parsed: the wait for the disk is
+//! bounded by the event log's own queue, not by the CPU limit.
 
+use super::admission::Admission;
 use super::error::ApiError;
 use super::state::AppState;
 use crate::feedback::FeedbackAuth;
 use crate::feedback::events::FeedbackIn;
 use crate::feedback::service::{Ack, FeedbackError, FeedbackService};
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -55,6 +58,13 @@ fn admit(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// Gives the admission slot back before the wait for the disk.
+fn release(admission: Option<Extension<Admission>>) {
+    if let Some(Extension(a)) = admission {
+        drop(a.take());
+    }
+}
+
 pub(super) fn map_err(e: FeedbackError) -> ApiError {
     match e {
         FeedbackError::Invalid(m) => ApiError::bad("invalid_event", m),
@@ -83,11 +93,13 @@ pub(super) fn map_err(e: FeedbackError) -> ApiError {
 )]
 pub async fn post_one(
     State(st): State<Arc<AppState>>,
+    admission: Option<Extension<Admission>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     admit(&st, &headers)?;
     let ev: FeedbackIn = json_body(&headers, body)?;
+    release(admission);
     let ack = service(&st)?.ingest(vec![ev]).await.map_err(map_err)?;
     Ok((StatusCode::ACCEPTED, Json(ack)).into_response())
 }
@@ -119,11 +131,13 @@ pub struct Batch {
 )]
 pub async fn post_batch(
     State(st): State<Arc<AppState>>,
+    admission: Option<Extension<Admission>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     admit(&st, &headers)?;
     let batch: Batch = json_body(&headers, body)?;
+    release(admission);
     let max = st.cfg.feedback.max_batch;
     if batch.events.is_empty() || batch.events.len() > max {
         return Err(ApiError::bad(

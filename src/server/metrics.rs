@@ -19,7 +19,15 @@ pub struct Metrics {
     pub fallbacks: IntCounterVec,
     pub budget_overruns: IntCounterVec,
     pub variant_resolution: IntCounterVec,
-    pub shed: IntCounter,
+    /// Requests refused with 503 by admission control, by `reason` (`queue_full`,
+    /// `queue_timeout`).
+    pub shed: IntCounterVec,
+    /// Requests waiting in the admission queue right now.
+    pub admission_queue_depth: IntGauge,
+    /// Time admitted requests waited for a slot (0 when one was free).
+    pub admission_wait: Histogram,
+    /// Source searches stopped at their deadline mid-way (their partial list was used).
+    pub source_cuts: IntCounterVec,
     /// Pipeline jobs dropped unrun because their request's budget ran out while they queued.
     pub pipeline_abandoned: IntCounter,
     pub reloads: IntCounterVec,
@@ -123,11 +131,29 @@ impl Metrics {
             "How the A/B variant was chosen: requested, missing header (default) or unknown name (default).",
             &["resolution"],
         )?;
-        let shed = IntCounter::new(
+        let shed = counter_vec(
             "requests_shed_total",
-            "Requests rejected with 503 by the concurrency limit.",
+            "Requests refused with 503 by admission control: the queue was full (queue_full) or no slot freed within server.admission_queue_timeout_ms (queue_timeout).",
+            &["reason"],
         )?;
-        r.register(Box::new(shed.clone()))?;
+        let admission_queue_depth = IntGauge::new(
+            "admission_queue_depth",
+            "Requests waiting in the admission queue for an in-flight slot.",
+        )?;
+        r.register(Box::new(admission_queue_depth.clone()))?;
+        let admission_wait = Histogram::with_opts(
+            HistogramOpts::new(
+                "admission_queue_wait_seconds",
+                "Time an admitted request waited for an in-flight slot (0 when one was free).",
+            )
+            .buckets(latency_buckets()),
+        )?;
+        r.register(Box::new(admission_wait.clone()))?;
+        let source_cuts = counter_vec(
+            "source_searches_cut_total",
+            "Candidate source searches stopped at their deadline mid-way; the partial list was used (degraded <source>:cut).",
+            &["source"],
+        )?;
         let pipeline_abandoned = IntCounter::new(
             "pipeline_jobs_abandoned_total",
             "Pipeline jobs dropped unrun: the request's budget ran out while they were queued (the request was answered from popularity).",
@@ -193,6 +219,9 @@ impl Metrics {
             budget_overruns,
             variant_resolution,
             shed,
+            admission_queue_depth,
+            admission_wait,
+            source_cuts,
             pipeline_abandoned,
             reloads,
             rollouts,

@@ -166,17 +166,14 @@ pub async fn recommend(
         overlay: overlay.clone(),
         seen_added,
     };
-    // The admission permit rides in the pipeline task: the slot frees when the work ends.
-    let permit = admission.and_then(|Extension(a)| a.take());
-    let mut rec = recommend_within(
-        &engine,
-        &st.pool,
-        q.clone(),
-        treatment,
-        scfg.total_budget(),
-        permit,
-    )
-    .await;
+    // The admission permit rides in the pipeline task: the slot frees when the work ends. The
+    // time the request queued for it comes out of its budget.
+    let (permit, queued) = match admission {
+        Some(Extension(a)) => (a.take(), a.waited()),
+        None => (None, std::time::Duration::ZERO),
+    };
+    let budget = scfg.total_budget().saturating_sub(queued);
+    let mut rec = recommend_within(&engine, &st.pool, q.clone(), treatment, budget, permit).await;
     if history_unavailable {
         rec.degraded.push(Degraded::HistoryUnavailable);
     }
@@ -330,6 +327,9 @@ fn observe(st: &AppState, rec: &Recommendation) {
         // A closed set of typed reasons, so these are bounded label values.
         if d.is_over_budget() {
             m.budget_overruns.with_label_values(&[d.stage()]).inc();
+        }
+        if let Degraded::SourceCut(s) = d {
+            m.source_cuts.with_label_values(&[s.as_str()]).inc();
         }
         if rec.strategy != Strategy::Ranked || d.is_ranker() {
             m.fallbacks.with_label_values(&[d.metric_label()]).inc();

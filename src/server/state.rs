@@ -23,10 +23,11 @@ pub struct AppState {
     pub reload_lock: tokio::sync::Mutex<()>,
     /// Set once the event log has opened (in the background after the listener starts).
     pub feedback: std::sync::OnceLock<Arc<crate::feedback::service::FeedbackService>>,
-    /// The one in-flight limit of the business routes (`server.max_concurrency` permits). A
+    /// The one in-flight limit of the business routes and its bounded queue
+    /// (`server.max_concurrency`, `admission_queue`, `admission_queue_timeout_ms`). A
     /// recommendation's permit moves into its pipeline task, so it is held until the CPU work
     /// really ends, even when the answer has already gone out as a budget fallback.
-    pub admission: Arc<tokio::sync::Semaphore>,
+    pub admission: super::admission::AdmissionControl,
     /// The threads every request's pipeline runs on (`server.pipeline_threads`); it outlives
     /// reloads.
     pub pool: crate::pipeline::PipelinePool,
@@ -45,7 +46,12 @@ impl AppState {
         metrics: Arc<Metrics>,
         bundle_dir: PathBuf,
     ) -> std::io::Result<Self> {
-        let cfg_max_concurrency = cfg.server.max_concurrency;
+        let admission = super::admission::AdmissionControl::new(
+            cfg.server.in_flight_limit(),
+            cfg.server.admission_queue,
+            std::time::Duration::from_millis(cfg.server.admission_queue_timeout_ms),
+            &metrics,
+        );
         let abandoned = metrics.pipeline_abandoned.clone();
         let pool = crate::pipeline::PipelinePool::new(cfg.server.pipeline_threads, move || {
             abandoned.inc()
@@ -58,7 +64,7 @@ impl AppState {
             bundle_dir: PlMutex::new(bundle_dir),
             reload_lock: tokio::sync::Mutex::new(()),
             feedback: std::sync::OnceLock::new(),
-            admission: Arc::new(tokio::sync::Semaphore::new(cfg_max_concurrency)),
+            admission,
             pool,
             fleet: None,
             overlay: arc_swap::ArcSwap::from_pointee(Default::default()),

@@ -124,7 +124,11 @@ async fn bad_feedback_bodies_get_4xx() {
 async fn overload_is_shed_with_503_and_retry_after() {
     // One slot and a slow pipeline (forced sequential, large candidate counts) make concurrent
     // requests collide; the excess must be shed at once, not queued.
-    let app = TestApp::spawn_with(|c| c.server.max_concurrency = 1).await;
+    let app = TestApp::spawn_with(|c| {
+        c.server.max_concurrency = 1;
+        c.server.admission_queue = 0;
+    })
+    .await;
     let user = app.user_with_history(5);
     let url = format!("{}/recommendations?user_id={user}&n=200", app.base);
     let mut tasks = Vec::new();

@@ -207,9 +207,13 @@ async fn reload_refuses_a_bundle_whose_ranker_does_not_load() {
 
 #[tokio::test]
 async fn a_full_admission_limit_sheds_business_routes_but_not_ops_or_admin() {
-    let app = TestApp::spawn_with(|c| c.server.max_concurrency = 3).await;
+    let app = TestApp::spawn_with(|c| {
+        c.server.max_concurrency = 3;
+        c.server.admission_queue = 0;
+    })
+    .await;
     // Hold every slot, as three long requests would; one limit for all business routes.
-    let held = Arc::clone(&app.state.admission)
+    let held = Arc::clone(app.state.admission.slots())
         .try_acquire_many_owned(3)
         .unwrap();
     let user = app.user_with_history(5);
@@ -252,6 +256,97 @@ async fn a_full_admission_limit_sheds_business_routes_but_not_ops_or_admin() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200, "slots free again once released");
+    app.shutdown().await;
+}
+
+/// The one slot held, requests queue in FIFO order; one that finds the queue full is refused at
+/// once (while the queued one still waits), one that waits past the queue timeout is refused then;
+/// both with 503 + Retry-After and a `reason` on the shed counter. Cost: < 1 s.
+#[tokio::test]
+async fn the_admission_queue_sheds_when_full_and_at_its_deadline() {
+    let app = TestApp::spawn_with(|c| {
+        c.server.max_concurrency = 1;
+        c.server.admission_queue = 1;
+        c.server.admission_queue_timeout_ms = 60_000;
+    })
+    .await;
+    let user = app.user_with_history(5);
+    let url = format!("{}/recommendations?user_id={user}", app.base);
+    let held = Arc::clone(app.state.admission.slots())
+        .try_acquire_owned()
+        .unwrap();
+    let (c, u) = (app.client.clone(), url.clone());
+    let queued = tokio::spawn(async move { c.get(&u).send().await.unwrap().status().as_u16() });
+    while app.state.admission.queued() == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let r = app.client.get(&url).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert_eq!(r.headers().get("retry-after").unwrap(), "1");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "overloaded");
+    assert_eq!(
+        app.state.admission.queued(),
+        1,
+        "refused at once: the queued request is still waiting"
+    );
+    drop(held);
+    assert_eq!(queued.await.unwrap(), 200, "the queued request is served");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains(r#"recserve_requests_shed_total{reason="queue_full"} 1"#));
+    assert!(metrics.contains("recserve_admission_queue_wait_seconds_count"));
+    assert!(metrics.contains("recserve_admission_queue_depth 0"));
+    app.shutdown().await;
+
+    // A short queue deadline: the queued request is refused when it passes.
+    let app = TestApp::spawn_with(|c| {
+        c.server.max_concurrency = 1;
+        c.server.admission_queue_timeout_ms = 30;
+    })
+    .await;
+    let held = Arc::clone(app.state.admission.slots())
+        .try_acquire_owned()
+        .unwrap();
+    let r = app
+        .client
+        .get(format!("{}/recommendations?user_id={user}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert!(r.headers().get("retry-after").is_some());
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains(r#"recserve_requests_shed_total{reason="queue_timeout"} 1"#));
+    drop(held);
+    app.shutdown().await;
+}
+
+/// The default sizing (`max_concurrency = 0`: four per pipeline thread, a 64-deep queue) has room
+/// for 16 concurrent connections: none finds the queue full. (The queue timeout is lifted here, as
+/// a timing bound has no place in a test; `scripts/loadtest.sh` shows c=16 with the defaults.)
+/// Cost: < 1 s.
+#[tokio::test]
+async fn the_default_admission_takes_sixteen_concurrent_connections() {
+    let app = TestApp::spawn_with(|c| c.server.admission_queue_timeout_ms = 60_000).await;
+    let cfg = &app.state.cfg.server;
+    assert_eq!(cfg.max_concurrency, 0, "the shipped default");
+    assert!(cfg.in_flight_limit() + cfg.admission_queue >= 16);
+    let user = app.user_with_history(5);
+    let url = format!("{}/recommendations?user_id={user}", app.base);
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (c, u) = (app.client.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for _ in 0..10 {
+                statuses.push(c.get(&u).send().await.unwrap().status().as_u16());
+            }
+            statuses
+        }));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap().iter().all(|&s| s == 200));
+    }
     app.shutdown().await;
 }
 

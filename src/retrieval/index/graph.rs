@@ -11,11 +11,20 @@
 //!
 //! Filtering happens during the walk: excluded items are traversed (they connect regions) but
 //! never enter the results, so the search widens by itself when many items are excluded.
+//!
+//! Two bounds stop a walk early, each keeping the results found so far: the expansion cap (a
+//! filter admitting few items never fills the results) and the deadline, looked at every
+//! [`EXPANSIONS_PER_CHECK`] expansions.
 
 use std::collections::BinaryHeap;
 
-use super::IndexConfig;
 use super::exact::{TopK, dot};
+use super::{Coverage, IndexConfig};
+use crate::deadline::Deadline;
+
+/// Nodes expanded between two looks at the deadline: with up to `2m` = 32 links each, about the
+/// exact scan's 4,096 items scored per check.
+pub(crate) const EXPANSIONS_PER_CHECK: usize = 128;
 
 /// Layer-0 adjacency in compressed-sparse-row form plus the search set-up.
 #[derive(Debug)]
@@ -198,16 +207,19 @@ impl ProximityGraph {
     }
 
     /// Best-first search for the top-`width` allowed items, where `width = max(ef, k)`; the results
-    /// are left in `top` (capacity `width`) for the caller to drain and truncate to `k`.
+    /// are left in `top` (capacity `width`) for the caller to drain and truncate to `k`. Past
+    /// `deadline` the walk stops at its next check ([`Coverage::Cut`]).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn search(
         &self,
         items: Items<'_>,
         query: &[f32],
         k: usize,
         allow: &impl Fn(u32) -> bool,
+        deadline: Deadline,
         top: &mut TopK,
         scratch: &mut GraphScratch,
-    ) {
+    ) -> Coverage {
         let width = self.params.ef.max(k);
         top.reset(width);
         scratch.begin(self.len());
@@ -240,6 +252,9 @@ impl ProximityGraph {
             if expanded > cap {
                 break;
             }
+            if expanded.is_multiple_of(EXPANSIONS_PER_CHECK) && deadline.expired() {
+                return Coverage::Cut;
+            }
             for &id in self.neighbours_of(current.id) {
                 if !scratch.visit(id) {
                     continue;
@@ -253,6 +268,7 @@ impl ProximityGraph {
                 }
             }
         }
+        Coverage::Complete
     }
 }
 

@@ -320,7 +320,7 @@ proptest! {
             let mut got = Vec::new();
             exact::scan(
                 &c.vectors, c.bias.as_deref(), c.dim, &c.query, k, excluded.as_slice(), &allow,
-                kernel, &mut ScanScratch::default(), &mut got,
+                kernel, Deadline::NONE, &mut ScanScratch::default(), &mut got,
             );
             prop_assert_eq!(bits(&got), bits(&reference), "{:?}, n={}", kernel, c.n);
             // Both layouts, whatever the catalogue size: one buffer, and blocks of `block` items.
@@ -328,7 +328,7 @@ proptest! {
                 let mut got = Vec::new();
                 exact::scan_with(
                     &c.vectors, c.bias.as_deref(), c.dim, &c.query, k, excluded.as_slice(), &allow,
-                    kernel, layout, &mut ScanScratch::default(), &mut got,
+                    kernel, layout, Deadline::NONE, &mut ScanScratch::default(), &mut got,
                 );
                 prop_assert_eq!(bits(&got), bits(&reference), "{:?} {:?}, n={}", kernel, layout, c.n);
             }
@@ -403,6 +403,7 @@ fn blocked_scan_above_the_switch_equals_heap_scan() {
                 excluded.as_slice(),
                 &allow,
                 kernel,
+                Deadline::NONE,
                 &mut ScanScratch::default(),
                 &mut got,
             );
@@ -601,7 +602,7 @@ fn filtered_graph_search_skips_excluded_items() {
 
 #[test]
 fn a_filter_admitting_almost_nothing_stops_at_the_expansion_cap() {
-    // Cost: one 5,000-item graph, ~1 s.
+    // Cost: two 5,000-item graphs, ~2 s.
     let (n, dim) = (5000, 8);
     let (v, queries) = clustered_with_queries(n, 10, dim, 2, 9);
     let q = &queries[..dim];
@@ -612,23 +613,52 @@ fn a_filter_admitting_almost_nothing_stops_at_the_expansion_cap() {
         calls.set(calls.get() + 1);
         allow(id)
     };
-    let run = |cfg: &IndexConfig| {
-        let idx = VectorIndex::build(v.clone(), None, dim, cfg).unwrap();
+    let search = |idx: &VectorIndex, deadline: Deadline| {
         calls.set(0);
         let mut got = Vec::new();
-        idx.search_filtered(q, 30, counted, &mut SearchScratch::new(), &mut got)
+        let none = ExcludedIds::default();
+        let mut scratch = SearchScratch::new();
+        let coverage = idx
+            .search_within(q, 30, &none, counted, deadline, &mut scratch, &mut got)
             .unwrap();
         assert!(got.iter().all(|p| allow(p.0)));
-        (calls.get(), got.len())
+        (calls.get(), got.len(), coverage)
     };
-    let uncapped = run(&IndexConfig {
-        max_expansions: usize::MAX,
-        ..hnsw_cfg()
-    });
-    let capped = run(&IndexConfig {
-        max_expansions: 50,
-        ..hnsw_cfg()
-    });
+    let uncapped_index = VectorIndex::build(
+        v.clone(),
+        None,
+        dim,
+        &IndexConfig {
+            max_expansions: usize::MAX,
+            ..hnsw_cfg()
+        },
+    )
+    .unwrap();
+    let uncapped = search(&uncapped_index, Deadline::NONE);
+    let capped_index = VectorIndex::build(
+        v.clone(),
+        None,
+        dim,
+        &IndexConfig {
+            max_expansions: 50,
+            ..hnsw_cfg()
+        },
+    )
+    .unwrap();
+    let capped = search(&capped_index, Deadline::NONE);
+    // Past its deadline the uncapped walk stops at its first check, with what it found.
+    let cut = search(&uncapped_index, expired());
+    assert_eq!(
+        (uncapped.2, capped.2, cut.2),
+        (Coverage::Complete, Coverage::Complete, Coverage::Cut)
+    );
+    let per_check = super::graph::EXPANSIONS_PER_CHECK;
+    assert!(
+        cut.0 <= 16 + per_check * 2 * 16 && cut.0 < uncapped.0,
+        "a walk past its deadline scored {} (uncapped {})",
+        cut.0,
+        uncapped.0
+    );
     // Uncapped, the search scores most of the catalogue looking for admitted items; capped, at
     // most the seed pool plus 50 expansions of at most 2m links each.
     assert!(
@@ -642,6 +672,91 @@ fn a_filter_admitting_almost_nothing_stops_at_the_expansion_cap() {
         capped.0
     );
     assert!(capped.0 * 2 < uncapped.0);
+}
+
+/// A deadline that has already passed: a search under it stops at its first check.
+fn expired() -> Deadline {
+    Deadline::at(std::time::Instant::now())
+}
+
+#[test]
+fn an_exact_scan_past_its_deadline_stops_and_answers_from_the_items_it_scored() {
+    // Cost: 5 × 4,096 items × 16-d, a few ms.
+    let (n, dim, k) = (5 * exact::CHECK_EVERY + 123, 16, 50);
+    let c = ScanCase::new(21, n, dim, false, true, 10);
+    let excluded = ExcludedIds::new(c.excluded.iter().copied());
+    let allow = |_: u32| true;
+    // The first check comes after CHECK_EVERY items: the answer is the exact top-k of those.
+    let m = exact::CHECK_EVERY;
+    let bias = c.bias.as_deref().map(|b| &b[..m]);
+    let prefix = heap_scan_reference(&c.vectors[..m * dim], bias, dim, &c.query, k, |id| {
+        !excluded.contains(id)
+    });
+    let whole = heap_scan_reference(&c.vectors, c.bias.as_deref(), dim, &c.query, k, |id| {
+        !excluded.contains(id)
+    });
+    let far = Deadline::after(std::time::Duration::from_secs(3600));
+    for kernel in Kernel::available() {
+        // Both layouts: one buffer, and blocks (two blocks of 2,048 per check).
+        for layout in [None, Some(exact::BLOCK)] {
+            let scan = |deadline: Deadline| {
+                let mut got = Vec::new();
+                let coverage = exact::scan_with(
+                    &c.vectors,
+                    c.bias.as_deref(),
+                    dim,
+                    &c.query,
+                    k,
+                    excluded.as_slice(),
+                    &allow,
+                    kernel,
+                    layout,
+                    deadline,
+                    &mut ScanScratch::default(),
+                    &mut got,
+                );
+                (coverage, bits(&got))
+            };
+            let what = format!("{kernel:?} {layout:?}");
+            assert_eq!(scan(expired()), (Coverage::Cut, bits(&prefix)), "{what}");
+            assert_eq!(
+                scan(Deadline::NONE),
+                (Coverage::Complete, bits(&whole)),
+                "{what}"
+            );
+            assert_eq!(scan(far), (Coverage::Complete, bits(&whole)), "{what}");
+        }
+    }
+    // Through the index, and the exact scan of a category's members.
+    let index = VectorIndex::build(
+        c.vectors.clone(),
+        c.bias.clone(),
+        dim,
+        &IndexConfig::default(),
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    let mut scratch = SearchScratch::new();
+    let cov = index.search_within(
+        &c.query,
+        k,
+        &excluded,
+        allow,
+        expired(),
+        &mut scratch,
+        &mut got,
+    );
+    assert_eq!((cov.unwrap(), bits(&got)), (Coverage::Cut, bits(&prefix)));
+    let members: Vec<u32> = (0..n as u32).filter(|i| i % 2 == 0).collect();
+    let cov = index.search_among(&c.query, k, &members, &excluded, allow, expired(), &mut got);
+    assert_eq!(cov.unwrap(), Coverage::Cut);
+    assert!(
+        got.iter().all(|&(id, _)| id < 2 * m as u32),
+        "only the first {m} members were scored"
+    );
+    let cov = index.search_among(&c.query, k, &members, &excluded, allow, far, &mut got);
+    assert_eq!(cov.unwrap(), Coverage::Complete);
+    assert!(got.iter().any(|&(id, _)| id >= 2 * m as u32));
 }
 
 #[test]
@@ -665,8 +780,10 @@ fn search_among_is_the_exact_top_k_of_the_members_on_either_backend() {
         let want = brute_force(&v, Some(&bias), dim, q, 15, in_members);
         for idx in [&exact, &graph] {
             let mut got = Vec::new();
-            idx.search_among(q, 15, &members, &seen, allow, &mut got)
+            let coverage = idx
+                .search_among(q, 15, &members, &seen, allow, Deadline::NONE, &mut got)
                 .unwrap();
+            assert_eq!(coverage, Coverage::Complete);
             let ids: Vec<u32> = got.iter().map(|p| p.0).collect();
             assert_eq!(ids, want.iter().map(|p| p.0).collect::<Vec<_>>());
             for (g, w) in got.iter().zip(&want) {

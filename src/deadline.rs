@@ -1,6 +1,8 @@
-//! The time a request must be answered by, carried with the request through every stage. Offline
-//! callers (training labels, evaluation) pass [`Deadline::NONE`]: every stage runs to completion
-//! and no budget applies.
+//! The time a request must be answered by, carried with the request through every stage and down
+//! into the searches (a source checks it every few thousand items and stops with what it has).
+//! It sits at the bottom of the stack so that retrieval, ranking and the pipeline share one type.
+//! Offline callers (training labels, evaluation) pass [`Deadline::NONE`]: every stage runs to
+//! completion and no budget applies.
 
 use std::time::{Duration, Instant};
 
