@@ -45,6 +45,8 @@ fn documents_every_route_the_router_serves() {
         ("get", "/admin/bandit"),
         ("post", "/admin/state/sync"),
         ("get", "/admin/fleet"),
+        ("post", "/admin/catalogue"),
+        ("get", "/admin/catalogue"),
         ("get", "/"),
         ("get", "/items"),
     ]
