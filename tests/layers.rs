@@ -13,13 +13,14 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["clock", "deadline", "splitmix", "data"], // time helpers; the request deadline; a seedable generator; input data readers and the generator
     &["bundle"],                                // the trained model bundle: read, write, validate
-    &["retrieval", "bandit", "catalogue"], // candidate generation (types, indexes, sources, merge); the contextual bandit; the runtime catalogue overlay
-    &["ranking"],           // the one feature definition, the ranker, blend and top-n
-    &["pipeline"],          // the request pipeline: fan-out under a deadline, the fallback chain
-    &["train", "feedback"], // offline training; the feedback log, attribution, online history
-    &["eval", "state"],     // offline evaluation; live state shared through Redis (or embedded)
-    &["server"],            // the HTTP edge
-    &["config"],            // assembles every layer's config section; file/env layering
+    &["retrieval", "bandit"], // candidate generation (types, indexes, sources, merge); the contextual bandit
+    &["catalogue"],           // the runtime catalogue: change records and the overlay over a bundle
+    &["ranking"],             // the one feature definition, the ranker, blend and top-n
+    &["pipeline"],            // the request pipeline: fan-out under a deadline, the fallback chain
+    &["train", "feedback"],   // offline training; the feedback log, attribution, online history
+    &["eval", "state"],       // offline evaluation; live state shared through Redis (or embedded)
+    &["server"],              // the HTTP edge
+    &["config"],              // assembles every layer's config section; file/env layering
 ];
 
 /// An identifier (or number), `::`, or one punctuation character, with its 1-based line.

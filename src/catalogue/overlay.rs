@@ -8,6 +8,7 @@
 use super::changes::{ChangeSet, Features};
 use crate::bundle::Model;
 use crate::data::features::{for_each_token, is_category_column, is_text_column, split_multi};
+use crate::retrieval::index::{IndexConfig, VectorIndex};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 /// The bundle's per-feature vectors that added items are built from, kept by the engine (the
@@ -138,7 +139,7 @@ fn normalise(v: &mut [f32]) {
 }
 
 /// The change set resolved against one bundle (see the module docs).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Overlay {
     /// The change-set version it was built from.
     pub version: u64,
@@ -149,10 +150,14 @@ pub struct Overlay {
     /// Added items that may be served, in item-id order.
     ids: Vec<String>,
     index: FxHashMap<String, u32>,
+    /// Built here, then moved into the scans below.
     cf: Vec<f32>,
     bias: Vec<f32>,
     content: Vec<f32>,
     categories: Vec<Vec<u32>>,
+    /// Exact scans over the added items' vectors (the retrieval scan kernel, no graph).
+    pub cf_index: Option<VectorIndex>,
+    pub content_index: Option<VectorIndex>,
     /// Added items that are taken down: known (feedback on them is history), never served.
     down_added: FxHashSet<String>,
     /// Bundle items that are taken down, ascending.
@@ -211,6 +216,25 @@ impl Overlay {
             o.categories.push(cats);
         }
         o.taken_down.sort_unstable();
+        if !o.ids.is_empty() {
+            // Always an exact scan: the overlay is small by design (retrain past ~10k items).
+            let exact = IndexConfig {
+                exact_below: usize::MAX,
+                ..IndexConfig::default()
+            };
+            o.cf_index = VectorIndex::build(
+                std::mem::take(&mut o.cf),
+                Some(std::mem::take(&mut o.bias)),
+                o.cf_dim,
+                &exact,
+            )
+            .map_err(|e| tracing::warn!(error = %e, "added items' cf scan not built"))
+            .ok();
+            o.content_index =
+                VectorIndex::build(std::mem::take(&mut o.content), None, o.content_dim, &exact)
+                    .map_err(|e| tracing::warn!(error = %e, "added items' content scan not built"))
+                    .ok();
+        }
         o
     }
 
@@ -249,22 +273,6 @@ impl Overlay {
     /// Whether `id` is an item the overlay added (served or taken down).
     pub fn knows(&self, id: &str) -> bool {
         self.index.contains_key(id) || self.down_added.contains(id)
-    }
-
-    pub fn cf(&self, k: usize) -> &[f32] {
-        self.cf
-            .get(k * self.cf_dim..(k + 1) * self.cf_dim)
-            .unwrap_or(&[])
-    }
-
-    pub fn content(&self, k: usize) -> &[f32] {
-        self.content
-            .get(k * self.content_dim..(k + 1) * self.content_dim)
-            .unwrap_or(&[])
-    }
-
-    pub fn bias(&self, k: usize) -> f32 {
-        self.bias.get(k).copied().unwrap_or(0.0)
     }
 
     pub fn categories(&self, k: usize) -> &[u32] {

@@ -256,16 +256,19 @@ impl Engine {
             excluded.extend(q.online.iter().map(|&(i, _)| i));
             excluded.extend(recent.iter().copied());
         }
-        // Taken-down items are never eligible, for any source, fallback or top-up.
-        if let Some(ov) = &q.overlay {
-            excluded.extend_from_slice(&ov.taken_down);
-        }
+
         // A category the bundle does not know matches no item (never "no filter").
         let category = q
             .category
             .as_deref()
             .map(|c| m.category_index.get(c).copied().unwrap_or(NO_SUCH_CATEGORY));
-        (profile, Eligibility::new(excluded, category))
+        let mut elig = Eligibility::new(excluded, category);
+        // Taken-down items are never eligible, for any source, fallback or top-up (the list is
+        // kept sorted, so this is one merge).
+        if let Some(ov) = q.overlay.as_deref().filter(|o| !o.taken_down.is_empty()) {
+            elig.excluded = elig.excluded.union_sorted(&ov.taken_down);
+        }
+        (profile, elig)
     }
 
     /// Runs a few internal requests so caches, pools and page faults are paid before traffic.

@@ -299,29 +299,7 @@ fn choose(
         })
         .collect();
     if let Some(a) = added {
-        // An exact scan of the added items (a few thousand at most before retraining).
-        use crate::retrieval::index::dot as fast_dot;
-        let ov = a.overlay;
-        scored.reserve(ov.n_added());
-        for k in 0..ov.n_added() {
-            if a.excluded.binary_search(&k).is_ok()
-                || elig
-                    .category
-                    .is_some_and(|c| !ov.categories(k).contains(&c))
-            {
-                continue;
-            }
-            let s = match pick {
-                Pick::Random => rng.next_u64() as f32,
-                Pick::Model => match (profile.user, profile.content_profile.is_empty()) {
-                    (Some(u), _) => fast_dot(model.user_cf(u), ov.cf(k)) + ov.bias(k),
-                    (None, false) => fast_dot(&profile.content_profile, ov.content(k)),
-                    // Newest first: items added at runtime before the bundle's new items.
-                    (None, true) => (ov.n_added() - k) as f32,
-                },
-            };
-            scored.push((s, ov.id_of(k)));
-        }
+        scored.extend(choose_added(pick, model, a, profile, elig, m, &mut rng));
     }
     let m = m.min(scored.len());
     if m == 0 {
@@ -332,6 +310,60 @@ fn choose(
     scored.truncate(m);
     scored.sort_unstable_by(cmp);
     scored.into_iter().map(|(_, i)| i).collect()
+}
+
+/// Up to `m` added items by `pick`, as (score, id) on the same scale as the pool's scores: an
+/// exact scan of the overlay's vectors by the user's hybrid vector (or the session's content
+/// profile), excluding what the request may not get.
+fn choose_added(
+    pick: Pick,
+    model: &Model,
+    a: AddedItems<'_>,
+    profile: &UserProfile,
+    elig: &Eligibility,
+    m: usize,
+    rng: &mut crate::splitmix::SplitMix64,
+) -> Vec<(f32, u32)> {
+    use crate::retrieval::SearchEligible;
+    use crate::retrieval::index::ExcludedIds;
+    let ov = a.overlay;
+    let in_category = |k: u32| {
+        elig.category
+            .is_none_or(|c| ov.categories(k as usize).contains(&c))
+    };
+    let open = |k: usize| a.excluded.binary_search(&k).is_err() && in_category(k as u32);
+    let scan = |index: Option<&crate::retrieval::index::VectorIndex>, query: &[f32]| {
+        let excluded = ExcludedIds::new(a.excluded.iter().map(|&k| k as u32));
+        index.map_or_else(Vec::new, |ix| {
+            ix.search_eligible(
+                query,
+                m,
+                &excluded,
+                None,
+                in_category,
+                crate::deadline::Deadline::NONE,
+            )
+            .list
+        })
+    };
+    let found: Vec<(u32, f32)> = match (pick, profile.user, profile.content_profile.is_empty()) {
+        (Pick::Random, _, _) => (0..ov.n_added())
+            .filter(|&k| open(k))
+            .map(|k| (k as u32, rng.next_u64() as f32))
+            .collect(),
+        (Pick::Model, Some(u), _) => scan(ov.cf_index.as_ref(), model.user_cf(u)),
+        (Pick::Model, None, false) => scan(ov.content_index.as_ref(), &profile.content_profile),
+        // Newest first: items added at runtime before the bundle's new items (scores ≥ 1).
+        (Pick::Model, None, true) => (0..ov.n_added())
+            .filter(|&k| open(k))
+            .take(m)
+            .map(|k| (k as u32, (ov.n_added() - k) as f32))
+            .collect(),
+    };
+    found
+        .into_iter()
+        .map(|(k, s)| (s, ov.id_of(k as usize)))
+        .collect()
 }
 
 /// A request's exposure seed from what identifies it (the server passes its request id; the

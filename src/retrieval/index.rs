@@ -17,8 +17,6 @@
 //! `graph` (inner-product beam search over the graph), `persist` (checksummed graph dumps).
 
 mod exact;
-/// The scan kernel's dot product (sixteen accumulators), for other exact scans.
-pub(crate) use exact::dot;
 mod graph;
 mod mips;
 mod persist;
@@ -159,6 +157,33 @@ impl ExcludedIds {
         ids.sort_unstable();
         ids.dedup();
         Self(ids)
+    }
+
+    /// These ids and the ascending, duplicate-free `sorted` together: one linear merge.
+    pub fn union_sorted(&self, sorted: &[u32]) -> Self {
+        let (a, b) = (&self.0, sorted);
+        let mut out = Vec::with_capacity(a.len() + b.len());
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() && j < b.len() {
+            match a[i].cmp(&b[j]) {
+                std::cmp::Ordering::Less => {
+                    out.push(a[i]);
+                    i += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    out.push(b[j]);
+                    j += 1;
+                }
+                std::cmp::Ordering::Equal => {
+                    out.push(a[i]);
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+        out.extend_from_slice(&a[i..]);
+        out.extend_from_slice(&b[j..]);
+        Self(out)
     }
 
     #[inline]

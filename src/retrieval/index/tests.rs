@@ -445,6 +445,20 @@ fn excluded_ids_are_sorted_deduplicated_and_searchable() {
     assert_eq!(collected.as_slice(), [1, 5]);
 }
 
+proptest::proptest! {
+    /// The linear merge equals sorting and deduplicating both lists together.
+    #[test]
+    fn union_sorted_is_the_sorted_deduplicated_union(
+        a in proptest::collection::vec(0u32..200, 0..60),
+        b in proptest::collection::vec(0u32..200, 0..60),
+    ) {
+        let b = ExcludedIds::new(b);
+        let got = ExcludedIds::new(a.clone()).union_sorted(b.as_slice());
+        let want = ExcludedIds::new(a.into_iter().chain(b.as_slice().iter().copied()));
+        proptest::prop_assert_eq!(got, want);
+    }
+}
+
 #[test]
 fn excluding_everything_or_all_but_a_few_still_returns_the_best_allowed() {
     let (n, dim) = (2000, 8);
