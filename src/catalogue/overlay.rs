@@ -279,3 +279,91 @@ impl Overlay {
         self.categories.get(k).map_or(&[], Vec::as_slice)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::{Change, Stamp};
+
+    fn demo() -> Model {
+        Model::read(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/demo"))
+            .expect("demo bundle")
+    }
+
+    fn up(id: &str, features: &[(&str, &str)]) -> Change {
+        Change::Upsert {
+            item_id: id.into(),
+            features: features
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    // Cost: reads the demo bundle (~50 ms).
+    #[test]
+    fn the_overlay_adds_what_the_bundle_lacks_and_hides_what_is_taken_down() {
+        let m = demo();
+        let fv = FeatureVectors::from_model(&m);
+        let cat = m.categories[0].clone();
+        let bundle_item = m.item_ids[3].clone();
+        let mut set = ChangeSet::default();
+        let st = |ms| Stamp {
+            ms,
+            origin: "t".into(),
+        };
+        set.apply(&up("fresh", &[("category", &cat), ("title", "x")]), &st(1));
+        set.apply(&up("gone", &[("category", &cat)]), &st(2));
+        set.apply(
+            &Change::TakeDown {
+                item_id: "gone".into(),
+            },
+            &st(3),
+        );
+        // A newer bundle has this one: it is covered, not added (a reload drops it).
+        set.apply(&up(&bundle_item, &[("category", &cat)]), &st(4));
+        set.apply(
+            &Change::TakeDown {
+                item_id: m.item_ids[9].clone(),
+            },
+            &st(5),
+        );
+        set.apply(
+            &Change::TakeDown {
+                item_id: m.item_ids[2].clone(),
+            },
+            &st(6),
+        );
+        let o = Overlay::build(&m, &fv, &set, 7);
+        assert_eq!(o.n_added(), 1);
+        assert_eq!(o.added("fresh"), Some(0));
+        assert_eq!(o.item_id(o.id_of(0)), Some("fresh"));
+        assert_eq!(o.item_id(3), None, "bundle ids are the bundle's");
+        assert!(
+            o.knows("gone") && o.added("gone").is_none(),
+            "known, never served"
+        );
+        assert_eq!(o.covered, 1);
+        assert_eq!(o.taken_down, vec![2, 9], "sorted bundle ids");
+        assert_eq!(o.categories(0), &[0]);
+        // Its content vector is its category's centroid: closest to that category's items.
+        let ix = o.content_index.as_ref().unwrap();
+        let members = &m.popular_by_category[0];
+        let mean_in = members
+            .iter()
+            .map(|&i| ix.score(m.item_content(i), 0).unwrap())
+            .sum::<f32>()
+            / members.len() as f32;
+        let others: Vec<u32> = (0..m.n_items() as u32)
+            .filter(|&i| !m.item_categories(i).contains(&0))
+            .collect();
+        let mean_out = others
+            .iter()
+            .map(|&i| ix.score(m.item_content(i), 0).unwrap())
+            .sum::<f32>()
+            / others.len() as f32;
+        assert!(mean_in > mean_out + 0.1, "{mean_in} vs {mean_out}");
+        // Nothing changed: an empty overlay.
+        assert!(Overlay::build(&m, &fv, &ChangeSet::default(), 0).is_empty());
+    }
+}
