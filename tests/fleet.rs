@@ -744,7 +744,12 @@ async fn a_hundred_thousand_users_stay_within_the_key_and_memory_bounds() {
         for k in &keys {
             p.cmd("TTL").arg(k);
         }
-        let ttls: Vec<i64> = p.query(&mut con).unwrap();
+        // SCAN may return an empty batch before it is done.
+        let ttls: Vec<i64> = if keys.is_empty() {
+            Vec::new()
+        } else {
+            p.query(&mut con).unwrap()
+        };
         for (k, t) in keys.iter().zip(ttls) {
             assert!(t > 0, "{k} has no TTL ({t})");
             checked += 1;
