@@ -72,16 +72,15 @@ impl Engine {
         } else {
             self.rank_or_blend(&profile, &cands, t, ranked, deadline, &mut degraded)
         };
-        let ahead: Vec<u32> = if items.len() > pool {
-            items
-                .split_off(pool)
-                .into_iter()
-                .map(|r| r.item)
-                .filter(|&i| self.new_items.contains(i))
-                .collect()
-        } else {
-            Vec::new()
-        };
+        // The new items ranked below the list (allocates only when there are some).
+        let ahead: Vec<u32> = items
+            .get(pool..)
+            .unwrap_or_default()
+            .iter()
+            .map(|r| r.item)
+            .filter(|&i| self.new_items.contains(i))
+            .collect();
+        items.truncate(pool);
         if !div.is_off() {
             items = diversity::rerank(&self.model, &items, n, &div);
         }

@@ -242,13 +242,14 @@ pub fn apply(
             slots.len(),
             seed,
         );
-        let want = slots.len() - picks.len();
-        let rest: Vec<u32> = rest
-            .into_iter()
-            .filter(|i| !picks.contains(i))
-            .take(want)
-            .collect();
-        picks.extend(rest);
+        for i in rest {
+            if picks.len() == slots.len() {
+                break;
+            }
+            if !picks.contains(&i) {
+                picks.push(i);
+            }
+        }
     }
     let mut out = Vec::with_capacity(picks.len());
     for (&pos, item) in slots.iter().zip(picks) {
