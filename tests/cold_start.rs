@@ -10,7 +10,9 @@
 //!   allows, holding a new item; the share of slots new items hold is at least the configured
 //!   share; their hit rate in the cold-items slice is above the same slots filled at random;
 //!   the whole list's NDCG@10 (exposure slots included) loses at most 2% relative to exposure
-//!   off, the whole paired bootstrap CI inside that bound.
+//!   off, the whole paired bootstrap CI inside that bound;
+//! - the slot takes the best new item the chain itself ranked below the list, when there is one,
+//!   and leaves the list around it as the chain ordered it.
 //!
 //! (With exposure off the behaviour is unchanged: `tests/golden.rs`.)
 //!
