@@ -10,7 +10,9 @@
 //!   allows, holding a new item; the share of slots new items hold is at least the configured
 //!   share; their hit rate in the cold-items slice is above the same slots filled at random;
 //!   the whole list's NDCG@10 (exposure slots included) loses at most 2% relative to exposure
-//!   off, the whole paired bootstrap CI inside that bound.
+//!   off, the whole paired bootstrap CI inside that bound;
+//! - the slot takes the best new item the chain itself ranked below the list, when there is one,
+//!   and leaves the list around it as the chain ordered it.
 //!
 //! (With exposure off the behaviour is unchanged: `tests/golden.rs`.)
 //!
@@ -219,4 +221,47 @@ fn exposure_takes_its_share_picks_better_than_random_and_costs_under_two_percent
         ci,
         off.metrics.ndcg
     );
+}
+
+// Cost: 400 requests on the shared run's engine, well under a second.
+#[test]
+fn exposure_takes_the_chains_best_new_item_below_the_list_when_there_is_one() {
+    let r = run();
+    let off = Treatment {
+        exposure: Some(recserve::ranking::ExposurePolicy::OFF),
+        ..Treatment::default()
+    };
+    let (mut taken, mut fallback) = (0, 0);
+    for u in 0..200u32 {
+        let query = |n: usize| Query {
+            user_id: Some(r.engine.model.user_ids[u as usize].clone()),
+            n,
+            exclude_seen: true,
+            ..Default::default()
+        };
+        // The chain's own order past the list (exposure off: no slot moves anything).
+        let long = r.engine.recommend(&query(100), &off, Deadline::NONE);
+        let rec = r
+            .engine
+            .recommend(&query(K), &Treatment::default(), Deadline::NONE);
+        let listed: Vec<u32> = long.items.iter().take(K).map(|x| x.item).collect();
+        let shown: Vec<u32> = rec.items.iter().map(|x| x.item).collect();
+        let slot = rec.exposure[0].position;
+        let mut rest = shown.clone();
+        rest.remove(slot);
+        assert_eq!(rest, listed[..K - 1], "user {u}: the list around the slot");
+        match long.items[K..]
+            .iter()
+            .map(|x| x.item)
+            .find(|&i| r.engine.new_items.contains(i))
+        {
+            Some(first_new) => {
+                assert_eq!(shown[slot], first_new, "user {u}");
+                taken += 1;
+            }
+            None => fallback += 1,
+        }
+    }
+    eprintln!("slot from the chain's order: {taken}, from the hybrid model: {fallback}");
+    assert!(taken > 0, "no list had a new item below it");
 }

@@ -30,6 +30,9 @@ pub const FILES: &[(&str, &[u8])] = &[
     embed!("item_stats.npy"),
     embed!("manifest.json"),
     embed!("ranker.txt"),
+    embed!("segment_pop_ids.npy"),
+    embed!("segment_pop_scores.npy"),
+    embed!("segments.txt"),
     embed!("user_cf.npy"),
     embed!("user_feature_emb.npy"),
     embed!("user_features.json"),
@@ -37,6 +40,8 @@ pub const FILES: &[(&str, &[u8])] = &[
     embed!("user_history_items.npy"),
     embed!("user_history_ts.npy"),
     embed!("user_ids.txt"),
+    embed!("user_segments.npy"),
+    embed!("user_segments_indptr.npy"),
 ];
 
 /// A short content hash of the embedded files: the unpacked directory's name, so a binary with

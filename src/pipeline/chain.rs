@@ -18,6 +18,10 @@ use rustc_hash::FxHashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// With exposure on, the chain ranks this many items (at least), so the exposure slots can take
+/// the best new items just below the list in the chain's own order (the ranker's cut is 100).
+const EXPOSURE_LOOKAHEAD: usize = 100;
+
 impl Engine {
     /// The full two-stage path for one request, under `deadline` ([`Deadline::NONE`] offline:
     /// every stage runs to completion).
@@ -49,14 +53,34 @@ impl Engine {
 
         let n = q.n.max(1);
         let div = q.diversity;
+        let policy = t.exposure.unwrap_or_else(|| self.cfg.exposure.policy());
+        // A hard per-category cap wins: capped requests get no exposure slots.
+        let exposing = !policy.is_off() && div.max_per_category.is_none();
         let t_rank = Instant::now();
-        // With diversity on, the chain orders a larger pool for MMR to choose from.
+        // With diversity on, the chain orders a larger pool for MMR to choose from. With
+        // exposure on (and no diversity), it orders past the list, so exposure can prefer the
+        // new items it would have shown lower down.
+        let pool = div.pool(n);
+        let ranked = if exposing && div.is_off() {
+            pool.max(EXPOSURE_LOOKAHEAD)
+        } else {
+            pool
+        };
         let (mut items, strategy) = if cands.is_empty() {
             degraded.push(Degraded::NoCandidates);
             (Vec::new(), Strategy::Popular)
         } else {
-            self.rank_or_blend(&profile, &cands, t, div.pool(n), deadline, &mut degraded)
+            self.rank_or_blend(&profile, &cands, t, ranked, deadline, &mut degraded)
         };
+        // The new items ranked below the list (allocates only when there are some).
+        let ahead: Vec<u32> = items
+            .get(pool..)
+            .unwrap_or_default()
+            .iter()
+            .map(|r| r.item)
+            .filter(|&i| self.new_items.contains(i))
+            .collect();
+        items.truncate(pool);
         if !div.is_off() {
             items = diversity::rerank(&self.model, &items, n, &div);
         }
@@ -101,9 +125,7 @@ impl Engine {
             };
             self.explain(&decided, &items)
         });
-        let policy = t.exposure.unwrap_or_else(|| self.cfg.exposure.policy());
-        // A hard per-category cap wins: capped requests get no exposure slots.
-        let exposure = if policy.is_off() || div.max_per_category.is_some() {
+        let exposure = if !exposing {
             Vec::new()
         } else {
             let seed = match q.exposure_seed {
@@ -142,6 +164,7 @@ impl Engine {
                 &elig,
                 &mut items,
                 &cands,
+                &ahead,
                 n,
                 seed,
             );

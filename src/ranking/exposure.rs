@@ -204,7 +204,10 @@ pub struct AddedItems<'a> {
 
 /// Inserts exposure items into `items` (the chain's final list, at most `n` long; its length
 /// is kept) and returns the slots used. A slot is used only when an eligible new item outside
-/// the list is left.
+/// the list is left. `ahead` are the items the chain ranked just below the list, best first:
+/// with the model pick, the new items among them go first (the ranker, or the blend, judged
+/// them with every feature, including the content and category ones the hybrid model's dot
+/// product lacks), then the hybrid model's best.
 #[allow(clippy::too_many_arguments)]
 pub fn apply(
     policy: &ExposurePolicy,
@@ -215,6 +218,7 @@ pub fn apply(
     elig: &Eligibility,
     items: &mut Vec<RecItem>,
     cands: &[Candidate],
+    ahead: &[u32],
     n: usize,
     seed: u64,
 ) -> Vec<ExposureSlot> {
@@ -224,17 +228,42 @@ pub fn apply(
     if slots.is_empty() || (pool.items.is_empty() && added.is_none()) {
         return Vec::new();
     }
-    let picks = choose(
-        policy.pick,
-        model,
-        pool,
-        added,
-        profile,
-        elig,
-        items,
-        slots.len(),
-        seed,
-    );
+    let mut picks: Vec<u32> = Vec::with_capacity(slots.len());
+    if policy.pick == Pick::Model {
+        for &i in ahead {
+            if picks.len() == slots.len() {
+                break;
+            }
+            if pool.contains(i)
+                && elig.allows(model, i)
+                && !items.iter().any(|r| r.item == i)
+                && !picks.contains(&i)
+            {
+                picks.push(i);
+            }
+        }
+    }
+    if picks.len() < slots.len() {
+        let rest = choose(
+            policy.pick,
+            model,
+            pool,
+            added,
+            profile,
+            elig,
+            items,
+            slots.len(),
+            seed,
+        );
+        for i in rest {
+            if picks.len() == slots.len() {
+                break;
+            }
+            if !picks.contains(&i) {
+                picks.push(i);
+            }
+        }
+    }
     let mut out = Vec::with_capacity(picks.len());
     for (&pos, item) in slots.iter().zip(picks) {
         // The item keeps the score of the one it moves down, so scores stay non-increasing.

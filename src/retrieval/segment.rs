@@ -35,7 +35,13 @@ pub fn candidates(
         .into_iter()
         .filter(|&(i, _)| elig.allows(model, i))
         .collect();
-    out.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    out.truncate(k);
+    // Only the top k are kept: select them, then sort those (the order is total, ids are
+    // unique, so the list is the one a full sort would give).
+    let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    if out.len() > k {
+        out.select_nth_unstable_by(k - 1, order);
+        out.truncate(k);
+    }
+    out.sort_unstable_by(order);
     out
 }

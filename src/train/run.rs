@@ -11,6 +11,7 @@ use crate::ranking::lgbm::LabeledRows;
 use crate::retrieval::index::{IndexConfig, VectorIndex};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
+use rayon::prelude::*;
 use rustc_hash::FxHashSet;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -385,6 +386,7 @@ pub fn train_model(
         "fitting the blend; training the LightGBM lambdarank ranker",
     );
     let (learned, learned_train_ndcg) = ranker::fit_blend(&train, rcfg.ndcg_at);
+    let t_blend = t.elapsed().as_secs_f64();
     // Users known only by their features get their own first phase when there are enough of
     // them to fit one (the learned blend is dominated by users with a history).
     let cold_train: Vec<&Group> = train
@@ -397,19 +399,20 @@ pub fn train_model(
     let cold = cold_blend.as_ref().map(|(w, _)| w);
     let depth = serving.rerank_depth;
     let cut = |gs: &[&Group]| -> Vec<Group> {
-        gs.iter()
+        gs.par_iter()
             .map(|g| ranker::cut_group(g, ranker::first_phase_of(g, &learned, cold), depth))
             .filter(|g| g.labels.iter().any(|&l| l > 0.0))
             .collect()
     };
-    let (train_cut, es_cut) = (cut(&train), cut(es));
-    let train_cut: Vec<&Group> = train_cut.iter().collect();
-    let es_cut: Vec<&Group> = es_cut.iter().collect();
+    let (train_owned, es_owned) = (cut(&train), cut(es));
+    let train_cut: Vec<&Group> = train_owned.iter().collect();
+    let es_cut: Vec<&Group> = es_owned.iter().collect();
     if train_cut.is_empty() || es_cut.is_empty() {
         return Err(TrainError::Invalid(
             "no held-out item survives the first-phase cut: raise serving.rerank_depth".into(),
         ));
     }
+    let t_cut = t.elapsed().as_secs_f64();
     let tr = ranker::flatten(&train_cut, rcfg.max_group, seed);
     let va = ranker::flatten(&es_cut, 0, seed);
     let mut params = ranker::lgbm_params(&rcfg, seed);
@@ -438,6 +441,7 @@ pub fn train_model(
         &params,
         Some(&crate::ranking::features::FEATURE_NAMES[..]),
     )?;
+    let t_lgbm = t.elapsed().as_secs_f64();
     let ranker_text = trained.model_text;
     let best_iteration = trained.log.best_iteration;
     let ranker = crate::ranking::Ranker::load(
@@ -463,7 +467,22 @@ pub fn train_model(
         eprintln!("WARNING: {}", plan.reason);
         tracing::warn!(reason = %plan.reason, "ranker gate failed");
     }
-    phases.push(("ranker".into(), t.elapsed().as_secs_f64()));
+    let (n_train_groups, n_cold_groups) = (train.len(), cold_train.len());
+    // The candidate lists (and the fold engines they hold) are done with: free them before the
+    // final refit, so its memory does not stack on theirs.
+    drop((train_cut, es_cut, train, cold_train));
+    drop((train_owned, es_owned, groups));
+    let t_all = t.elapsed().as_secs_f64();
+    phases.push(("ranker".into(), t_all));
+    // Where the ranker phase goes (indented under it in the summary).
+    for (name, secs) in [
+        ("blend fits", t_blend),
+        ("first-phase cut", t_cut - t_blend),
+        ("lightgbm", t_lgbm - t_cut),
+        ("evaluation", t_all - t_lgbm),
+    ] {
+        phases.push((format!("ranker: {name}"), secs));
+    }
 
     // 4. Refit the sources on all data for serving, with the epochs early stopping chose and the
     //    item2item penalty the holdout fit validated (no second λ search).
@@ -502,11 +521,11 @@ pub fn train_model(
             "validation": eval,
             "learned_blend": { "weights": learned.to_named(), "train_ndcg": learned_train_ndcg },
             "cold_blend": cold_blend.as_ref().map(|(w, n)| serde_json::json!({
-                "weights": w.to_named(), "train_ndcg": n, "groups": cold_train.len(),
+                "weights": w.to_named(), "train_ndcg": n, "groups": n_cold_groups,
             })),
             "rerank_depth": depth,
             "config": rcfg,
-            "train_groups": train.len(),
+            "train_groups": n_train_groups,
             "folds": folds,
             "cold_users": cold_cases.users.len(),
             "cold_items": cold_cases.items.len(),

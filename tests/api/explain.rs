@@ -82,10 +82,8 @@ async fn explanations_add_up_and_leave_the_list_unchanged() {
             continue;
         };
         ranked += 1;
-        assert_eq!(
-            r.features.len(),
-            recserve::ranking::features::LEGACY_FEATURES
-        );
+        // The demo bundle's ranker reads every feature (26 since the cold-start retrain).
+        assert_eq!(r.features.len(), recserve::ranking::features::N_FEATURES);
         let sum: f64 = r.bias + r.features.iter().map(|f| f.contribution).sum::<f64>();
         assert!((sum - r.raw_score).abs() <= 1e-9, "{item}");
         // The served score is the ranker's raw score (plus the first-phase base it corrects).
