@@ -304,8 +304,11 @@ fn choose(
     m: usize,
     seed: u64,
 ) -> Vec<u32> {
-    let open = |i: u32| elig.allows(model, i) && !items.iter().any(|r| r.item == i);
-    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    // The list's items, sorted: one binary search per pool item, not a walk of the list.
+    let mut listed: Vec<u32> = items.iter().map(|r| r.item).collect();
+    listed.sort_unstable();
+    let open = |i: u32| elig.allows(model, i) && listed.binary_search(&i).is_err();
+    let dot = crate::retrieval::index::dot;
     let mut rng = crate::splitmix::SplitMix64(seed ^ 0x9E37_79B9_7F4A_7C15);
     let mut scored: Vec<(f32, u32)> = pool
         .items

@@ -17,6 +17,8 @@
 //! `graph` (inner-product beam search over the graph), `persist` (checksummed graph dumps).
 
 mod exact;
+/// The scan kernel's dot product (sixteen accumulators), for other exact scans.
+pub(crate) use exact::dot;
 mod graph;
 mod mips;
 mod persist;
