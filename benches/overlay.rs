@@ -6,21 +6,14 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use recserve::bundle::Model;
 use recserve::catalogue::{Change, ChangeSet, FeatureVectors, Overlay, Stamp};
-use recserve::config::Config;
 use recserve::pipeline::{Deadline, Engine, Parallelism, Query, Treatment};
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::sync::Arc;
 
+mod common;
+
 fn engine() -> Arc<Engine> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut cfg = Config::load_with_env(None, Vec::new()).expect("config");
-    cfg.serving.total_budget_ms = 10_000;
-    cfg.serving.ranker_budget_ms = 10_000;
-    cfg.serving.parallel_sources = Parallelism::Sequential;
-    let bundle = root.join("models/demo");
-    let model = Model::read(&bundle).expect("demo bundle");
-    Arc::new(Engine::new(model, cfg.serving.clone(), &cfg.index, Some(&bundle)).expect("engine"))
+    common::demo_engine(Parallelism::Sequential)
 }
 
 fn changes(m: &Model, added: usize, down: usize) -> ChangeSet {

@@ -2,30 +2,22 @@
 //! candidate source, merge, feature rows, ranker scoring and the full two-stage request.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use recserve::bundle::Model;
 use recserve::config::Config;
 use recserve::pipeline::{Deadline, Engine, Parallelism, Query, Treatment};
 use recserve::ranking::Diversity;
 use recserve::ranking::features::{build_rows, n_features};
 use recserve::retrieval::{cf, content, item2item, merge, popular, segment, session};
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Sources benched on their own run to completion (no request deadline).
 const NONE: Deadline = Deadline::NONE;
 
+mod common;
+
+/// The first engine runs the sources on the rayon pool; the sequential one is built below.
 fn engine() -> Arc<Engine> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut cfg = Config::load_with_env(None, Vec::new()).expect("config");
-    // Benchmarks measure the work, not the budget: give every stage room.
-    cfg.serving.total_budget_ms = 10_000;
-    cfg.serving.ranker_budget_ms = 10_000;
-    // The first engine runs the sources on the rayon pool; the sequential one is built below.
-    cfg.serving.parallel_sources = Parallelism::Parallel;
-    let bundle = root.join("models/demo");
-    let model = Model::read(&bundle).expect("demo bundle");
-    Arc::new(Engine::new(model, cfg.serving.clone(), &cfg.index, Some(&bundle)).expect("engine"))
+    common::demo_engine(Parallelism::Parallel)
 }
 
 fn bench(c: &mut Criterion) {

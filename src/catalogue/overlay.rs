@@ -150,10 +150,6 @@ pub struct Overlay {
     /// Added items that may be served, in item-id order.
     ids: Vec<String>,
     index: FxHashMap<String, u32>,
-    /// Built here, then moved into the scans below.
-    cf: Vec<f32>,
-    bias: Vec<f32>,
-    content: Vec<f32>,
     categories: Vec<Vec<u32>>,
     /// Exact scans over the added items' vectors (the retrieval scan kernel, no graph).
     pub cf_index: Option<VectorIndex>,
@@ -181,6 +177,8 @@ impl Overlay {
         o.version = version;
         o.cf_dim = fv.cf_dim;
         o.content_dim = fv.content_dim;
+        // The added items' vectors, moved into their exact scans at the end.
+        let (mut cf, mut content) = (Vec::new(), Vec::new());
         for (id, e) in &set.entries {
             if let Some(&i) = model.item_index.get(id.as_str()) {
                 if e.taken_down {
@@ -208,11 +206,10 @@ impl Overlay {
                 .collect();
             cats.sort_unstable();
             cats.dedup();
-            o.cf.resize((k + 1) * o.cf_dim, 0.0);
-            fv.cf_vector(features, &mut o.cf[k * o.cf_dim..]);
-            o.content.resize((k + 1) * o.content_dim, 0.0);
-            fv.content_vector(&cats, &mut o.content[k * o.content_dim..]);
-            o.bias.push(fv.cold_bias);
+            cf.resize((k + 1) * o.cf_dim, 0.0);
+            fv.cf_vector(features, &mut cf[k * o.cf_dim..]);
+            content.resize((k + 1) * o.content_dim, 0.0);
+            fv.content_vector(&cats, &mut content[k * o.content_dim..]);
             o.categories.push(cats);
         }
         o.taken_down.sort_unstable();
@@ -222,18 +219,13 @@ impl Overlay {
                 exact_below: usize::MAX,
                 ..IndexConfig::default()
             };
-            o.cf_index = VectorIndex::build(
-                std::mem::take(&mut o.cf),
-                Some(std::mem::take(&mut o.bias)),
-                o.cf_dim,
-                &exact,
-            )
-            .map_err(|e| tracing::warn!(error = %e, "added items' cf scan not built"))
-            .ok();
-            o.content_index =
-                VectorIndex::build(std::mem::take(&mut o.content), None, o.content_dim, &exact)
-                    .map_err(|e| tracing::warn!(error = %e, "added items' content scan not built"))
+            o.cf_index =
+                VectorIndex::build(cf, Some(vec![fv.cold_bias; o.ids.len()]), o.cf_dim, &exact)
+                    .map_err(|e| tracing::warn!(error = %e, "added items' cf scan not built"))
                     .ok();
+            o.content_index = VectorIndex::build(content, None, o.content_dim, &exact)
+                .map_err(|e| tracing::warn!(error = %e, "added items' content scan not built"))
+                .ok();
         }
         o
     }

@@ -15,6 +15,20 @@ pub struct Interaction {
     pub count: u32,
 }
 
+impl Interaction {
+    /// One plain interaction at time 0 (a test fixture).
+    #[cfg(test)]
+    pub(crate) fn at0(user: u32, item: u32) -> Self {
+        Self {
+            user,
+            item,
+            ts: 0,
+            weight: 1.0,
+            count: 1,
+        }
+    }
+}
+
 /// Features of one entity kind (users or items), dense per entity index.
 #[derive(Debug, Clone, Default)]
 pub struct EntityFeatures {

@@ -117,6 +117,9 @@ impl AppState {
                 ));
             }
             engine.warm_up(state.cfg.server.warmup_requests);
+            // The runtime catalogue over the new engine, here off the async threads (the swap
+            // below then finds it built).
+            state.rebuild_overlay(&engine);
             Ok::<_, crate::pipeline::EngineError>(engine)
         })
         .await

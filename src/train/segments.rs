@@ -134,13 +134,7 @@ mod tests {
     use super::*;
 
     fn x(user: u32, item: u32) -> Interaction {
-        Interaction {
-            user,
-            item,
-            ts: 0,
-            weight: 1.0,
-            count: 1,
-        }
+        Interaction::at0(user, item)
     }
 
     // Cost: a handful of interactions, microseconds.

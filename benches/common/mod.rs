@@ -1,0 +1,19 @@
+//! Shared by the benches: the demo bundle's engine with every budget out of the way (benches
+//! measure the work, not the budget).
+
+use recserve::bundle::Model;
+use recserve::config::Config;
+use recserve::pipeline::{Engine, Parallelism};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub fn demo_engine(parallel: Parallelism) -> Arc<Engine> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut cfg = Config::load_with_env(None, Vec::new()).expect("config");
+    cfg.serving.total_budget_ms = 10_000;
+    cfg.serving.ranker_budget_ms = 10_000;
+    cfg.serving.parallel_sources = parallel;
+    let bundle = root.join("models/demo");
+    let model = Model::read(&bundle).expect("demo bundle");
+    Arc::new(Engine::new(model, cfg.serving.clone(), &cfg.index, Some(&bundle)).expect("engine"))
+}
