@@ -4,8 +4,8 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use recserve::config::Config;
 use recserve::pipeline::{Deadline, Engine, Parallelism, Query, Treatment};
-use recserve::ranking::Diversity;
 use recserve::ranking::features::{build_rows, n_features};
+use recserve::ranking::{Diversity, FirstPhase};
 use recserve::retrieval::{cf, content, item2item, merge, popular, segment, session};
 use std::hint::black_box;
 use std::sync::Arc;
@@ -87,6 +87,13 @@ fn bench(c: &mut Criterion) {
         segment::candidates(m, &profile, &elig, counts.segment),
     ];
     g.bench_function("merge", |b| b.iter(|| black_box(merge(&lists))));
+    {
+        let cands = merge(&lists);
+        let w = e.plan.first_phase_for(&profile);
+        g.bench_function(format!("first_phase_{}", cands.len()), |b| {
+            b.iter(|| black_box(FirstPhase::run(&cands, w, e.cfg.rerank_depth).keep))
+        });
+    }
     let cands = merge(&lists);
     let mut rows = Vec::with_capacity(cands.len() * n_features(m));
     g.bench_function(format!("features_{}", cands.len()), |b| {

@@ -28,20 +28,24 @@ pub fn blend_scores(cands: &[Candidate], w: &BlendWeights) -> Vec<f64> {
             }
         }
     }
+    let span: [f32; N_SOURCES] = std::array::from_fn(|s| hi[s] - lo[s]);
     cands
         .iter()
         .map(|c| {
+            // Every column's term at once (branch-free, so it vectorises), then the sum of the
+            // proposing sources' terms in column order: the same f32 and f64 operations, in the
+            // same order, as one term per proposing source.
+            let terms: [f32; N_SOURCES] = std::array::from_fn(|s| {
+                let norm = if span[s] > 0.0 {
+                    (c.score[s] - lo[s]) / span[s]
+                } else {
+                    1.0
+                };
+                weights[s] * norm
+            });
             (0..N_SOURCES)
                 .filter(|&s| !c.score[s].is_nan())
-                .map(|s| {
-                    let span = hi[s] - lo[s];
-                    let norm = if span > 0.0 {
-                        (c.score[s] - lo[s]) / span
-                    } else {
-                        1.0
-                    };
-                    f64::from(weights[s] * norm)
-                })
+                .map(|s| f64::from(terms[s]))
                 .sum()
         })
         .collect()
@@ -71,26 +75,38 @@ pub fn top_n(cands: &[Candidate], scores: &[f64], n: usize) -> Vec<RecItem> {
 }
 
 /// Indices of the `n` best candidates by score, best first (NaN last, ties by item id).
+///
+/// Selection and sort run over packed `(order key, item, index)` triples, so each comparison
+/// is two integer compares instead of two indirect loads and a float compare.
 pub fn top_indices(cands: &[Candidate], scores: &[f64], n: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..cands.len()).collect();
-    let key = |i: usize| {
-        if scores[i].is_nan() {
-            f64::NEG_INFINITY
-        } else {
-            scores[i]
-        }
-    };
-    let cmp = |a: &usize, b: &usize| {
-        key(*b)
-            .total_cmp(&key(*a))
-            .then(cands[*a].item.cmp(&cands[*b].item))
-    };
-    if order.len() > n {
-        order.select_nth_unstable_by(n, cmp);
-        order.truncate(n);
+    let mut keyed: Vec<(u64, u32, u32)> = cands
+        .iter()
+        .zip(scores)
+        .enumerate()
+        .map(|(i, (c, &s))| (descending_key(s), c.item, i as u32))
+        .collect();
+    if keyed.len() > n {
+        keyed.select_nth_unstable(n);
+        keyed.truncate(n);
     }
-    order.sort_unstable_by(cmp);
-    order
+    keyed.sort_unstable();
+    keyed.into_iter().map(|k| k.2 as usize).collect()
+}
+
+/// An integer key whose ascending order is `f64::total_cmp`'s descending order, with NaN
+/// treated as `-inf` (the order [`top_indices`] defines).
+#[inline]
+fn descending_key(score: f64) -> u64 {
+    let x = if score.is_nan() {
+        f64::NEG_INFINITY
+    } else {
+        score
+    };
+    let bits = x.to_bits();
+    // total_cmp's trick: flip the magnitude bits of negatives, then the sign bit, so unsigned
+    // order is numeric order; `!` reverses it.
+    let ordered = bits ^ ((((bits as i64) >> 63) as u64) >> 1) ^ (1 << 63);
+    !ordered
 }
 
 #[cfg(test)]
@@ -156,5 +172,58 @@ mod tests {
             prop_assert_eq!(got, want);
         }
 
+        /// The packed-key selection gives the comparator definition's indices, with item ids
+        /// unrelated to positions and scores full of ties, signed zeros, infinities and NaN.
+        #[test]
+        fn top_indices_matches_the_comparator_definition(
+            picks in proptest::collection::vec(0usize..8, 0..80),
+            perm_seed in 0u64..1000,
+            n in 0usize..90,
+        ) {
+            const VALUES: [f64; 8] = [f64::NAN, -0.0, 0.0, 1.5, -2.25, f64::INFINITY, f64::NEG_INFINITY, 1.5];
+            let scores: Vec<f64> = picks.iter().map(|&p| VALUES[p]).collect();
+            let items: Vec<u32> = (0..scores.len() as u32).map(|i| (i * 37 + perm_seed as u32) % 1009).collect();
+            let mut seen = std::collections::HashSet::new();
+            prop_assume!(items.iter().all(|i| seen.insert(*i)));
+            let cands: Vec<Candidate> = items.iter().map(|&i| Candidate::new(i)).collect();
+            let key = |i: usize| if scores[i].is_nan() { f64::NEG_INFINITY } else { scores[i] };
+            let mut want: Vec<usize> = (0..cands.len()).collect();
+            want.sort_by(|&a, &b| key(b).total_cmp(&key(a)).then(cands[a].item.cmp(&cands[b].item)));
+            want.truncate(n);
+            prop_assert_eq!(top_indices(&cands, &scores, n), want);
+        }
+
+        /// The vectorisable blend equals one term per proposing source, summed in column
+        /// order, bit for bit.
+        #[test]
+        fn blend_matches_the_per_source_definition(
+            rows in proptest::collection::vec(proptest::collection::vec(prop_oneof![Just(f32::NAN), -3.0f32..3.0, Just(0.0f32)], N_SOURCES), 1..50),
+            w in proptest::collection::vec(-2.0f32..2.0, N_SOURCES),
+        ) {
+            let cands: Vec<Candidate> = rows.iter().enumerate()
+                .map(|(i, r)| cand(i as u32, std::array::from_fn(|s| r[s]))).collect();
+            let weights = BlendWeights::from_array(std::array::from_fn(|s| w[s]));
+            let arr = weights.as_array();
+            let mut lo = [f32::INFINITY; N_SOURCES];
+            let mut hi = [f32::NEG_INFINITY; N_SOURCES];
+            for c in &cands {
+                for s in 0..N_SOURCES {
+                    if !c.score[s].is_nan() {
+                        lo[s] = lo[s].min(c.score[s]);
+                        hi[s] = hi[s].max(c.score[s]);
+                    }
+                }
+            }
+            let want: Vec<u64> = cands.iter().map(|c| {
+                let v: f64 = (0..N_SOURCES).filter(|&s| !c.score[s].is_nan()).map(|s| {
+                    let span = hi[s] - lo[s];
+                    let norm = if span > 0.0 { (c.score[s] - lo[s]) / span } else { 1.0 };
+                    f64::from(arr[s] * norm)
+                }).sum();
+                v.to_bits()
+            }).collect();
+            let got: Vec<u64> = blend_scores(&cands, &weights).iter().map(|v| v.to_bits()).collect();
+            prop_assert_eq!(got, want);
+        }
     }
 }
