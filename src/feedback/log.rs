@@ -79,6 +79,12 @@ pub struct LogConfig {
     pub queue_capacity: usize,
     /// Pause between attempts to reopen the log after a write or fsync error.
     pub retry_ms: u64,
+    /// Detached relaxed records (the impressions the request path queues, see
+    /// [`EventLog::queue_relaxed`]) wait up to this long for more before the writer writes
+    /// them together: one write and one writer wake-up per interval instead of one per request.
+    /// Nothing an impression guarantees depends on it (attribution reads the in-memory copy;
+    /// a crash may lose the last unsynced impressions either way). 0: each group at once.
+    pub relaxed_linger_ms: u64,
     /// TEST HOOK, never for production: while this file exists the log's disk behaves as if
     /// it were full (ENOSPC, see `log/fault.rs`), so end-to-end tests can fill and free the
     /// disk of the real binary. Unset (the default): the real file system, untouched.
@@ -95,6 +101,7 @@ impl Default for LogConfig {
             max_record_bytes: 1024 * 1024,
             queue_capacity: 8192,
             retry_ms: 1000,
+            relaxed_linger_ms: 5,
             test_hook_full_disk_file: None,
         }
     }
@@ -315,6 +322,8 @@ pub enum LogError {
 pub struct EventLog {
     tx: Option<mpsc::SyncSender<Request>>,
     writer: Option<JoinHandle<()>>,
+    /// The writer thread, unparked when a waited-for request is queued while it lingers.
+    writer_thread: std::thread::Thread,
     shared: Arc<Shared>,
     fs: Arc<dyn LogFs>,
     dir: PathBuf,
@@ -378,6 +387,7 @@ impl EventLog {
                 retention_bytes: cfg.retention_bytes,
                 retention_age: cfg.retention_age_secs.map(Duration::from_secs),
                 retry: Duration::from_millis(cfg.retry_ms.max(1)),
+                relaxed_linger: Duration::from_millis(cfg.relaxed_linger_ms),
             },
             Arc::clone(&fs),
             recovered,
@@ -403,6 +413,7 @@ impl EventLog {
         );
         let log = Self {
             tx: Some(tx),
+            writer_thread: handle.thread().clone(),
             writer: Some(handle),
             shared,
             fs,
@@ -455,6 +466,17 @@ impl EventLog {
         let (ack, rx) = oneshot::channel();
         self.send_with(payloads, Ack::Async(ack), false)?;
         Ok(PendingAppend::new(rx))
+    }
+
+    /// [`Self::submit_relaxed`] for a caller that never waits for the record (the request
+    /// path's impressions): nothing to resolve, so no channel per record, and the writer may
+    /// hold it for `relaxed_linger_ms` to write it with the next ones (without being woken for
+    /// it). Same order, same durability as any relaxed record; a full queue is
+    /// [`LogError::QueueFull`] at once.
+    pub fn queue_relaxed(&self, payload: Vec<u8>) -> Result<(), LogError> {
+        let payloads = Payloads::One(payload);
+        self.check_sizes(&payloads)?;
+        self.send_with(payloads, Ack::Detached, false)
     }
 
     /// Queues one record and returns a `'static` future that resolves to its sequence
@@ -577,6 +599,7 @@ impl EventLog {
             durable,
         };
         let blocking = matches!(request.ack, Ack::Blocking(_));
+        let detached = matches!(request.ack, Ack::Detached);
         let sent = if blocking {
             // Synchronous callers (benches, tools) wait for room instead.
             tx.send(request).map_err(|_| LogError::Closed)
@@ -591,6 +614,11 @@ impl EventLog {
         {
             let kind = if durable { "durable" } else { "relaxed" };
             counter.with_label_values(&[kind]).inc();
+        }
+        if sent.is_ok() && !detached {
+            // Someone waits for this one: a writer lingering over detached records stops now.
+            self.shared.wake.store(true, Ordering::SeqCst);
+            self.writer_thread.unpark();
         }
         sent
     }
@@ -610,8 +638,11 @@ impl EventLog {
     }
 
     fn shutdown(&mut self) {
-        // Closing the channel lets the writer drain and commit what is queued, then exit.
+        // Closing the channel lets the writer drain and commit what is queued, then exit (a
+        // lingering writer is told at once).
         self.tx.take();
+        self.shared.wake.store(true, Ordering::SeqCst);
+        self.writer_thread.unpark();
         if let Some(handle) = self.writer.take()
             && handle.join().is_err()
         {

@@ -595,13 +595,13 @@ impl FeedbackService {
         // Queued and applied under the cut lock (log order = apply order), so a snapshot
         // never holds a pull whose record comes after the snapshot's log position.
         let mut cut = self.cut.lock();
-        match self.log.submit_relaxed(payload) {
-            // Queued now as a relaxed record: it rides with the next group and the next
-            // durable fsync (or a timed one), and the request waits for neither. A crash
+        match self.log.queue_relaxed(payload) {
+            // Queued now as a detached relaxed record: it rides with the next group and the
+            // next durable fsync (or a timed one), and the request waits for neither. A crash
             // before that sync only loses attribution for this list, never an acknowledged
             // event. A full queue or a failing disk drops it (counted by the log): then it is
             // not applied either, so the state stays what the log implies.
-            Ok(_pending) => self.apply_impression(&mut cut, record),
+            Ok(()) => self.apply_impression(&mut cut, record),
             Err(e) => tracing::debug!(error = %e, "impression not logged"),
         }
     }

@@ -61,6 +61,16 @@ fn is_length_limit(e: &axum::Error) -> bool {
     false
 }
 
+/// A random (v4) UUID for a request that brought no id of its own, from the thread's seeded
+/// generator: `Uuid::new_v4` asks the kernel (a `getrandom` syscall) for every request, and a
+/// trace id needs uniqueness, not secrecy (impression ids are issued elsewhere, keyed).
+fn generated_request_id() -> String {
+    let bytes: [u8; 16] = rand::random();
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string()
+}
+
 struct InFlight<'a>(&'a prometheus::IntGauge);
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
@@ -72,7 +82,7 @@ pub async fn observe(State(st): State<Arc<AppState>>, mut req: Request, next: Ne
     let start = Instant::now();
     let client_rid = req.headers().get("x-request-id").and_then(valid_request_id);
     let from_client = client_rid.is_some();
-    let rid = client_rid.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let rid = client_rid.unwrap_or_else(generated_request_id);
     let route = req
         .extensions()
         .get::<MatchedPath>()

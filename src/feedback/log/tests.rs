@@ -635,3 +635,48 @@ async fn relaxed_records_are_synced_by_the_timer_without_further_traffic() {
     let (log, _) = open(&config(dir.path(), 1 << 20));
     assert_eq!(log.stats().durable_seq, Some(2));
 }
+
+#[tokio::test]
+async fn detached_relaxed_records_linger_into_one_group_and_a_waited_for_request_ends_the_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    // A linger far beyond the test's life: only the durable request can end it.
+    let cfg = LogConfig {
+        relaxed_linger_ms: 600_000,
+        ..config(dir.path(), 1 << 20)
+    };
+    let (log, _) = open(&cfg);
+    for i in 1..=3 {
+        log.queue_relaxed(payload(i)).unwrap();
+    }
+    assert_eq!(log.submit(payload(4)).unwrap().await.unwrap(), 4);
+    let stats = log.stats();
+    assert_eq!(
+        (stats.group_commits, stats.records, stats.fsyncs),
+        (1, 4, 1),
+        "the relaxed records waited and went out with the durable one"
+    );
+    assert_eq!(stats.durable_seq, Some(4));
+    // Closing does not wait out a linger either, and writes what lingers.
+    log.queue_relaxed(payload(5)).unwrap();
+    log.close().unwrap();
+    assert_eq!(EventLog::read_all(dir.path()).unwrap(), expected(1..=5));
+}
+
+#[tokio::test]
+async fn detached_relaxed_records_are_written_after_the_linger_without_other_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        relaxed_linger_ms: 1,
+        ..config(dir.path(), 1 << 20)
+    };
+    let (log, _) = open(&cfg);
+    log.queue_relaxed(payload(1)).unwrap();
+    // A liveness bound, not a timing assertion.
+    let mut waited = std::time::Duration::ZERO;
+    while log.stats().records == 0 {
+        assert!(waited < std::time::Duration::from_secs(30), "never written");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        waited += std::time::Duration::from_millis(5);
+    }
+    assert_eq!(log.stats().fsyncs, 0, "written, not synced on its own");
+}

@@ -14,9 +14,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
-#[cfg(test)]
-use std::sync::atomic::AtomicBool;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -61,6 +59,9 @@ pub(super) type Reply = Result<u64, WriteFailure>;
 pub(super) enum Ack {
     Async(oneshot::Sender<Reply>),
     Blocking(SyncSender<Reply>),
+    /// Nobody waits (a detached relaxed record, see [`super::EventLog::queue_relaxed`]): the
+    /// writer may hold it back for `relaxed_linger` to write it with the ones after it.
+    Detached,
 }
 
 impl Ack {
@@ -73,6 +74,7 @@ impl Ack {
             Ack::Blocking(tx) => {
                 let _ = tx.send(reply);
             }
+            Ack::Detached => {}
         }
     }
 }
@@ -113,6 +115,9 @@ pub(super) struct Shared {
     failure: Mutex<Option<Arc<io::Error>>>,
     /// Write or sync errors since open.
     errors: AtomicU64,
+    /// Set (before unparking the writer) when a request that someone waits for was queued:
+    /// a writer lingering over detached relaxed records stops lingering.
+    pub wake: AtomicBool,
     #[cfg(test)]
     pub hooks: TestHooks,
 }
@@ -146,6 +151,7 @@ impl Shared {
             retain_from: AtomicU64::new(retain_from),
             failure: Mutex::new(None),
             errors: AtomicU64::new(0),
+            wake: AtomicBool::new(false),
             #[cfg(test)]
             hooks: TestHooks::default(),
         }
@@ -170,6 +176,10 @@ pub(super) struct WriterConfig {
     pub retention_age: Option<Duration>,
     /// Pause between attempts to reopen the log after a failure.
     pub retry: Duration,
+    /// How long a group of only detached relaxed records (impressions) waits for more before
+    /// it is written (zero: written at once). Their senders then never wake the writer: one
+    /// write (and one wake-up) per linger instead of one per request.
+    pub relaxed_linger: Duration,
 }
 
 /// A segment before the active one.
@@ -304,14 +314,9 @@ impl Writer {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             let mut bytes = payload_bytes(&first);
             group.push(first);
-            while bytes < MAX_GROUP_BYTES {
-                match rx.try_recv() {
-                    Ok(request) => {
-                        bytes += payload_bytes(&request);
-                        group.push(request);
-                    }
-                    Err(_) => break,
-                }
+            drain(&rx, &mut group, &mut bytes);
+            if self.should_linger(&group, bytes) {
+                self.linger(&rx, &mut group, &mut bytes);
             }
             self.commit(&mut group);
             #[cfg(test)]
@@ -319,6 +324,39 @@ impl Writer {
         }
         // Shutting down: what was written is made durable too.
         self.sync_relaxed();
+    }
+
+    /// Only detached relaxed records so far, and room for more: worth waiting for company.
+    fn should_linger(&self, group: &[Request], bytes: usize) -> bool {
+        !self.cfg.relaxed_linger.is_zero()
+            && bytes < MAX_GROUP_BYTES
+            && group
+                .iter()
+                .all(|r| !r.durable && matches!(r.ack, Ack::Detached))
+    }
+
+    /// Waits up to `relaxed_linger` for more records, ending early when a request someone
+    /// waits for arrives (its sender sets `wake` and unparks this thread), then drains the
+    /// queue into `group`. Detached senders do not wake a parked writer: the channel has no
+    /// blocked receiver to notify, so their send is a plain enqueue.
+    fn linger(&self, rx: &Receiver<Request>, group: &mut Vec<Request>, bytes: &mut usize) {
+        // Cleared before the drain: a waited-for request sent before the clear is in the
+        // queue (senders set `wake` after queueing), one sent after it sets `wake` again.
+        self.shared.wake.store(false, Ordering::SeqCst);
+        drain(rx, group, bytes);
+        let deadline = Instant::now() + self.cfg.relaxed_linger;
+        while self.should_linger(group, *bytes) {
+            if self.shared.wake.load(Ordering::SeqCst) {
+                break;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            std::thread::park_timeout(deadline - now);
+            drain(rx, group, bytes);
+        }
+        drain(rx, group, bytes);
     }
 
     /// Syncs written relaxed records (if any), publishing them as durable.
@@ -622,6 +660,19 @@ impl Writer {
 }
 
 /// On-disk bytes a request will take (payloads plus frame headers).
+/// Moves what is queued into `group`, up to [`MAX_GROUP_BYTES`].
+fn drain(rx: &Receiver<Request>, group: &mut Vec<Request>, bytes: &mut usize) {
+    while *bytes < MAX_GROUP_BYTES {
+        match rx.try_recv() {
+            Ok(request) => {
+                *bytes += payload_bytes(&request);
+                group.push(request);
+            }
+            Err(_) => break,
+        }
+    }
+}
+
 fn payload_bytes(request: &Request) -> usize {
     let payloads = request.payloads.as_slice();
     payloads.iter().map(Vec::len).sum::<usize>() + payloads.len() * record::HEADER_LEN
