@@ -15,7 +15,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::Mutex;
@@ -342,10 +342,13 @@ impl Writer {
     fn linger(&self, rx: &Receiver<Request>, group: &mut Vec<Request>, bytes: &mut usize) {
         // Cleared before the drain: a waited-for request sent before the clear is in the
         // queue (senders set `wake` after queueing), one sent after it sets `wake` again.
+        // Closing is seen on the channel itself, not only through `wake`: a shutdown that set
+        // `wake` before the clear above would otherwise be lost, and the writer would linger out
+        // the whole interval before exiting.
         self.shared.wake.store(false, Ordering::SeqCst);
-        drain(rx, group, bytes);
+        let mut closing = drain(rx, group, bytes);
         let deadline = Instant::now() + self.cfg.relaxed_linger;
-        while self.should_linger(group, *bytes) {
+        while !closing && self.should_linger(group, *bytes) {
             if self.shared.wake.load(Ordering::SeqCst) {
                 break;
             }
@@ -354,7 +357,7 @@ impl Writer {
                 break;
             }
             std::thread::park_timeout(deadline - now);
-            drain(rx, group, bytes);
+            closing = drain(rx, group, bytes);
         }
         drain(rx, group, bytes);
     }
@@ -661,16 +664,20 @@ impl Writer {
 
 /// On-disk bytes a request will take (payloads plus frame headers).
 /// Moves what is queued into `group`, up to [`MAX_GROUP_BYTES`].
-fn drain(rx: &Receiver<Request>, group: &mut Vec<Request>, bytes: &mut usize) {
+/// Moves queued requests into `group` while it has room; `true` once the log is closing (every
+/// sender gone and the queue empty).
+fn drain(rx: &Receiver<Request>, group: &mut Vec<Request>, bytes: &mut usize) -> bool {
     while *bytes < MAX_GROUP_BYTES {
         match rx.try_recv() {
             Ok(request) => {
                 *bytes += payload_bytes(&request);
                 group.push(request);
             }
-            Err(_) => break,
+            Err(TryRecvError::Empty) => return false,
+            Err(TryRecvError::Disconnected) => return true,
         }
     }
+    false
 }
 
 fn payload_bytes(request: &Request) -> usize {
