@@ -110,17 +110,12 @@ pub struct CatalogueRequest {
 )]
 pub async fn change(
     State(st): State<Arc<AppState>>,
+    _: super::ops::Admin,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    if !super::ops::authorized(&headers, &st.cfg.server.admin_token) {
-        return Err(ApiError::Unauthorized);
-    }
     let req: CatalogueRequest = super::feedback::json_body(&headers, body)?;
-    let fb = st
-        .feedback
-        .get()
-        .ok_or(ApiError::FeedbackNotReady("opening the event log"))?;
+    let fb = super::feedback::service(&st)?;
     let ack = fb
         .change_catalogue(req.changes)
         .await
@@ -169,16 +164,10 @@ pub async fn change(
 )]
 pub async fn view(
     State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
+    _: super::ops::Admin,
 ) -> Result<Response, ApiError> {
-    if !super::ops::authorized(&headers, &st.cfg.server.admin_token) {
-        return Err(ApiError::Unauthorized);
-    }
     let engine = st.current()?;
-    let fb = st
-        .feedback
-        .get()
-        .ok_or(ApiError::FeedbackNotReady("opening the event log"))?;
+    let fb = super::feedback::service(&st)?;
     let set = fb.catalogue_snapshot();
     let overlay = st.overlay_for(&engine);
     let o = overlay.as_deref();

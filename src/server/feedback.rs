@@ -42,7 +42,7 @@ pub(super) fn json_body<T: DeserializeOwned>(
         .map_err(|e| ApiError::bad("invalid_json", format!("invalid JSON body: {e}")))
 }
 
-fn service(st: &AppState) -> Result<&Arc<FeedbackService>, ApiError> {
+pub(super) fn service(st: &AppState) -> Result<&Arc<FeedbackService>, ApiError> {
     st.feedback
         .get()
         .ok_or(ApiError::FeedbackNotReady("opening the event log"))
@@ -163,11 +163,8 @@ pub async fn post_batch(
 )]
 pub async fn bandit_stats(
     State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
+    _: super::ops::Admin,
 ) -> Result<Response, ApiError> {
-    if !super::ops::authorized(&headers, &st.cfg.server.admin_token) {
-        return Err(ApiError::Unauthorized);
-    }
     let stats = service(&st)?.bandit_stats();
     Ok(Json(serde_json::json!({ "arms": stats })).into_response())
 }

@@ -11,7 +11,6 @@ use super::state::AppState;
 use crate::state::Fleet;
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,10 +53,7 @@ pub async fn online_history(st: &AppState, user: Option<&str>) -> (Vec<(String, 
     }
 }
 
-fn shared(st: &AppState, headers: &HeaderMap) -> Result<Arc<Fleet>, ApiError> {
-    if !super::ops::authorized(headers, &st.cfg.server.admin_token) {
-        return Err(ApiError::Unauthorized);
-    }
+fn shared(st: &AppState) -> Result<Arc<Fleet>, ApiError> {
     st.fleet.clone().ok_or(ApiError::NotShared)
 }
 
@@ -76,13 +72,10 @@ fn shared(st: &AppState, headers: &HeaderMap) -> Result<Arc<Fleet>, ApiError> {
 )]
 pub async fn sync(
     State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
+    _: super::ops::Admin,
 ) -> Result<Response, ApiError> {
-    let fleet = shared(&st, &headers)?;
-    let fb = st
-        .feedback
-        .get()
-        .ok_or(ApiError::FeedbackNotReady("opening the event log"))?;
+    let fleet = shared(&st)?;
+    let fb = super::feedback::service(&st)?;
     let within = Duration::from_millis(st.cfg.state.redis.command_timeout_ms.max(1) * 5);
     let report = fleet.sync_now(fb, within).await;
     let rollout = super::rollout::check(&st, &fleet).await;
@@ -111,9 +104,9 @@ pub async fn sync(
 )]
 pub async fn view(
     State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
+    _: super::ops::Admin,
 ) -> Result<Response, ApiError> {
-    let fleet = shared(&st, &headers)?;
+    let fleet = shared(&st)?;
     super::rollout::report(&st, &fleet).await;
     let replicas = fleet
         .redis

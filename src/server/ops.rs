@@ -78,6 +78,25 @@ pub async fn openapi(State(st): State<Arc<AppState>>) -> Json<serde_json::Value>
 }
 
 /// True when `headers` carry `Authorization: Bearer <token>` equal to the configured token.
+/// An admin route's guard, as an extractor: the request carries `server.admin_token` as its
+/// bearer token, else the route answers 401 before reading anything else.
+pub struct Admin;
+
+impl axum::extract::FromRequestParts<Arc<AppState>> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        st: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        if authorized(&parts.headers, &st.cfg.server.admin_token) {
+            Ok(Admin)
+        } else {
+            Err(ApiError::Unauthorized)
+        }
+    }
+}
+
 pub fn authorized(headers: &HeaderMap, token: &str) -> bool {
     if token.is_empty() {
         return false;
@@ -118,12 +137,9 @@ struct ReloadBody {
 )]
 pub async fn reload(
     State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
+    _: Admin,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    if !authorized(&headers, &st.cfg.server.admin_token) {
-        return Err(ApiError::Unauthorized);
-    }
     let (dir, announce) = if body.iter().all(u8::is_ascii_whitespace) {
         (None, true)
     } else {
