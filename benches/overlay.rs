@@ -49,9 +49,7 @@ fn changes(m: &Model, added: usize, down: usize) -> ChangeSet {
 fn bench(c: &mut Criterion) {
     let e = engine();
     let m = &e.model;
-    let users: Vec<String> = (0..64)
-        .map(|k| m.user_ids[(k * 7919) % m.n_users()].clone())
-        .collect();
+    let users = common::bench_users(m);
     let t = Treatment::default();
     let fv: &FeatureVectors = &e.feature_vectors;
     let added = Arc::new(Overlay::build(m, fv, &changes(m, 10_000, 0), 1));

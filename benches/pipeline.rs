@@ -23,9 +23,7 @@ fn engine() -> Arc<Engine> {
 fn bench(c: &mut Criterion) {
     let e = engine();
     let m = &e.model;
-    let users: Vec<String> = (0..64)
-        .map(|k| m.user_ids[(k * 7919) % m.n_users()].clone())
-        .collect();
+    let users = common::bench_users(m);
     let q = |k: usize| Query {
         user_id: Some(users[k % users.len()].clone()),
         n: 20,

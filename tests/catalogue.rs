@@ -13,7 +13,7 @@ use recserve::bundle::Model;
 use serde_json::{Value, json};
 
 mod common;
-use common::{ADMIN_TOKEN, free_port, root, start_binary, wait_ready};
+use common::{ADMIN_TOKEN, free_port, get_json, item_ids as ids, root, start_binary, wait_ready};
 
 struct Server {
     child: Child,
@@ -59,23 +59,7 @@ async fn change(c: &reqwest::Client, s: &Server, changes: Value) -> Value {
 }
 
 async fn get(c: &reqwest::Client, s: &Server, query: &str, variant: &str) -> Value {
-    let r = c
-        .get(format!("{}/recommendations?{query}", s.base))
-        .header("x-variant", variant)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.json().await.unwrap()
-}
-
-fn ids(v: &Value) -> Vec<String> {
-    v["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["item_id"].as_str().unwrap().to_string())
-        .collect()
+    get_json(c, format!("{}/recommendations?{query}", s.base), variant).await
 }
 
 /// Each demo user's most frequent category in their training history.

@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 mod common;
-use common::free_port;
+use common::{free_port, get_json, item_ids as items};
 
 const TOKEN: &str = "fleet-test-token";
 
@@ -210,23 +210,8 @@ async fn wait_ready(client: &reqwest::Client, r: &Replica) {
 }
 
 async fn recommend(client: &reqwest::Client, r: &Replica, user: &str, variant: &str) -> Value {
-    let resp = client
-        .get(format!("{}/recommendations?user_id={user}&n=10", r.base))
-        .header("x-variant", variant)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    resp.json().await.unwrap()
-}
-
-fn items(v: &Value) -> Vec<String> {
-    v["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["item_id"].as_str().unwrap().to_string())
-        .collect()
+    let url = format!("{}/recommendations?user_id={user}&n=10", r.base);
+    get_json(client, url, variant).await
 }
 
 fn degraded(v: &Value) -> Vec<String> {

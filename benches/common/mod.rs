@@ -7,6 +7,13 @@ use recserve::pipeline::{Engine, Parallelism};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// 64 users spread over the demo bundle (every 7,919th), the request mix of the benches.
+pub fn bench_users(m: &Model) -> Vec<String> {
+    (0..64)
+        .map(|k| m.user_ids[(k * 7919) % m.n_users()].clone())
+        .collect()
+}
+
 pub fn demo_engine(parallel: Parallelism) -> Arc<Engine> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut cfg = Config::load_with_env(None, Vec::new()).expect("config");

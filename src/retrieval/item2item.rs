@@ -6,23 +6,17 @@
 //! deadline it looks at the clock every [`NEIGHBOURS_PER_CHECK`] neighbour weights and, once past
 //! it, scores with the seeds added so far.
 
+use super::sums::{DenseSums, keep_top};
 use super::{Deadline, Eligibility, Found, SourceList, UserProfile};
 use crate::bundle::Model;
 use std::cell::RefCell;
-
-/// Per-thread accumulator: a dense score per item and the items touched, reused across requests.
-#[derive(Default)]
-struct Scratch {
-    score: Vec<f32>,
-    touched: Vec<u32>,
-}
 
 /// Neighbour weights added between two looks at the deadline (a clock read per few thousand
 /// additions; none at all for a profile with fewer).
 pub const NEIGHBOURS_PER_CHECK: usize = 4_096;
 
 thread_local! {
-    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    static SUMS: RefCell<DenseSums> = RefCell::new(DenseSums::default());
 }
 
 pub fn candidates(
@@ -35,9 +29,9 @@ pub fn candidates(
     if k == 0 || model.item2item_k == 0 || profile.seeds.is_empty() {
         return Found::default();
     }
-    SCRATCH.with(|s| match s.try_borrow_mut() {
-        Ok(mut scratch) => score(model, profile, elig, k, deadline, &mut scratch),
-        Err(_) => score(model, profile, elig, k, deadline, &mut Scratch::default()),
+    SUMS.with(|s| match s.try_borrow_mut() {
+        Ok(mut sums) => score(model, profile, elig, k, deadline, &mut sums),
+        Err(_) => score(model, profile, elig, k, deadline, &mut DenseSums::default()),
     })
 }
 
@@ -47,13 +41,9 @@ fn score(
     elig: &Eligibility,
     k: usize,
     deadline: Deadline,
-    s: &mut Scratch,
+    sums: &mut DenseSums,
 ) -> Found {
-    let n = model.n_items();
-    if s.score.len() != n {
-        s.score = vec![0.0; n];
-    }
-    s.touched.clear();
+    sums.begin(model.n_items());
     let mut cut = false;
     let mut since_check = 0;
     for &seed in &profile.seeds {
@@ -70,39 +60,19 @@ fn score(
             let Ok(j) = u32::try_from(j) else {
                 break; // -1 pads the end of a row
             };
-            let Some(slot) = s.score.get_mut(j as usize) else {
-                continue;
-            };
-            if *slot == 0.0 {
-                s.touched.push(j);
-            }
-            *slot += w;
-            if *slot == 0.0 {
-                // Keep "touched" exact even when weights cancel out.
-                *slot = f32::MIN_POSITIVE;
-            }
+            sums.add(j, w);
         }
     }
-    // The seeds themselves are never proposed: mark them (only touched slots are reset below).
+    // The seeds themselves are never proposed.
     for &seed in &profile.seeds {
-        if let Some(slot) = s.score.get_mut(seed as usize)
-            && *slot != 0.0
-        {
-            *slot = f32::NEG_INFINITY;
-        }
+        sums.replace(seed, f32::NEG_INFINITY);
     }
-    let mut out: SourceList = Vec::with_capacity(s.touched.len().min(4 * k));
-    for &j in &s.touched {
-        let v = std::mem::take(&mut s.score[j as usize]);
+    let mut out: SourceList = Vec::with_capacity(4 * k);
+    sums.drain(|j, v| {
         if v.is_finite() && elig.allows(model, j) {
             out.push((j, v));
         }
-    }
-    let cmp = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-    if out.len() > k {
-        out.select_nth_unstable_by(k, cmp);
-        out.truncate(k);
-    }
-    out.sort_unstable_by(cmp);
+    });
+    keep_top(&mut out, k);
     Found { list: out, cut }
 }

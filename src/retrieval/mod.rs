@@ -15,6 +15,7 @@ pub mod popular;
 pub mod profile;
 pub mod segment;
 pub mod session;
+mod sums;
 
 pub use crate::deadline::Deadline;
 pub use candidate::{Candidate, Found, N_SOURCES, Source, SourceList, merge, source_names};

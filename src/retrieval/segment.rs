@@ -3,20 +3,13 @@
 //! user's segments: ln(1 + decayed count) per segment, the "popular among people like you" list).
 //! Warmer users get nothing from it: their own history says more, and the request stays lean.
 
+use super::sums::{DenseSums, keep_top};
 use super::{Eligibility, SourceList, UserProfile};
 use crate::bundle::Model;
 use std::cell::RefCell;
 
-/// Per-thread dense accumulator over the catalogue (reset through `touched` after each call).
-#[derive(Default)]
-struct Scratch {
-    score: Vec<f32>,
-    seen: Vec<bool>,
-    touched: Vec<u32>,
-}
-
 thread_local! {
-    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    static SUMS: RefCell<DenseSums> = RefCell::new(DenseSums::default());
 }
 
 /// Users with more history than this (training + online) do not use the segment source.
@@ -33,54 +26,28 @@ pub fn candidates(
     }
     let seg = &model.segments;
     let n = model.n_items();
-    let mut out: SourceList = SCRATCH.with_borrow_mut(|s| {
-        if s.score.len() != n {
-            s.score = vec![0.0; n];
-            s.seen = vec![false; n];
-        }
-        s.touched.clear();
+    let mut out: SourceList = SUMS.with_borrow_mut(|sums| {
+        sums.begin(n);
         for &seg_id in &profile.segments {
             let (ids, scores) = seg.top(seg_id);
             for (&i, &w) in ids.iter().zip(scores) {
                 let Ok(i) = u32::try_from(i) else {
                     break; // -1 pads the end of a row
                 };
-                let (Some(slot), Some(seen)) =
-                    (s.score.get_mut(i as usize), s.seen.get_mut(i as usize))
-                else {
-                    continue;
-                };
-                if !*seen {
-                    *seen = true;
-                    s.touched.push(i);
-                }
-                *slot += w;
+                sums.add(i, w);
             }
         }
-        let mut out = Vec::with_capacity(s.touched.len());
-        for &i in &s.touched {
-            let v = std::mem::take(&mut s.score[i as usize]);
-            s.seen[i as usize] = false;
-            out.push((i, v));
-        }
+        let mut out = Vec::new();
+        sums.drain(|i, v| out.push((i, v)));
         out
     });
     // Without a category filter at most `excluded.len()` of the best `k + excluded.len()` can
     // be ineligible, so only those are checked (the result is the same as checking all).
-    let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-    let bound = k.saturating_add(elig.excluded.len());
-    if elig.category.is_none() && out.len() > bound {
-        out.select_nth_unstable_by(bound - 1, order);
-        out.truncate(bound);
+    if elig.category.is_none() {
+        keep_top(&mut out, k.saturating_add(elig.excluded.len()));
     }
     out.retain(|&(i, _)| elig.allows(model, i));
-    // Only the top k are kept: select them, then sort those (the order is total, ids are
-    // unique, so the list is the one a full sort would give).
-    if out.len() > k {
-        out.select_nth_unstable_by(k - 1, order);
-        out.truncate(k);
-    }
-    out.sort_unstable_by(order);
+    keep_top(&mut out, k);
     out
 }
 

@@ -2,19 +2,10 @@
 //! contributions that add up to the ranker's score); the list itself does not change; the
 //! impression log holds explanations only for requests that asked for them.
 
+use super::common::item_ids as ids;
 use super::helpers::TestApp;
 use recserve::feedback::events::Record;
 use recserve::pipeline::{Explanation, ServedPath};
-use serde_json::Value;
-
-fn ids(body: &Value) -> Vec<String> {
-    body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["item_id"].as_str().unwrap().to_string())
-        .collect()
-}
 
 #[tokio::test]
 async fn explanations_add_up_and_leave_the_list_unchanged() {

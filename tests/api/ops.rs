@@ -217,14 +217,7 @@ async fn a_full_admission_limit_sheds_business_routes_but_not_ops_or_admin() {
         .try_acquire_many_owned(3)
         .unwrap();
     let user = app.user_with_history(5);
-    let r = app
-        .client
-        .get(format!("{}/recommendations?user_id={user}", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 503);
-    assert!(r.headers().get("retry-after").is_some());
+    assert_shed(&app, &user).await;
     let r = app
         .client
         .post(format!("{}/feedback", app.base))
@@ -249,12 +242,7 @@ async fn a_full_admission_limit_sheds_business_routes_but_not_ops_or_admin() {
         "admin routes sit outside the limit"
     );
     drop(held);
-    let r = app
-        .client
-        .get(format!("{}/recommendations?user_id={user}", app.base))
-        .send()
-        .await
-        .unwrap();
+    let r = recommend(&app, &user).await;
     assert_eq!(r.status().as_u16(), 200, "slots free again once released");
     app.shutdown().await;
 }
@@ -307,14 +295,7 @@ async fn the_admission_queue_sheds_when_full_and_at_its_deadline() {
     let held = Arc::clone(app.state.admission.slots())
         .try_acquire_owned()
         .unwrap();
-    let r = app
-        .client
-        .get(format!("{}/recommendations?user_id={user}", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 503);
-    assert!(r.headers().get("retry-after").is_some());
+    assert_shed(&app, &user).await;
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains(r#"recserve_requests_shed_total{reason="queue_timeout"} 1"#));
     drop(held);
@@ -370,4 +351,19 @@ async fn expect_refused(app: &TestApp, bundle: &std::path::Path, mentions: &str)
             .contains(mentions),
         "{body}"
     );
+}
+
+async fn recommend(app: &TestApp, user: &str) -> reqwest::Response {
+    app.client
+        .get(format!("{}/recommendations?user_id={user}", app.base))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A recommendation request for `user` is shed: 503 with `Retry-After`.
+async fn assert_shed(app: &TestApp, user: &str) {
+    let r = recommend(app, user).await;
+    assert_eq!(r.status().as_u16(), 503);
+    assert!(r.headers().get("retry-after").is_some());
 }

@@ -111,3 +111,25 @@ pub fn train_engine(
     let engine = Engine::new(trained.model, cfg.serving.clone(), &cfg.index, None).expect("engine");
     (Arc::new(engine), trained.ranker_eval)
 }
+
+/// `GET url` under `x-variant: variant`, asserting a 200, as JSON.
+pub async fn get_json(client: &reqwest::Client, url: String, variant: &str) -> serde_json::Value {
+    let r = client
+        .get(url)
+        .header("x-variant", variant)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 200);
+    r.json().await.expect("json body")
+}
+
+/// The `item_id`s of a `/recommendations` response body, in order.
+pub fn item_ids(body: &serde_json::Value) -> Vec<String> {
+    body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["item_id"].as_str().expect("item_id").to_string())
+        .collect()
+}
