@@ -157,15 +157,6 @@ pub fn merge_hashed(lists: &[SourceList; N_SOURCES]) -> Vec<Candidate> {
     out
 }
 
-/// Source names for a bit set of sources (bit i set when `Source::ALL[i]` proposed the item).
-pub fn source_names(bits: u8) -> Vec<&'static str> {
-    Source::ALL
-        .into_iter()
-        .filter(|&s| bits & (1 << s as u8) != 0)
-        .map(Source::as_str)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@ pub mod session;
 mod sums;
 
 pub use crate::deadline::Deadline;
-pub use candidate::{Candidate, Found, N_SOURCES, Source, SourceList, merge, source_names};
+pub use candidate::{Candidate, Found, N_SOURCES, Source, SourceList, merge};
 pub use profile::UserProfile;
 
 use crate::bundle::Model;

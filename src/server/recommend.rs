@@ -13,28 +13,55 @@ use crate::pipeline::{
     Degraded, Explanation, Query, Recommendation, Strategy, Treatment, recommend_within,
 };
 use crate::ranking::Diversity;
-use crate::retrieval::{Source, source_names};
+use crate::retrieval::Source;
+use axum::Extension;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use serde::Serialize;
 use std::sync::Arc;
 
+/// One served item, borrowed from the impression's record of it (no second copy of the id).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ItemOut {
-    pub item_id: String,
+pub struct ItemOut<'a> {
+    pub item_id: &'a str,
     pub score: f32,
     /// The candidate sources that proposed the item, and `exposure` for an item the new-item
     /// exposure policy placed.
     #[schema(schema_with = super::openapi::sources_schema)]
-    pub sources: Vec<&'static str>,
+    pub sources: SourceNames,
     /// Only with `explain=true`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub explanation: Option<Explanation>,
+    pub explanation: Option<&'a Explanation>,
     /// Only on items the new-item exposure policy placed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exposure: Option<ExposureOut>,
+}
+
+/// The names of the sources in a bit set (`Source::ALL` order), then `exposure` when the item
+/// holds an exposure slot: serialised as a JSON array without building a `Vec` per item.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceNames {
+    pub bits: u8,
+    pub exposure: bool,
+}
+
+impl Serialize for SourceNames {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(None)?;
+        for name in Source::ALL
+            .into_iter()
+            .filter(|&src| self.bits & (1 << src as u8) != 0)
+            .map(Source::as_str)
+        {
+            seq.serialize_element(name)?;
+        }
+        if self.exposure {
+            seq.serialize_element(crate::ranking::exposure::EXPOSURE_SOURCE)?;
+        }
+        seq.end()
+    }
 }
 
 /// An item placed in a new-item exposure slot.
@@ -46,7 +73,7 @@ pub struct ExposureOut {
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct RecResponse {
+pub struct RecResponse<'a> {
     /// The server-issued impression id: feedback on this list names it as its `request_id`.
     pub request_id: String,
     /// The client's `X-Request-Id`, echoed for tracing (never used for attribution).
@@ -67,7 +94,7 @@ pub struct RecResponse {
     /// The bandit arm, when the variant uses the bandit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arm: Option<String>,
-    pub items: Vec<ItemOut>,
+    pub items: Vec<ItemOut<'a>>,
 }
 
 /// `GET /recommendations`.
@@ -180,25 +207,25 @@ pub async fn recommend(
     observe(&st, &rec);
     observe_new_items(&st, &engine, &rec, &variant.name);
 
+    // The served list is built once, with owned ids, for the impression record; the response
+    // body borrows from it and is serialised before the record takes it.
     let mut explanations = rec.explanations.take().map(Vec::into_iter);
-    let items: Vec<ItemOut> = rec
+    let mut served: Vec<ServedItem> = rec
         .items
         .iter()
-        .map(|r| ItemOut {
+        .enumerate()
+        .map(|(p, r)| ServedItem {
             item_id: engine.item_id(overlay.as_deref(), r.item).to_string(),
+            position: p as u32,
             score: r.score,
-            sources: source_names(r.sources),
+            // Stored only when the request asked for explanations.
             explanation: explanations.as_mut().and_then(Iterator::next),
-            exposure: None,
+            exposure_propensity: None,
         })
         .collect();
-    let mut items = items;
     for slot in &rec.exposure {
-        if let Some(it) = items.get_mut(slot.position) {
-            it.sources.push(crate::ranking::exposure::EXPOSURE_SOURCE);
-            it.exposure = Some(ExposureOut {
-                propensity: slot.propensity,
-            });
+        if let Some(it) = served.get_mut(slot.position) {
+            it.exposure_propensity = Some(slot.propensity);
         }
     }
     // The arm only answers for lists its blend (or candidate mix) produced, not for the
@@ -218,19 +245,38 @@ pub async fn recommend(
     };
     let impression_token =
         fb.and_then(|fb| fb.impression_token(&impression_id, q.user_id.as_deref()));
-    if let Some(fb) = fb {
-        let served: Vec<ServedItem> = items
+    let body = RecResponse {
+        request_id: impression_id.clone(),
+        client_request_id: client_request_id.clone(),
+        impression_token,
+        user_id: q.user_id.clone(),
+        variant: variant.name.clone(),
+        model_version: engine.version().to_string(),
+        strategy: rec.strategy.as_str(),
+        degraded: std::mem::take(&mut rec.degraded),
+        arm: arm.as_ref().map(|a| a.arm_name.clone()),
+        items: served
             .iter()
-            .enumerate()
-            .map(|(p, i)| ServedItem {
-                item_id: i.item_id.clone(),
-                position: p as u32,
-                score: i.score,
-                // Stored only when the request asked for explanations.
-                explanation: i.explanation.clone(),
-                exposure_propensity: i.exposure.as_ref().map(|e| e.propensity),
+            .zip(&rec.items)
+            .map(|(s, r)| ItemOut {
+                item_id: &s.item_id,
+                score: s.score,
+                sources: SourceNames {
+                    bits: r.sources,
+                    exposure: s.exposure_propensity.is_some(),
+                },
+                explanation: s.explanation.as_ref(),
+                exposure: s
+                    .exposure_propensity
+                    .map(|propensity| ExposureOut { propensity }),
             })
-            .collect();
+            .collect(),
+    };
+    // One pass into a buffer sized for the usual item (id, score, a few sources).
+    let mut json = Vec::with_capacity(320 + 112 * body.items.len());
+    let encoded = serde_json::to_writer(&mut json, &body);
+    drop(body);
+    if let Some(fb) = fb {
         let imp = ImpressionIn {
             id: &impression_id,
             client_request_id: client_request_id.as_deref(),
@@ -254,19 +300,21 @@ pub async fn recommend(
             tracing::debug!(error = %e, "served list not shared; attributable on this replica only");
         }
     }
-    let body = RecResponse {
-        request_id: impression_id,
-        client_request_id,
-        impression_token,
-        user_id: q.user_id,
-        variant: variant.name.clone(),
-        model_version: engine.version().to_string(),
-        strategy: rec.strategy.as_str(),
-        degraded: rec.degraded,
-        arm: arm.map(|a| a.arm_name),
-        items,
+    let mut resp = match encoded {
+        Ok(()) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            json,
+        )
+            .into_response(),
+        Err(e) => {
+            return Err(ApiError::Internal(format!(
+                "response not serialisable: {e}"
+            )));
+        }
     };
-    let mut resp = Json(body).into_response();
     if let Ok(v) = HeaderValue::from_str(&variant.name) {
         resp.headers_mut().insert("x-variant", v);
     }
