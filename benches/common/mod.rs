@@ -14,13 +14,20 @@ pub fn bench_users(m: &Model) -> Vec<String> {
         .collect()
 }
 
+/// The demo bundle's engine; `RECSERVE_…` overrides apply as in `serve`, so another build's
+/// setting can be benched side by side (`RECSERVE_SERVER__BUNDLE=<dir>` benches that bundle,
+/// `RECSERVE_SERVING__RERANK_DEPTH=100` another cut).
 pub fn demo_engine(parallel: Parallelism) -> Arc<Engine> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut cfg = Config::load_with_env(None, Vec::new()).expect("config");
+    let mut cfg = Config::load_with_env(None, std::env::vars()).expect("config");
     cfg.serving.total_budget_ms = 10_000;
     cfg.serving.ranker_budget_ms = 10_000;
     cfg.serving.parallel_sources = parallel;
-    let bundle = root.join("models/demo");
+    let bundle = if cfg.server.bundle.as_os_str().is_empty() {
+        root.join("models/demo")
+    } else {
+        cfg.server.bundle.clone()
+    };
     let model = Model::read(&bundle).expect("demo bundle");
     Arc::new(Engine::new(model, cfg.serving.clone(), &cfg.index, Some(&bundle)).expect("engine"))
 }
