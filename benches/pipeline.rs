@@ -89,7 +89,7 @@ fn bench(c: &mut Criterion) {
         let cands = merge(&lists);
         let w = e.plan.first_phase_for(&profile);
         g.bench_function(format!("first_phase_{}", cands.len()), |b| {
-            b.iter(|| black_box(FirstPhase::run(&cands, w, e.cfg.rerank_depth).keep))
+            b.iter(|| black_box(FirstPhase::run(&cands, w, e.cfg.rerank_depth)))
         });
     }
     let cands = merge(&lists);

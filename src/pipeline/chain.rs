@@ -19,7 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// With exposure on, the chain ranks this many items (at least), so the exposure slots can take
-/// the best new items just below the list in the chain's own order (the ranker's cut is 100).
+/// the best new items just below the list in the chain's own order (past the ranker's cut,
+/// the first phase's order continues).
 const EXPOSURE_LOOKAHEAD: usize = 100;
 
 impl Engine {
@@ -268,10 +269,12 @@ impl Engine {
                     let start = Instant::now();
                     let budget = deadline.stage(start, self.cfg.ranker_budget());
                     // Phase 1: the learned blend picks the cut; phase 2: the ranker orders it.
-                    let phase1 = FirstPhase::run(
+                    // Ordered past the cut when the list is longer than the cut.
+                    let phase1 = FirstPhase::run_deep(
                         cands,
                         self.plan.first_phase_for(profile),
                         self.cfg.rerank_depth,
+                        n.saturating_sub(self.cfg.rerank_depth),
                     );
                     let cut = phase1.cut(cands);
                     let phase2: &[Candidate] = cut.as_deref().unwrap_or(cands);
@@ -285,7 +288,7 @@ impl Engine {
                             }
                             let mut items = top_n(phase2, &scores, n);
                             if items.len() < n && cut.is_some() {
-                                extend_below(&mut items, cands, &phase1.scores, n);
+                                extend_below(&mut items, cands, phase1.below(), n);
                             }
                             return (items, Strategy::Ranked);
                         }
@@ -303,20 +306,22 @@ impl Engine {
     }
 }
 
-/// Appends candidates outside the ranked cut, in first-phase order, until `items` holds `n`
-/// (scores kept below the ranked part).
-fn extend_below(items: &mut Vec<RecItem>, cands: &[Candidate], phase1: &[f64], n: usize) {
-    let taken: FxHashSet<u32> = items.iter().map(|r| r.item).collect();
+/// Appends the candidates just below the ranked cut (`below`, in first-phase order) until
+/// `items` holds `n` (scores kept below the ranked part).
+fn extend_below(items: &mut Vec<RecItem>, cands: &[Candidate], below: &[usize], n: usize) {
     let floor = items.last().map_or(0.0, |r| r.score);
-    let rest = top_n(cands, phase1, n + taken.len());
-    for (k, mut r) in rest
-        .into_iter()
-        .filter(|r| !taken.contains(&r.item))
-        .take(n - items.len())
+    let need = n.saturating_sub(items.len());
+    for (k, c) in below
+        .iter()
+        .filter_map(|&i| cands.get(i))
+        .take(need)
         .enumerate()
     {
-        r.score = floor - 1.0 - k as f32;
-        items.push(r);
+        items.push(RecItem {
+            item: c.item,
+            score: floor - 1.0 - k as f32,
+            sources: c.sources().fold(0u8, |acc, s| acc | (1 << s as u8)),
+        });
     }
 }
 

@@ -117,8 +117,8 @@ impl Engine {
             for (r, &k) in order.iter().enumerate() {
                 rank[k] = r as u32;
             }
-            let mut in_cut = vec![p.keep.is_none(); d.cands.len()];
-            for &k in p.keep.iter().flatten() {
+            let mut in_cut = vec![p.keep().is_none(); d.cands.len()];
+            for &k in p.keep().into_iter().flatten() {
                 in_cut[k] = true;
             }
             (p.scores, rank, in_cut)

@@ -51,7 +51,9 @@ pub fn blend_scores(cands: &[Candidate], w: &BlendWeights) -> Vec<f64> {
         .collect()
 }
 
-/// The `n` best candidates by score (ties by item id, for determinism).
+/// The `n` best candidates by score (ties by item id, for determinism). The list has room for
+/// `n` items even when there are fewer candidates, so topping it up to `n` (the ranked cut
+/// continued from the first phase) does not reallocate.
 pub fn top_n(cands: &[Candidate], scores: &[f64], n: usize) -> Vec<RecItem> {
     let key = |i: usize| {
         if scores[i].is_nan() {
@@ -60,18 +62,17 @@ pub fn top_n(cands: &[Candidate], scores: &[f64], n: usize) -> Vec<RecItem> {
             scores[i]
         }
     };
-    top_indices(cands, scores, n)
-        .into_iter()
-        .map(|i| {
-            let c = &cands[i];
-            let sources = c.sources().fold(0u8, |acc, s| acc | (1 << s as u8));
-            RecItem {
-                item: c.item,
-                score: key(i) as f32,
-                sources,
-            }
-        })
-        .collect()
+    let mut out = Vec::with_capacity(n);
+    out.extend(top_indices(cands, scores, n).into_iter().map(|i| {
+        let c = &cands[i];
+        let sources = c.sources().fold(0u8, |acc, s| acc | (1 << s as u8));
+        RecItem {
+            item: c.item,
+            score: key(i) as f32,
+            sources,
+        }
+    }));
+    out
 }
 
 /// Indices of the `n` best candidates by score, best first (NaN last, ties by item id).

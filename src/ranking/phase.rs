@@ -16,28 +16,61 @@ pub fn is_features_only(profile: &UserProfile) -> bool {
 pub struct FirstPhase {
     /// The blend's score of every candidate (the ranker's base score).
     pub scores: Vec<f64>,
-    /// Indices of the candidates the ranker sees, best first; `None` = every candidate
-    /// (`depth == 0`, or no more candidates than `depth`).
-    pub keep: Option<Vec<usize>>,
+    /// With a cut, the first-phase order of the cut ([`FirstPhase::keep`]) followed by the
+    /// candidates just below it ([`FirstPhase::below`]); `None` = every candidate (`depth == 0`,
+    /// or no more candidates than `depth`).
+    order: Option<Vec<usize>>,
+    depth: usize,
 }
 
 impl FirstPhase {
     pub fn run(cands: &[Candidate], weights: &BlendWeights, depth: usize) -> Self {
+        Self::run_deep(cands, weights, depth, 0)
+    }
+
+    /// [`FirstPhase::run`], also ordering up to `deeper` candidates past the cut (`below`).
+    /// One selection serves both: the cut is the first `depth` of the same order (the order is
+    /// total: score, then item id, then index).
+    pub fn run_deep(
+        cands: &[Candidate],
+        weights: &BlendWeights,
+        depth: usize,
+        deeper: usize,
+    ) -> Self {
         let scores = blend_scores(cands, weights);
-        let keep = (depth > 0 && cands.len() > depth).then(|| top_indices(cands, &scores, depth));
-        Self { scores, keep }
+        let order =
+            (depth > 0 && cands.len() > depth).then(|| top_indices(cands, &scores, depth + deeper));
+        Self {
+            scores,
+            order,
+            depth,
+        }
+    }
+
+    /// Indices of the candidates the ranker sees, best first; `None` = every candidate.
+    pub fn keep(&self) -> Option<&[usize]> {
+        self.order
+            .as_deref()
+            .map(|o| o.get(..self.depth).unwrap_or(o))
+    }
+
+    /// With a cut, the next candidates below it in first-phase order (as many as
+    /// [`FirstPhase::run_deep`] asked for): what a list longer than the cut continues with.
+    pub fn below(&self) -> &[usize] {
+        self.order
+            .as_deref()
+            .and_then(|o| o.get(self.depth..))
+            .unwrap_or_default()
     }
 
     /// The candidates the ranker sees (copied only when there is a cut).
     pub fn cut(&self, cands: &[Candidate]) -> Option<Vec<Candidate>> {
-        self.keep
-            .as_ref()
-            .map(|k| k.iter().map(|&i| cands[i]).collect())
+        self.keep().map(|k| k.iter().map(|&i| cands[i]).collect())
     }
 
     /// The base score of each candidate the ranker sees, in the same order.
     pub fn kept_scores(&self) -> Vec<f64> {
-        match &self.keep {
+        match self.keep() {
             Some(k) => k.iter().map(|&i| self.scores[i]).collect(),
             None => self.scores.clone(),
         }
@@ -46,8 +79,18 @@ impl FirstPhase {
     /// Adds the base score to the ranker's output for the same candidates: a ranker boosted
     /// from the first phase outputs a correction to it.
     pub fn add_base(&self, ranker_scores: &mut [f64]) {
-        for (s, b) in ranker_scores.iter_mut().zip(self.kept_scores()) {
-            *s += b;
+        // The same sums as zipping with `kept_scores`, without collecting them first.
+        match self.keep() {
+            Some(k) => {
+                for (s, &i) in ranker_scores.iter_mut().zip(k) {
+                    *s += self.scores[i];
+                }
+            }
+            None => {
+                for (s, b) in ranker_scores.iter_mut().zip(&self.scores) {
+                    *s += b;
+                }
+            }
         }
     }
 }
@@ -76,7 +119,7 @@ mod tests {
             segment: 0.0,
         };
         let p = FirstPhase::run(&cands, &w, 3);
-        assert_eq!(p.keep.as_deref(), Some(&[9, 8, 7][..]));
+        assert_eq!(p.keep(), Some(&[9, 8, 7][..]));
         let cut = p.cut(&cands).unwrap();
         assert_eq!(
             cut.iter().map(|c| c.item).collect::<Vec<_>>(),
@@ -88,11 +131,47 @@ mod tests {
         for (got, want) in s.iter().zip([1.0, 8.0 / 9.0, 7.0 / 9.0]) {
             assert!((got - want).abs() < 1e-6, "{s:?}");
         }
+        // Below the cut: the next candidates in the same order, as many as asked for.
+        let deep = FirstPhase::run_deep(&cands, &w, 3, 4);
+        assert_eq!(deep.keep(), p.keep());
+        assert_eq!(deep.below(), &[6, 5, 4, 3][..]);
+        assert_eq!(FirstPhase::run_deep(&cands, &w, 3, 20).below().len(), 7);
         // No cut when the depth covers every candidate (or is 0): base scores for all.
         for depth in [0, 10, 50] {
-            let p = FirstPhase::run(&cands, &w, depth);
-            assert!(p.keep.is_none() && p.cut(&cands).is_none());
+            let p = FirstPhase::run_deep(&cands, &w, depth, 5);
+            assert!(p.keep().is_none() && p.cut(&cands).is_none() && p.below().is_empty());
             assert_eq!(p.kept_scores().len(), 10);
+        }
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The cut followed by `below` is the first-phase order of every candidate, prefix for
+        /// prefix: what the list continued with before (a second selection over all
+        /// candidates, the cut's items filtered out).
+        #[test]
+        fn the_cut_and_below_are_the_full_first_phase_order(
+            scores in proptest::collection::vec(prop_oneof![
+                4 => (0u8..20).prop_map(f32::from),
+                1 => Just(f32::NAN),
+            ], 1..120),
+            depth in 1usize..40,
+            deeper in 0usize..60,
+        ) {
+            let cands: Vec<Candidate> =
+                scores.iter().enumerate().map(|(i, &s)| cand(1000 - i as u32, s)).collect();
+            let w = BlendWeights { cf: 1.0, content: 0.0, session: 0.0, popular: 0.0, item2item: 0.0, segment: 0.0 };
+            let p = FirstPhase::run_deep(&cands, &w, depth, deeper);
+            let Some(keep) = p.keep() else {
+                prop_assert!(cands.len() <= depth);
+                return Ok(());
+            };
+            let all = top_indices(&cands, &p.scores, cands.len());
+            let cut: std::collections::HashSet<usize> = keep.iter().copied().collect();
+            let want: Vec<usize> = all.iter().copied().filter(|i| !cut.contains(i)).take(deeper).collect();
+            prop_assert_eq!(keep, &all[..depth]);
+            prop_assert_eq!(p.below(), &want[..]);
         }
     }
 }

@@ -523,11 +523,11 @@ pub fn single_source_weights(name: &str) -> Option<BlendWeights> {
 /// engine and profile); the source lists and targets stay whole, so misses count.
 pub fn cut_group(g: &Group, weights: &BlendWeights, depth: usize) -> Group {
     let phase1 = FirstPhase::run(&g.cands, weights, depth);
-    let cands: Vec<Candidate> = match &phase1.keep {
+    let cands: Vec<Candidate> = match phase1.keep() {
         Some(keep) => keep.iter().map(|&i| g.cands[i]).collect(),
         None => g.cands.clone(),
     };
-    let labels: Vec<f32> = match &phase1.keep {
+    let labels: Vec<f32> = match phase1.keep() {
         Some(keep) => keep.iter().map(|&i| g.labels[i]).collect(),
         None => g.labels.clone(),
     };
