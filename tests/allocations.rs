@@ -46,7 +46,9 @@ static GLOBAL: Counting = Counting;
 /// Measured 34 (89 KB) on the demo bundle without segments; 51 (131 KB) on the retrained one,
 /// whose segment source runs for the users with ≤ 20 interactions and whose exposure slots look
 /// below the list; 44 (98 KB) since merge and the segment source accumulate in per-thread dense
-/// tables instead of hash maps. The ceiling leaves a little room.
+/// tables instead of hash maps; 55 with the cut at 64 (the list past the cut came from a second
+/// selection and a hash set), 50 (100 KB) since one first-phase selection serves both. At the
+/// ceiling: a new allocation on the request path has to pay for itself elsewhere.
 const MAX_ALLOCS_PER_REQUEST: usize = 50;
 /// Bytes allocated per request: per-request buffers are proportional to the candidates (a few
 /// hundred) and the segments' top lists, never to the catalogue (1,500 items × 32 dims × 4 B =

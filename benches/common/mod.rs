@@ -14,12 +14,18 @@ pub fn bench_users(m: &Model) -> Vec<String> {
         .collect()
 }
 
-/// The demo bundle's engine; `RECSERVE_…` overrides apply as in `serve`, so another build's
-/// setting can be benched side by side (`RECSERVE_SERVER__BUNDLE=<dir>` benches that bundle,
-/// `RECSERVE_SERVING__RERANK_DEPTH=100` another cut).
+/// The demo bundle's engine; `RECSERVE_…` overrides of `serving` and `server.bundle` apply, so
+/// another setting can be benched side by side (`RECSERVE_SERVER__BUNDLE=<dir>` benches that
+/// bundle, `RECSERVE_SERVING__RERANK_DEPTH=100` another cut). Budgets and `parallel_sources`
+/// are then set here.
 pub fn demo_engine(parallel: Parallelism) -> Arc<Engine> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut cfg = Config::load_with_env(None, std::env::vars()).expect("config");
+    let mut cfg = Config::load_with_env(
+        None,
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+    )
+    .expect("config");
     cfg.serving.total_budget_ms = 10_000;
     cfg.serving.ranker_budget_ms = 10_000;
     cfg.serving.parallel_sources = parallel;

@@ -205,9 +205,10 @@ pub struct AddedItems<'a> {
 /// Inserts exposure items into `items` (the chain's final list, at most `n` long; its length
 /// is kept) and returns the slots used. A slot is used only when an eligible new item outside
 /// the list is left. `ahead` are the items the chain ranked just below the list, best first:
-/// with the model pick, the new items among them go first (the ranker, or the blend, judged
-/// them with every feature, including the content and category ones the hybrid model's dot
-/// product lacks), then the hybrid model's best.
+/// with the model pick, the new items among them go first (the ranker judged those inside its
+/// cut with every feature, including the content and category ones the hybrid model's dot
+/// product lacks; below the cut, or without a ranker, the learned blend's order), then the
+/// hybrid model's best.
 #[allow(clippy::too_many_arguments)]
 pub fn apply(
     policy: &ExposurePolicy,

@@ -38,8 +38,8 @@ impl FirstPhase {
         deeper: usize,
     ) -> Self {
         let scores = blend_scores(cands, weights);
-        let order =
-            (depth > 0 && cands.len() > depth).then(|| top_indices(cands, &scores, depth + deeper));
+        let order = (depth > 0 && cands.len() > depth)
+            .then(|| top_indices(cands, &scores, depth.saturating_add(deeper)));
         Self {
             scores,
             order,

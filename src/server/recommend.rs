@@ -75,16 +75,16 @@ pub struct ExposureOut {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RecResponse<'a> {
     /// The server-issued impression id: feedback on this list names it as its `request_id`.
-    pub request_id: String,
+    pub request_id: &'a str,
     /// The client's `X-Request-Id`, echoed for tracing (never used for attribution).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_request_id: Option<String>,
+    pub client_request_id: Option<&'a str>,
     /// With `feedback.auth = "signed"`: feedback on this list must carry it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub impression_token: Option<String>,
-    pub user_id: Option<String>,
-    pub variant: String,
-    pub model_version: String,
+    pub user_id: Option<&'a str>,
+    pub variant: &'a str,
+    pub model_version: &'a str,
     /// Which path served the list.
     #[schema(schema_with = super::openapi::strategy_schema)]
     pub strategy: &'static str,
@@ -93,7 +93,7 @@ pub struct RecResponse<'a> {
     pub degraded: Vec<Degraded>,
     /// The bandit arm, when the variant uses the bandit.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub arm: Option<String>,
+    pub arm: Option<&'a str>,
     pub items: Vec<ItemOut<'a>>,
 }
 
@@ -246,15 +246,15 @@ pub async fn recommend(
     let impression_token =
         fb.and_then(|fb| fb.impression_token(&impression_id, q.user_id.as_deref()));
     let body = RecResponse {
-        request_id: impression_id.clone(),
-        client_request_id: client_request_id.clone(),
+        request_id: &impression_id,
+        client_request_id: client_request_id.as_deref(),
         impression_token,
-        user_id: q.user_id.clone(),
-        variant: variant.name.clone(),
-        model_version: engine.version().to_string(),
+        user_id: q.user_id.as_deref(),
+        variant: &variant.name,
+        model_version: engine.version(),
         strategy: rec.strategy.as_str(),
         degraded: std::mem::take(&mut rec.degraded),
-        arm: arm.as_ref().map(|a| a.arm_name.clone()),
+        arm: arm.as_ref().map(|a| a.arm_name.as_str()),
         items: served
             .iter()
             .zip(&rec.items)

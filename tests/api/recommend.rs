@@ -41,6 +41,11 @@ async fn known_user_gets_n_distinct_ranked_items_without_seen_ones() {
     for it in body["items"].as_array().unwrap() {
         assert!(!it["sources"].as_array().unwrap().is_empty());
     }
+    // The body is written by the handler itself: it still says what it is.
+    let r = app
+        .get(&format!("/recommendations?user_id={user}&n=20"))
+        .await;
+    assert_eq!(r.headers()["content-type"], "application/json");
     app.shutdown().await;
 }
 
