@@ -320,7 +320,7 @@ fn extend_below(items: &mut Vec<RecItem>, cands: &[Candidate], below: &[usize], 
         items.push(RecItem {
             item: c.item,
             score: floor - 1.0 - k as f32,
-            sources: c.sources().fold(0u8, |acc, s| acc | (1 << s as u8)),
+            sources: c.source_bits(),
         });
     }
 }

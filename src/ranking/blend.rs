@@ -65,7 +65,7 @@ pub fn top_n(cands: &[Candidate], scores: &[f64], n: usize) -> Vec<RecItem> {
     let mut out = Vec::with_capacity(n);
     out.extend(top_indices(cands, scores, n).into_iter().map(|i| {
         let c = &cands[i];
-        let sources = c.sources().fold(0u8, |acc, s| acc | (1 << s as u8));
+        let sources = c.source_bits();
         RecItem {
             item: c.item,
             score: key(i) as f32,

@@ -270,9 +270,10 @@ pub fn apply(
         // The item keeps the score of the one it moves down, so scores stay non-increasing.
         let score = items.get(pos).map_or(f32::NAN, |r| r.score);
         // The sources that proposed it too, when it was a candidate.
-        let sources = cands.iter().find(|c| c.item == item).map_or(0u8, |c| {
-            c.sources().fold(0u8, |acc, s| acc | (1 << s as u8))
-        });
+        let sources = cands
+            .iter()
+            .find(|c| c.item == item)
+            .map_or(0u8, |c| c.source_bits());
         items.insert(
             pos,
             RecItem {

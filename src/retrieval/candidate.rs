@@ -81,6 +81,11 @@ impl Candidate {
     pub fn sources(&self) -> impl Iterator<Item = Source> + '_ {
         Source::ALL.into_iter().filter(|&s| self.has(s))
     }
+
+    /// The proposing sources as a bit set (bit `s` for `Source::ALL[s]`), as served items carry it.
+    pub fn source_bits(&self) -> u8 {
+        self.sources().fold(0u8, |acc, s| acc | (1 << s as u8))
+    }
 }
 
 /// Merges source lists by item, keeping every source's score and 0-based rank; order: first seen.
