@@ -77,7 +77,6 @@ pub async fn openapi(State(st): State<Arc<AppState>>) -> Json<serde_json::Value>
     Json(super::openapi::document(&st.cfg))
 }
 
-/// True when `headers` carry `Authorization: Bearer <token>` equal to the configured token.
 /// An admin route's guard, as an extractor: the request carries `server.admin_token` as its
 /// bearer token, else the route answers 401 before reading anything else.
 pub struct Admin;
@@ -97,6 +96,8 @@ impl axum::extract::FromRequestParts<Arc<AppState>> for Admin {
     }
 }
 
+/// True when `headers` carry `Authorization: Bearer <token>` equal to the configured token
+/// (compared in constant time; an empty token authorizes nothing).
 pub fn authorized(headers: &HeaderMap, token: &str) -> bool {
     if token.is_empty() {
         return false;

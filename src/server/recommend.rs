@@ -200,7 +200,7 @@ pub async fn recommend(
         None => (None, std::time::Duration::ZERO),
     };
     let budget = scfg.total_budget().saturating_sub(queued);
-    let mut rec = recommend_within(&engine, &st.pool, q.clone(), treatment, budget, permit).await;
+    let mut rec = recommend_within(&engine, &st.pool, q, treatment, budget, permit).await;
     if history_unavailable {
         rec.degraded.push(Degraded::HistoryUnavailable);
     }
@@ -244,12 +244,12 @@ pub async fn recommend(
         None => uuid::Uuid::new_v4().simple().to_string(),
     };
     let impression_token =
-        fb.and_then(|fb| fb.impression_token(&impression_id, q.user_id.as_deref()));
+        fb.and_then(|fb| fb.impression_token(&impression_id, p.user_id.as_deref()));
     let body = RecResponse {
         request_id: &impression_id,
         client_request_id: client_request_id.as_deref(),
         impression_token,
-        user_id: q.user_id.as_deref(),
+        user_id: p.user_id.as_deref(),
         variant: &variant.name,
         model_version: engine.version(),
         strategy: rec.strategy.as_str(),
@@ -280,7 +280,7 @@ pub async fn recommend(
         let imp = ImpressionIn {
             id: &impression_id,
             client_request_id: client_request_id.as_deref(),
-            user_id: q.user_id.as_deref(),
+            user_id: p.user_id.as_deref(),
             variant: &variant.name,
             arm: arm.as_ref(),
             strategy: rec.strategy,

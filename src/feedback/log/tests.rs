@@ -24,6 +24,15 @@ fn open(cfg: &LogConfig) -> (EventLog, RecoveryReport) {
     EventLog::open(cfg.clone(), None).unwrap()
 }
 
+/// A log in `dir` whose writer lingers `linger_ms` over relaxed-only groups.
+fn open_lingering(dir: &Path, linger_ms: u64) -> EventLog {
+    let cfg = LogConfig {
+        relaxed_linger_ms: linger_ms,
+        ..config(dir, 1 << 20)
+    };
+    open(&cfg).0
+}
+
 /// Deterministic payload of varying size (0..=120 bytes) for record `i`.
 fn payload(i: u64) -> Vec<u8> {
     let len = (i * 37 % 121) as usize;
@@ -640,11 +649,7 @@ async fn relaxed_records_are_synced_by_the_timer_without_further_traffic() {
 async fn detached_relaxed_records_linger_into_one_group_and_a_waited_for_request_ends_the_wait() {
     let dir = tempfile::tempdir().unwrap();
     // A linger far beyond the test's life: only the durable request can end it.
-    let cfg = LogConfig {
-        relaxed_linger_ms: 600_000,
-        ..config(dir.path(), 1 << 20)
-    };
-    let (log, _) = open(&cfg);
+    let log = open_lingering(dir.path(), 600_000);
     for i in 1..=3 {
         log.queue_relaxed(payload(i)).unwrap();
     }
@@ -665,11 +670,7 @@ async fn detached_relaxed_records_linger_into_one_group_and_a_waited_for_request
 #[tokio::test]
 async fn detached_relaxed_records_are_written_after_the_linger_without_other_traffic() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = LogConfig {
-        relaxed_linger_ms: 1,
-        ..config(dir.path(), 1 << 20)
-    };
-    let (log, _) = open(&cfg);
+    let log = open_lingering(dir.path(), 1);
     log.queue_relaxed(payload(1)).unwrap();
     // A liveness bound, not a timing assertion.
     let mut waited = std::time::Duration::ZERO;
@@ -688,11 +689,7 @@ async fn detached_relaxed_records_are_written_after_the_linger_without_other_tra
 fn close_right_after_detached_records_does_not_wait_out_the_linger() {
     for round in 0..200u64 {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = LogConfig {
-            relaxed_linger_ms: 600_000,
-            ..config(dir.path(), 1 << 20)
-        };
-        let (log, _) = open(&cfg);
+        let log = open_lingering(dir.path(), 600_000);
         log.queue_relaxed(payload(1)).unwrap();
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
