@@ -107,8 +107,11 @@ async fn added_items_reach_matching_users_survive_a_restart_and_are_exported() {
     let events = tempfile::tempdir().unwrap();
     let port = free_port();
     // The bundle's own new items are left out of the exposure pool, so its slot shows which
-    // of the two added items the model prefers for each user.
-    let env = [("RECSERVE_SERVING__EXPOSURE__POOL_MAX", "0")];
+    // of the two added items the model prefers for each user; every request gets the slot.
+    let env = [
+        ("RECSERVE_SERVING__EXPOSURE__POOL_MAX", "0"),
+        ("RECSERVE_SERVING__EXPOSURE__TRAFFIC_SHARE", "1"),
+    ];
     let c = reqwest::Client::new();
     let s = Server::start(port, events.path(), &env);
     wait_ready(&c, &s.base).await;

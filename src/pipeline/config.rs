@@ -53,6 +53,8 @@ pub struct ExposureConfig {
     pub new_item_max_interactions: u32,
     /// New items a request scores at most (the youngest): bounds the per-request cost.
     pub pool_max: usize,
+    /// Share of requests that get the slots (see [`ExposurePolicy::traffic_share`]).
+    pub traffic_share: f64,
 }
 
 impl Default for ExposureConfig {
@@ -63,6 +65,7 @@ impl Default for ExposureConfig {
             placement: p.placement,
             offset: p.offset,
             pick: p.pick,
+            traffic_share: p.traffic_share,
             new_item_max_interactions: 0,
             pool_max: 1000,
         }
@@ -76,6 +79,7 @@ impl ExposureConfig {
             placement: self.placement,
             offset: self.offset,
             pick: self.pick,
+            traffic_share: self.traffic_share,
         }
     }
 }

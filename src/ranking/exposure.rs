@@ -1,7 +1,7 @@
 //! New-item exposure: a configured share of a list's slots goes to items with few or no
 //! interactions, so a new item reaches people and collects the feedback that warms it up. The
 //! position policy is explicit (one slot per block of `round(1 / share)` positions, fixed or
-//! drawn per request), the item for a slot is the user's best new item by the feature/content
+//! drawn per request, in the `traffic_share` of requests drawn for exposure), the item for a slot is the user's best new item by the feature/content
 //! model (or, for the evaluation's baseline, a uniformly random one), and every slot's exact
 //! propensity is known, so an impression log can record it. All randomness is seeded by the
 //! request, so a request always gets the same list.
@@ -48,17 +48,22 @@ pub struct ExposurePolicy {
     /// First position of a block that may hold the slot (0-based, below the block length).
     pub offset: usize,
     pub pick: Pick,
+    /// Share of requests whose list gets the slots (the exploration budget), in [0, 1]; drawn
+    /// per request (seeded), so the slots' share of all served slots is `share × traffic_share`.
+    pub traffic_share: f64,
 }
 
 impl Default for ExposurePolicy {
-    /// The shipped default: one slot in ten, drawn uniformly from positions 7–9 of each block
-    /// of ten (0-based), filled by the model's best new item for the user.
+    /// The shipped default: in a quarter of the requests, one slot in ten, drawn uniformly from
+    /// positions 7–9 of each block of ten (0-based), filled by the model's best new item for the
+    /// user: 2.5% of all slots (README, Cold start, for what every list paid at 10%).
     fn default() -> Self {
         Self {
             share: 0.1,
             placement: Placement::Random,
             offset: 7,
             pick: Pick::Model,
+            traffic_share: 0.25,
         }
     }
 }
@@ -67,6 +72,8 @@ impl Default for ExposurePolicy {
 pub enum ExposureError {
     #[error("exposure share must be in [0, 0.5], got {0}")]
     Share(f64),
+    #[error("exposure traffic_share must be in [0, 1], got {0}")]
+    TrafficShare(f64),
     #[error("exposure offset {offset} must be below the block length {block}")]
     Offset { offset: usize, block: usize },
 }
@@ -87,11 +94,12 @@ impl ExposurePolicy {
         placement: Placement::Fixed,
         offset: 0,
         pick: Pick::Model,
+        traffic_share: 0.0,
     };
 
     pub fn is_off(&self) -> bool {
         // NaN counts as off (validation refuses it anyway).
-        self.share.is_nan() || self.share <= 0.0
+        !(self.share > 0.0 && self.traffic_share > 0.0)
     }
 
     /// Positions per block (one exposure slot each): `round(1 / share)`; 0 when off.
@@ -107,6 +115,9 @@ impl ExposurePolicy {
         if !(0.0..=0.5).contains(&self.share) {
             return Err(ExposureError::Share(self.share));
         }
+        if !(0.0..=1.0).contains(&self.traffic_share) {
+            return Err(ExposureError::TrafficShare(self.traffic_share));
+        }
         let block = self.block();
         if block > 0 && self.offset >= block {
             return Err(ExposureError::Offset {
@@ -118,25 +129,36 @@ impl ExposurePolicy {
     }
 
     /// The exact probability that `position` is an exposure slot under this policy (what an
-    /// impression log records for off-policy evaluation): 1 or 0 for fixed placement,
-    /// `1 / (block − offset)` inside a block's window for random placement.
+    /// impression log records for off-policy evaluation): `traffic_share` × (1 or 0 for fixed
+    /// placement, `1 / (block − offset)` inside a block's window for random placement).
     pub fn slot_propensity(&self, position: usize) -> f64 {
         let block = self.block();
         if block == 0 {
             return 0.0;
         }
         let within = position % block;
-        match self.placement {
+        let in_list = match self.placement {
             Placement::Fixed => f64::from(u8::from(within == self.offset)),
             Placement::Random if within >= self.offset => 1.0 / (block - self.offset) as f64,
             Placement::Random => 0.0,
+        };
+        in_list * self.traffic_share
+    }
+
+    /// Whether the request seeded `seed` is one of the `traffic_share` drawn for exposure (its
+    /// own stream: the positions' draws do not depend on it).
+    pub fn exposes(&self, seed: u64) -> bool {
+        if self.traffic_share >= 1.0 {
+            return true;
         }
+        let draw = crate::splitmix::SplitMix64(seed ^ TRAFFIC_SALT).next_u64();
+        ((draw >> 11) as f64 / (1u64 << 53) as f64) < self.traffic_share
     }
 
     /// The exposure positions of a list of `n` for the request seeded `seed`, ascending.
     pub fn slots(&self, n: usize, seed: u64) -> Vec<usize> {
         let block = self.block();
-        if block == 0 || self.offset >= block {
+        if block == 0 || self.offset >= block || !self.exposes(seed) {
             return Vec::new();
         }
         let mut rng = crate::splitmix::SplitMix64(seed);
@@ -154,6 +176,9 @@ impl ExposurePolicy {
             .collect()
     }
 }
+
+/// Salts the per-request exposure draw apart from the position draws.
+const TRAFFIC_SALT: u64 = 0xD1B5_4A32_D192_ED03;
 
 /// The items exposure may choose from: few or no training interactions, newest first, bounded
 /// so a request scores at most `cap` of them. Built once per engine.
@@ -425,6 +450,7 @@ mod tests {
             placement,
             offset,
             pick: Pick::Model,
+            traffic_share: 1.0,
         }
     }
 
@@ -465,5 +491,50 @@ mod tests {
         assert!(policy(0.6, Placement::Fixed, 0).validate().is_err());
         assert!(policy(0.25, Placement::Fixed, 4).validate().is_err());
         assert!(ExposurePolicy::default().validate().is_ok());
+        let over = ExposurePolicy {
+            traffic_share: 1.5,
+            ..ExposurePolicy::default()
+        };
+        assert!(over.validate().is_err());
+    }
+
+    // Cost: 40,000 seeded draws, milliseconds.
+    #[test]
+    fn a_traffic_share_of_requests_gets_the_slots_and_the_propensity_says_so() {
+        let always = policy(0.1, Placement::Random, 7);
+        let some = ExposurePolicy {
+            traffic_share: 0.25,
+            ..always
+        };
+        let runs = 40_000;
+        let mut exposed = 0;
+        let mut hits = [0usize; 10];
+        for seed in 0..runs as u64 {
+            let seed = seed_of(&[&seed.to_le_bytes()]);
+            let s = some.slots(10, seed);
+            if !s.is_empty() {
+                exposed += 1;
+                // An exposed request's slots are the ones it gets with exposure always on.
+                assert_eq!(s, always.slots(10, seed));
+            }
+            for p in s {
+                hits[p] += 1;
+            }
+        }
+        let got = exposed as f64 / runs as f64;
+        assert!((got - 0.25).abs() < 0.01, "exposed share {got}");
+        for (p, &h) in hits.iter().enumerate() {
+            let want = some.slot_propensity(p);
+            assert!(
+                (h as f64 / runs as f64 - want).abs() < 0.006,
+                "position {p}"
+            );
+        }
+        assert!((some.slot_propensity(8) - 0.25 / 3.0).abs() < 1e-12);
+        let none = ExposurePolicy {
+            traffic_share: 0.0,
+            ..always
+        };
+        assert!(none.is_off() && none.slots(10, 1).is_empty());
     }
 }

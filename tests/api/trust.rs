@@ -361,7 +361,8 @@ async fn signed_and_token_trust_models() {
 
 #[tokio::test]
 async fn clicks_on_exposure_slots_count_as_new_item_clicks_per_variant() {
-    let app = TestApp::spawn().await;
+    // Every request gets the slots (the default draws a quarter of them).
+    let app = TestApp::spawn_with(|c| c.serving.exposure.traffic_share = 1.0).await;
     let user = app.user_with_history(5);
     let mut clicked = 0;
     for i in 0..5 {
