@@ -79,6 +79,32 @@ pub fn ablation_rows(base: &Treatment) -> Vec<(String, Treatment)> {
     rows
 }
 
+/// The row of the learned first-phase blend alone (no ranker), beside `without_ranker`, which is
+/// what the control serves without the ranker: the gate's best validated alternative.
+pub const LEARNED_BLEND_ROW: &str = "learned_blend";
+
+/// [`ablation_rows`] for `engine`, with the [`LEARNED_BLEND_ROW`] after `without_ranker`: the
+/// first phase of users with a history, for every user (cold users' own first phase aside).
+pub fn ablation_rows_for(base: &Treatment, engine: &Engine) -> Vec<(String, Treatment)> {
+    let mut rows = ablation_rows(base);
+    let at = rows
+        .iter()
+        .position(|(n, _)| n == "without_ranker")
+        .map_or(rows.len(), |i| i + 1);
+    rows.insert(
+        at,
+        (
+            LEARNED_BLEND_ROW.into(),
+            Treatment {
+                use_ranker: false,
+                weights: Some(engine.plan.first_phase),
+                ..base.clone()
+            },
+        ),
+    );
+    rows
+}
+
 /// The diversity settings of the row called `name` (off for every other row).
 fn diversity_of(name: &str) -> Diversity {
     DIVERSITY_ROWS

@@ -1,7 +1,7 @@
 //! `recserve evaluate`: either split a data directory, train on the train part and evaluate, or
 //! evaluate an existing bundle against a held-out interactions file. Writes the report.
 
-use super::ablation::{EvalInput, ablation_rows, evaluate};
+use super::ablation::{EvalInput, ablation_rows_for, evaluate};
 use super::report::write_report;
 use super::split::{SplitKind, split};
 use crate::data::dataset::Interaction;
@@ -196,10 +196,10 @@ pub fn evaluate_data(
         "ranker_validation_ndcg".into(),
         serde_json::json!(ranker_eval.ranker_ndcg),
     );
+    let rows = ablation_rows_for(&base_treatment(cfg), &engine);
     let mut input = eval_input(engine, &train, &test, args);
     input.rerank_all = rerank_all;
-    let mut report =
-        evaluate(&input, &ablation_rows(&base_treatment(cfg)), summary).map_err(EvalError::Eval)?;
+    let mut report = evaluate(&input, &rows, summary).map_err(EvalError::Eval)?;
     report.config = config_json(cfg);
     Ok(report)
 }
@@ -280,9 +280,10 @@ pub fn evaluate_bundle(
         &cfg.index,
         Some(bundle),
     )?);
+    let rows = ablation_rows_for(&base_treatment(cfg), &engine);
     let mut input = eval_input(engine, &train, &test, args);
     input.rerank_all = rerank_all;
-    evaluate(&input, &ablation_rows(&base_treatment(cfg)), summary).map_err(EvalError::Eval)
+    evaluate(&input, &rows, summary).map_err(EvalError::Eval)
 }
 
 /// The full row's treatment: the shipped defaults with the serving config's exposure policy
