@@ -1,8 +1,9 @@
 //! New-item exposure: a configured share of a list's slots goes to items with few or no
 //! interactions, so a new item reaches people and collects the feedback that warms it up. The
 //! position policy is explicit (one slot per block of `round(1 / share)` positions, fixed or
-//! drawn per request, in the `traffic_share` of requests drawn for exposure), the item for a slot is the user's best new item by the feature/content
-//! model (or, for the evaluation's baseline, a uniformly random one), and every slot's exact
+//! drawn per request, in the `traffic_share` of requests drawn for exposure), the item for a
+//! slot is the user's best new item by the feature/content model (or, for the evaluation's
+//! baseline, a uniformly random one), and every slot's exact
 //! propensity is known, so an impression log can record it. All randomness is seeded by the
 //! request, so a request always gets the same list.
 //!
