@@ -55,8 +55,14 @@ impl Engine {
         let n = q.n.max(1);
         let div = q.diversity;
         let policy = t.exposure.unwrap_or_else(|| self.cfg.exposure.policy());
-        // A hard per-category cap wins: capped requests get no exposure slots.
-        let exposing = !policy.is_off() && div.max_per_category.is_none();
+        // A hard per-category cap wins: capped requests get no exposure slots. Only the
+        // requests drawn for exposure (`serving.exposure.traffic_share`) order past the list.
+        let seed = if policy.is_off() {
+            0
+        } else {
+            exposure_seed(q, n)
+        };
+        let exposing = !policy.is_off() && div.max_per_category.is_none() && policy.exposes(seed);
         let t_rank = Instant::now();
         // With diversity on, the chain orders a larger pool for MMR to choose from. With
         // exposure on (and no diversity), it orders past the list, so exposure can prefer the
@@ -129,17 +135,6 @@ impl Engine {
         let exposure = if !exposing {
             Vec::new()
         } else {
-            let seed = match q.exposure_seed {
-                0 => {
-                    let recent: Vec<&[u8]> = q.recent.iter().map(|r| r.as_bytes()).collect();
-                    exposure::seed_of(&[
-                        q.user_id.as_deref().unwrap_or("").as_bytes(),
-                        &(n as u64).to_le_bytes(),
-                        &recent.concat(),
-                    ])
-                }
-                s => s,
-            };
             let overlay = q.overlay.as_deref().filter(|o| o.n_added() > 0);
             let excluded_added: Vec<usize> = overlay.map_or_else(Vec::new, |o| {
                 let seen = q.exclude_seen.then(|| q.recent.iter().chain(&q.seen_added));
@@ -303,6 +298,22 @@ impl Engine {
         let weights = t.weights.unwrap_or(self.plan.fallback);
         let scores = blend_scores(cands, &weights);
         (top_n(cands, &scores, n), Strategy::Blend)
+    }
+}
+
+/// The request's exposure seed: the caller's, or one derived from who asks for how many, so a
+/// repeated request gets the same slots.
+fn exposure_seed(q: &Query, n: usize) -> u64 {
+    match q.exposure_seed {
+        0 => {
+            let recent: Vec<&[u8]> = q.recent.iter().map(|r| r.as_bytes()).collect();
+            exposure::seed_of(&[
+                q.user_id.as_deref().unwrap_or("").as_bytes(),
+                &(n as u64).to_le_bytes(),
+                &recent.concat(),
+            ])
+        }
+        s => s,
     }
 }
 
