@@ -4,22 +4,72 @@
 //! Why not `spawn_blocking`: its pool grows a thread per concurrent request, so at 16 connections
 //! on 2 cores a dozen pipeline threads preempt each other and every hand-off wakes a sleeping
 //! thread. A pool no larger than the machine keeps its threads busy under load (a finished thread
-//! takes the next queued job without sleeping), and idle threads block on the queue instead of
-//! spinning. A job whose caller stopped waiting (its budget ran out while it was queued) is
+//! takes the next queued job without sleeping), and idle threads park instead of spinning. The
+//! idle threads wait on a stack, so light load is served by the one thread that worked last. A job whose caller stopped waiting (its budget ran out while it was queued) is
 //! dropped unrun: under overload the queue drains at once instead of doing work nobody reads.
 //! A job that panics is caught: its caller sees the sender dropped, and the thread lives.
 
+use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::Thread;
 use tokio::sync::oneshot;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
+/// The queue and who is waiting on it. Idle threads wait on a stack: a new job wakes the thread
+/// that went idle last, so under light load one thread serves every request with warm caches
+/// while the others stay asleep (a FIFO wake-up would hand alternate requests to alternate
+/// threads, each waking on cold caches, maybe on the other core).
+struct Queue {
+    jobs: VecDeque<Job>,
+    /// Indices of the parked threads, the most recently parked last.
+    idle: Vec<usize>,
+    /// `parked[i]`: thread `i` is on `idle` (a spurious wake-up must not push it twice).
+    parked: Vec<bool>,
+    closed: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    threads: Vec<Thread>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // A job never runs under the lock, so a poisoned lock still holds a consistent queue.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Thread `me`'s loop: the next job, or park until one is pushed to it.
+    fn work(&self, me: usize) {
+        loop {
+            let job = {
+                let mut q = self.lock();
+                match q.jobs.pop_front() {
+                    Some(job) => job,
+                    None if q.closed => return,
+                    None => {
+                        if !q.parked[me] {
+                            q.parked[me] = true;
+                            q.idle.push(me);
+                        }
+                        drop(q);
+                        std::thread::park();
+                        continue;
+                    }
+                }
+            };
+            // The job's own result channel reports the failure to its caller.
+            let _ = catch_unwind(AssertUnwindSafe(job));
+        }
+    }
+}
+
 /// A fixed set of named threads draining one queue. Dropping the pool lets the threads finish
 /// the queued jobs and exit.
 pub struct PipelinePool {
-    tx: crossbeam_channel::Sender<Job>,
-    threads: usize,
+    shared: Arc<Shared>,
     on_abandoned: Arc<dyn Fn() + Send + Sync>,
 }
 
@@ -35,27 +85,41 @@ impl PipelinePool {
         } else {
             threads
         };
-        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+        // Each thread waits for the shared state (with every thread's handle) before it starts.
+        let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Arc<Shared>>(threads);
+        let mut handles = Vec::with_capacity(threads);
         for i in 0..threads {
-            let rx = rx.clone();
-            std::thread::Builder::new()
+            let rx = ready_rx.clone();
+            let h = std::thread::Builder::new()
                 .name(format!("recserve-pipeline-{i}"))
                 .spawn(move || {
-                    while let Ok(job) = rx.recv() {
-                        // The job's own result channel reports the failure to its caller.
-                        let _ = catch_unwind(AssertUnwindSafe(job));
+                    if let Ok(shared) = rx.recv() {
+                        shared.work(i);
                     }
                 })?;
+            handles.push(h.thread().clone());
+        }
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                jobs: VecDeque::new(),
+                idle: Vec::with_capacity(threads),
+                parked: vec![false; threads],
+                closed: false,
+            }),
+            threads: handles,
+        });
+        for _ in 0..threads {
+            // Every thread is waiting on `ready_rx`, so the bounded channel has room.
+            let _ = ready_tx.send(Arc::clone(&shared));
         }
         Ok(Self {
-            tx,
-            threads,
+            shared,
             on_abandoned: Arc::new(on_abandoned),
         })
     }
 
     pub fn threads(&self) -> usize {
-        self.threads
+        self.shared.threads.len()
     }
 
     /// Queues `f`; the receiver yields its result, or an error if `f` panicked. If the receiver
@@ -76,15 +140,38 @@ impl PipelinePool {
             }
             let _ = tx.send(f());
         });
-        // The threads hold the receiving side for as long as the pool lives, so this cannot fail
-        // while `self` exists; if it did, the dropped job drops `tx` and the caller sees an error.
-        let _ = self.tx.send(job);
+        let wake = {
+            let mut q = self.shared.lock();
+            q.jobs.push_back(job);
+            let w = q.idle.pop();
+            if let Some(w) = w {
+                q.parked[w] = false;
+            }
+            w
+        };
+        if let Some(t) = wake.and_then(|w| self.shared.threads.get(w)) {
+            t.unpark();
+        }
         rx
     }
 
     /// Jobs queued and not yet started.
     pub fn queued(&self) -> usize {
-        self.tx.len()
+        self.shared.lock().jobs.len()
+    }
+
+    #[cfg(test)]
+    fn idle(&self) -> usize {
+        self.shared.lock().idle.len()
+    }
+}
+
+impl Drop for PipelinePool {
+    fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        for t in &self.shared.threads {
+            t.unpark();
+        }
     }
 }
 
@@ -153,6 +240,44 @@ mod tests {
         // ...but its work never ran, and the drop was counted.
         assert_eq!(ran.load(Ordering::SeqCst), 1, "only the waited-for job ran");
         assert_eq!(abandoned.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn light_load_is_served_by_the_thread_that_worked_last() {
+        let pool = PipelinePool::new(3, || {}).unwrap();
+        let rt = rt();
+        let wait_all_idle = |pool: &PipelinePool| {
+            while pool.idle() < 3 {
+                std::thread::yield_now();
+            }
+        };
+        let mut names = Vec::new();
+        for _ in 0..20 {
+            wait_all_idle(&pool);
+            let name = pool.run(|| std::thread::current().name().map(str::to_owned));
+            names.push(rt.block_on(name).unwrap());
+        }
+        // A FIFO wake-up would rotate through the three threads.
+        assert!(names.windows(2).all(|w| w[0] == w[1]), "{names:?}");
+        // Under load every thread works: three jobs that wait for each other need all three.
+        let barrier = Arc::new(std::sync::Barrier::new(3));
+        let busy: Vec<_> = (0..3)
+            .map(|_| {
+                let b = Arc::clone(&barrier);
+                pool.run(move || {
+                    b.wait();
+                    std::thread::current().name().map(str::to_owned)
+                })
+            })
+            .collect();
+        let mut seen: Vec<_> = busy.into_iter().map(|r| rt.block_on(r).unwrap()).collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(
+            seen.len(),
+            3,
+            "three blocked jobs need three threads: {seen:?}"
+        );
     }
 
     #[test]
