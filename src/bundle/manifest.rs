@@ -59,11 +59,19 @@ pub struct ServingPlan {
     pub ranker_adds_first_phase: bool,
     /// The first-phase cut the ranker was trained on; 0 = every candidate.
     pub rerank_depth: usize,
-    /// Whether the ranker beat the learned blend and every single source on the report users.
+    /// Whether the ranker beat its best validated alternative (significantly: the paired
+    /// bootstrap CI above zero) on the report users with a history.
     pub ranker_gate_passed: bool,
-    /// Weights of the best validated alternative to the ranker (the learned blend, or one source
-    /// alone when it beat the blend): what the control treatment serves when the gate failed.
+    /// Weights of the best validated alternative to the ranker (one source alone, or the learned
+    /// blend when it beat that source): what the control treatment serves when the gate failed.
     pub fallback_weights: std::collections::BTreeMap<String, f32>,
+    /// The gate decided again on the report users known only by their features (absent = too
+    /// few of them: the decision above applies to everyone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cold_ranker_gate_passed: Option<bool>,
+    /// The best validated alternative for users known only by their features.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cold_fallback_weights: Option<std::collections::BTreeMap<String, f32>>,
     /// One line on the decision, with the numbers.
     pub reason: String,
 }

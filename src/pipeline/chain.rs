@@ -259,7 +259,9 @@ impl Engine {
         if t.use_ranker {
             match &self.ranker {
                 None => degraded.push(Degraded::RankerUnavailable),
-                Some(_) if !self.plan.ranker_gate_passed => degraded.push(Degraded::RankerGated),
+                Some(_) if !self.plan.ranker_serves(profile) => {
+                    degraded.push(Degraded::RankerGated)
+                }
                 Some(ranker) => {
                     let start = Instant::now();
                     let budget = deadline.stage(start, self.cfg.ranker_budget());
@@ -295,7 +297,7 @@ impl Engine {
                 }
             }
         }
-        let weights = t.weights.unwrap_or(self.plan.fallback);
+        let weights = t.weights.unwrap_or(*self.plan.fallback_for(profile));
         let scores = blend_scores(cands, &weights);
         (top_n(cands, &scores, n), Strategy::Blend)
     }

@@ -64,8 +64,11 @@ pub struct Plan {
     pub fallback: BlendWeights,
     /// The cut the ranker was trained on (0 = every candidate).
     pub trained_depth: usize,
-    /// Whether the ranker earned its place on held-out users.
+    /// Whether the ranker earned its place on held-out users (with a history).
     pub ranker_gate_passed: bool,
+    /// The gate and the control's alternative for users known only by their features, when
+    /// training had enough of them to decide apart.
+    pub cold_gate: Option<(bool, BlendWeights)>,
     /// Whether the ranker's output is a correction to the first-phase score.
     pub ranker_adds_first_phase: bool,
 }
@@ -80,6 +83,23 @@ impl Plan {
         }
     }
 
+    /// Whether the ranker serves `profile`'s regime (training's gate for it).
+    pub fn ranker_serves(&self, profile: &UserProfile) -> bool {
+        match &self.cold_gate {
+            Some((passed, _)) if crate::ranking::phase::is_features_only(profile) => *passed,
+            _ => self.ranker_gate_passed,
+        }
+    }
+
+    /// What the control treatment serves `profile` without the ranker: the best validated
+    /// alternative of its regime.
+    pub fn fallback_for(&self, profile: &UserProfile) -> &BlendWeights {
+        match &self.cold_gate {
+            Some((_, w)) if crate::ranking::phase::is_features_only(profile) => w,
+            _ => &self.fallback,
+        }
+    }
+
     fn from_model(model: &Model) -> Self {
         match &model.manifest.serving_plan {
             None => Plan {
@@ -88,6 +108,7 @@ impl Plan {
                 fallback: BlendWeights::default(),
                 trained_depth: 0,
                 ranker_gate_passed: true,
+                cold_gate: None,
                 ranker_adds_first_phase: false,
             },
             Some(p) => Plan {
@@ -99,6 +120,15 @@ impl Plan {
                 fallback: BlendWeights::from_named(&p.fallback_weights),
                 trained_depth: p.rerank_depth,
                 ranker_gate_passed: p.ranker_gate_passed,
+                cold_gate: p.cold_ranker_gate_passed.map(|passed| {
+                    let w = p
+                        .cold_fallback_weights
+                        .as_ref()
+                        .map_or(BlendWeights::from_named(&p.fallback_weights), |w| {
+                            BlendWeights::from_named(w)
+                        });
+                    (passed, w)
+                }),
                 ranker_adds_first_phase: p.ranker_adds_first_phase,
             },
         }
@@ -171,9 +201,9 @@ impl Engine {
                 "serving.rerank_depth differs from the cut the ranker was trained on"
             );
         }
-        if !plan.ranker_gate_passed {
+        if !plan.ranker_gate_passed || plan.cold_gate.is_some_and(|(passed, _)| !passed) {
             tracing::warn!(
-                "training found the ranker no better than its alternatives; the control treatment serves the best validated blend"
+                "training found the ranker no better than its alternatives for some users; the control treatment serves them the best validated alternative"
             );
         }
         let (ranker, ranker_error) = match &model.ranker_text {
