@@ -59,8 +59,9 @@ pub struct ServingPlan {
     pub ranker_adds_first_phase: bool,
     /// The first-phase cut the ranker was trained on; 0 = every candidate.
     pub rerank_depth: usize,
-    /// Whether the ranker beat its best validated alternative (significantly: the paired
-    /// bootstrap CI above zero) on the report users with a history.
+    /// Whether the ranker held against its best validated alternative on the report users with
+    /// a history (a single source: beaten with the paired bootstrap CI above zero; the learned
+    /// blend: not significantly worse).
     pub ranker_gate_passed: bool,
     /// Weights of the best validated alternative to the ranker (one source alone, or the learned
     /// blend when it beat that source): what the control treatment serves when the gate failed.

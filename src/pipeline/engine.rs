@@ -327,3 +327,66 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod plan_tests {
+    use super::*;
+
+    fn only(f: impl FnOnce(&mut BlendWeights)) -> BlendWeights {
+        let mut w = BlendWeights {
+            cf: 0.0,
+            content: 0.0,
+            session: 0.0,
+            popular: 0.0,
+            item2item: 0.0,
+            segment: 0.0,
+        };
+        f(&mut w);
+        w
+    }
+
+    #[test]
+    fn each_regime_gets_its_own_gate_and_alternative() {
+        let warm_alt = only(|w| w.item2item = 1.0);
+        let cold_alt = only(|w| w.cf = 1.0);
+        let mut plan = Plan {
+            first_phase: BlendWeights::default(),
+            cold_first_phase: None,
+            fallback: warm_alt,
+            trained_depth: 64,
+            ranker_gate_passed: true,
+            cold_gate: Some((false, cold_alt)),
+            ranker_adds_first_phase: true,
+        };
+        let cold = UserProfile {
+            user: Some(3),
+            ..UserProfile::default()
+        };
+        let warm = UserProfile {
+            user: Some(3),
+            history_len: 5,
+            recent: vec![1, 2],
+            ..UserProfile::default()
+        };
+        // A session makes a user known by more than features; so does a history.
+        let session = UserProfile {
+            user: Some(3),
+            recent: vec![1],
+            recent_from_request: true,
+            ..UserProfile::default()
+        };
+        assert!(!plan.ranker_serves(&cold));
+        assert_eq!(plan.fallback_for(&cold), &cold_alt);
+        for p in [&warm, &session] {
+            assert!(plan.ranker_serves(p));
+            assert_eq!(plan.fallback_for(p), &warm_alt);
+        }
+        // Anonymous requests are not "known only by features": the warm decision applies.
+        assert!(plan.ranker_serves(&UserProfile::default()));
+        // Without a cold decision (an older bundle), one decision for everyone.
+        plan.cold_gate = None;
+        plan.ranker_gate_passed = false;
+        assert!(!plan.ranker_serves(&warm) && !plan.ranker_serves(&cold));
+        assert_eq!(plan.fallback_for(&cold), &warm_alt);
+    }
+}
