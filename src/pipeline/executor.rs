@@ -5,8 +5,9 @@
 //! on 2 cores a dozen pipeline threads preempt each other and every hand-off wakes a sleeping
 //! thread. A pool no larger than the machine keeps its threads busy under load (a finished thread
 //! takes the next queued job without sleeping), and idle threads park instead of spinning. The
-//! idle threads wait on a stack, so light load is served by the one thread that worked last. A job whose caller stopped waiting (its budget ran out while it was queued) is
-//! dropped unrun: under overload the queue drains at once instead of doing work nobody reads.
+//! idle threads wait on a stack, so light load is served by the one thread that worked last.
+//! A job whose caller stopped waiting (its budget ran out while it was queued) is dropped unrun:
+//! under overload the queue drains at once instead of doing work nobody reads.
 //! A job that panics is caught: its caller sees the sender dropped, and the thread lives.
 
 use std::collections::VecDeque;
