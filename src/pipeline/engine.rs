@@ -332,23 +332,17 @@ impl Engine {
 mod plan_tests {
     use super::*;
 
-    fn only(f: impl FnOnce(&mut BlendWeights)) -> BlendWeights {
-        let mut w = BlendWeights {
-            cf: 0.0,
-            content: 0.0,
-            session: 0.0,
-            popular: 0.0,
-            item2item: 0.0,
-            segment: 0.0,
-        };
-        f(&mut w);
-        w
+    /// One source's own order (a one-hot blend).
+    fn only(s: crate::retrieval::Source) -> BlendWeights {
+        let mut w = [0f32; crate::retrieval::N_SOURCES];
+        w[s as usize] = 1.0;
+        BlendWeights::from_array(w)
     }
 
     #[test]
     fn each_regime_gets_its_own_gate_and_alternative() {
-        let warm_alt = only(|w| w.item2item = 1.0);
-        let cold_alt = only(|w| w.cf = 1.0);
+        let warm_alt = only(crate::retrieval::Source::Item2Item);
+        let cold_alt = only(crate::retrieval::Source::Cf);
         let mut plan = Plan {
             first_phase: BlendWeights::default(),
             cold_first_phase: None,
