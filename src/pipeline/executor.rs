@@ -22,7 +22,7 @@ type Job = Box<dyn FnOnce(&Worker<'_>) + Send + 'static>;
 /// The thread running a job.
 struct Worker<'a> {
     shared: &'a Shared,
-    me: usize,
+    me: &'a Thread,
 }
 
 impl Worker<'_> {
@@ -32,9 +32,8 @@ impl Worker<'_> {
     /// another one.
     fn idle_soon(&self) {
         let mut q = self.shared.lock();
-        if q.jobs.is_empty() && !q.closed && !q.parked[self.me] {
-            q.parked[self.me] = true;
-            q.idle.push(self.me);
+        if q.jobs.is_empty() && !q.closed {
+            q.go_idle(self.me);
         }
     }
 }
@@ -45,16 +44,24 @@ impl Worker<'_> {
 /// threads, each waking on cold caches, maybe on the other core).
 struct Queue {
     jobs: VecDeque<Job>,
-    /// Indices of the parked threads, the most recently parked last.
-    idle: Vec<usize>,
-    /// `parked[i]`: thread `i` is on `idle` (a spurious wake-up must not push it twice).
-    parked: Vec<bool>,
+    /// The parked threads (and any about to park), the most recent last. Every parked thread is
+    /// on it, so closing the pool can wake them all.
+    idle: Vec<Thread>,
     closed: bool,
+}
+
+impl Queue {
+    /// Puts `me` on the idle stack unless it is there already (after a spurious wake-up, or an
+    /// early [`Worker::idle_soon`]).
+    fn go_idle(&mut self, me: &Thread) {
+        if !self.idle.iter().any(|t| t.id() == me.id()) {
+            self.idle.push(me.clone());
+        }
+    }
 }
 
 struct Shared {
     queue: Mutex<Queue>,
-    threads: Vec<Thread>,
 }
 
 impl Shared {
@@ -63,8 +70,9 @@ impl Shared {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Thread `me`'s loop: the next job, or park until one is pushed to it.
-    fn work(&self, me: usize) {
+    /// The calling thread's loop: the next job, or park until one is pushed to it.
+    fn work(&self) {
+        let me = std::thread::current();
         loop {
             let job = {
                 let mut q = self.lock();
@@ -72,10 +80,7 @@ impl Shared {
                     Some(job) => job,
                     None if q.closed => return,
                     None => {
-                        if !q.parked[me] {
-                            q.parked[me] = true;
-                            q.idle.push(me);
-                        }
+                        q.go_idle(&me);
                         drop(q);
                         std::thread::park();
                         continue;
@@ -83,7 +88,10 @@ impl Shared {
                 }
             };
             // The job's own result channel reports the failure to its caller.
-            let worker = Worker { shared: self, me };
+            let worker = Worker {
+                shared: self,
+                me: &me,
+            };
             let _ = catch_unwind(AssertUnwindSafe(|| job(&worker)));
         }
     }
@@ -93,6 +101,7 @@ impl Shared {
 /// the queued jobs and exit.
 pub struct PipelinePool {
     shared: Arc<Shared>,
+    threads: usize,
     on_abandoned: Arc<dyn Fn() + Send + Sync>,
 }
 
@@ -108,41 +117,30 @@ impl PipelinePool {
         } else {
             threads
         };
-        // Each thread waits for the shared state (with every thread's handle) before it starts.
-        let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Arc<Shared>>(threads);
-        let mut handles = Vec::with_capacity(threads);
-        for i in 0..threads {
-            let rx = ready_rx.clone();
-            let h = std::thread::Builder::new()
-                .name(format!("recserve-pipeline-{i}"))
-                .spawn(move || {
-                    if let Ok(shared) = rx.recv() {
-                        shared.work(i);
-                    }
-                })?;
-            handles.push(h.thread().clone());
-        }
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
                 jobs: VecDeque::new(),
                 idle: Vec::with_capacity(threads),
-                parked: vec![false; threads],
                 closed: false,
             }),
-            threads: handles,
         });
-        for _ in 0..threads {
-            // Every thread is waiting on `ready_rx`, so the bounded channel has room.
-            let _ = ready_tx.send(Arc::clone(&shared));
-        }
-        Ok(Self {
+        let pool = Self {
             shared,
+            threads,
             on_abandoned: Arc::new(on_abandoned),
-        })
+        };
+        for i in 0..threads {
+            let shared = Arc::clone(&pool.shared);
+            // On an error the pool is dropped, which stops the threads already started.
+            std::thread::Builder::new()
+                .name(format!("recserve-pipeline-{i}"))
+                .spawn(move || shared.work())?;
+        }
+        Ok(pool)
     }
 
     pub fn threads(&self) -> usize {
-        self.shared.threads.len()
+        self.threads
     }
 
     /// Queues `f`; the receiver yields its result, or an error if `f` panicked. If the receiver
@@ -168,13 +166,9 @@ impl PipelinePool {
         let wake = {
             let mut q = self.shared.lock();
             q.jobs.push_back(job);
-            let w = q.idle.pop();
-            if let Some(w) = w {
-                q.parked[w] = false;
-            }
-            w
+            q.idle.pop()
         };
-        if let Some(t) = wake.and_then(|w| self.shared.threads.get(w)) {
+        if let Some(t) = wake {
             t.unpark();
         }
         rx
@@ -193,8 +187,13 @@ impl PipelinePool {
 
 impl Drop for PipelinePool {
     fn drop(&mut self) {
-        self.shared.lock().closed = true;
-        for t in &self.shared.threads {
+        // A thread not on the idle stack is running and sees `closed` before it parks again.
+        let idle = {
+            let mut q = self.shared.lock();
+            q.closed = true;
+            std::mem::take(&mut q.idle)
+        };
+        for t in idle {
             t.unpark();
         }
     }
