@@ -134,6 +134,14 @@ pub fn train_dataset(
 /// Training groups of users known only by features needed to fit their own first phase.
 const MIN_COLD_GROUPS: usize = 30;
 
+/// One regime's gate decision (see [`gate`]).
+struct Gate {
+    passed: bool,
+    /// What the control treatment serves this regime when the gate failed.
+    fallback: crate::bandit::BlendWeights,
+    reason: String,
+}
+
 /// The gate, decided on one regime's report users with paired bootstrap 95% CIs. The
 /// alternative to the ranker is the best single source, unless the learned blend beats it with
 /// the CI above zero. Against a single source the ranker must win with the CI above zero: a
@@ -141,13 +149,6 @@ const MIN_COLD_GROUPS: usize = 30;
 /// we measured (README, Evaluation). Against the learned blend a tie goes to the ranker, which
 /// re-ranks the blend's cut starting from the blend's score, so it is refused only when it is
 /// significantly worse.
-pub struct Gate {
-    pub passed: bool,
-    /// What the control treatment serves this regime when the gate failed.
-    pub fallback: crate::bandit::BlendWeights,
-    pub reason: String,
-}
-
 fn gate(eval: &ranker::RankerEval, learned: &crate::bandit::BlendWeights, regime: &str) -> Gate {
     let blend_beats_source = eval
         .best_source_vs_blend
@@ -506,28 +507,12 @@ pub fn train_model(
     // known only by their features, whose best alternative is usually another one.
     let (cold_report, warm_report): (Vec<&Group>, Vec<&Group>) =
         report.iter().copied().partition(|g| is_cold(g));
-    let warm_eval = if cold_report.len() >= MIN_COLD_GROUPS && !warm_report.is_empty() {
-        Some(ranker::evaluate(
-            &ranker,
-            &warm_report,
-            rcfg.ndcg_at,
-            &learned,
-            cold,
-            depth,
-        )?)
+    let (warm_eval, cold_eval) = if cold_report.len() >= MIN_COLD_GROUPS && !warm_report.is_empty()
+    {
+        let on = |gs: &[&Group]| ranker::evaluate(&ranker, gs, rcfg.ndcg_at, &learned, cold, depth);
+        (Some(on(&warm_report)?), Some(on(&cold_report)?))
     } else {
-        None
-    };
-    let cold_eval = match warm_eval {
-        Some(_) => Some(ranker::evaluate(
-            &ranker,
-            &cold_report,
-            rcfg.ndcg_at,
-            &learned,
-            cold,
-            depth,
-        )?),
-        None => None,
+        (None, None)
     };
     let warm_gate = gate(
         warm_eval.as_ref().unwrap_or(&eval),
