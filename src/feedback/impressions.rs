@@ -80,21 +80,73 @@ impl Served {
         }
     }
 
-    /// What the entry costs in memory, in bytes (the key and map slot included).
+    /// What the list costs held in [`Impressions`], in bytes: its entry, its item hashes in
+    /// the shared ring, its share of the index and, once it has any, its side record.
     pub fn bytes(&self) -> usize {
-        std::mem::size_of::<Self>()
-            + 8 * self.items.capacity()
-            + 2 * self.exposure.capacity()
-            + 8 * self.credited.capacity()
-            + 16 * self.item_reward.capacity()
-            + self.variant.capacity()
-            + ENTRY_OVERHEAD
+        let has_extra = !self.exposure.is_empty() || !self.credited.is_empty();
+        let lens = [
+            self.exposure.len(),
+            self.credited.len(),
+            self.item_reward.len(),
+        ];
+        entry_bytes(
+            self.items.len().min(u16::MAX as usize),
+            has_extra.then_some(lens),
+        )
     }
 }
 
-/// Per entry beyond the struct and its buffers: the key, the order-queue slot, the hash-map
-/// slot's share at average load and malloc's headers of the three buffers.
-const ENTRY_OVERHEAD: usize = 96 + std::mem::size_of::<Served>() / 2;
+/// The cost of one held entry with `n_items` items and, if it has one, a side record holding
+/// `[exposure positions, credited pairs, per-item rewards]`.
+fn entry_bytes(n_items: usize, extra: Option<[usize; 3]>) -> usize {
+    let extra = extra.map_or(0, |[exposure, credited, item_reward]| {
+        std::mem::size_of::<Extra>()
+            + 2 * exposure
+            + 8 * credited
+            + 16 * item_reward
+            + 3 * MALLOC_HEADER
+    });
+    std::mem::size_of::<Held>() + 8 * n_items + INDEX_SLOT + extra
+}
+
+/// One held list: fixed size, no allocation of its own. Its item hashes sit in the store's ring
+/// (`items_at..items_at + n_items`); exposure positions and credit, which most lists never get,
+/// in a side record allocated on first use.
+#[derive(Debug)]
+struct Held {
+    key: u64,
+    user: u64,
+    ts: i64,
+    items_at: u64,
+    extra: Option<Box<Extra>>,
+    n_items: u16,
+    variant: u16,
+    context: u16,
+    arm: u8,
+    flags: u8,
+}
+
+const ANONYMOUS: u8 = 1;
+const HAS_ARM: u8 = 2;
+
+/// What a list gains beyond what it was served with: exposure positions, and its credit.
+#[derive(Debug, Default, Clone)]
+struct Extra {
+    exposure: Vec<u16>,
+    credited: Vec<(u16, u32)>,
+    reward: f64,
+    item_reward: Vec<(u16, f64)>,
+}
+
+/// The index's cost per entry: key and sequence number, its control byte, at the hash map's
+/// lowest load after growth (7/16).
+const INDEX_SLOT: usize = 17 * 16 / 7;
+/// malloc's header and rounding per allocation, for the side record's buffers.
+const MALLOC_HEADER: usize = 16;
+/// Distinct variant names the store interns; names past it are held as [`OTHER_VARIANT`]
+/// (variants come from the configuration, so only a corrupt or foreign log reaches it).
+const MAX_VARIANTS: usize = 4096;
+const OTHER_VARIANT: &str = "other";
 
 /// Why an event was or was not attributed (the `result` label of the attribution metric).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -166,10 +218,21 @@ impl ImpressionBounds {
 /// than `max_count`, when the total passes `max_bytes` or when they are older than `ttl_secs`
 /// (measured against the newest impression's server time, so replay forgets exactly what the
 /// live service forgot).
+///
+/// Entries are evicted in the order they arrived, so they live in rings: `held` (fixed-size
+/// entries) and `items` (every list's item hashes, back to back). A 10-item list costs ~165 bytes
+/// and no allocation of its own ([`Served::bytes`]); the index maps the impression id's hash to
+/// the entry's sequence number.
 pub struct Impressions {
     bounds: ImpressionBounds,
-    map: FxHashMap<u64, Served>,
-    order: VecDeque<u64>,
+    index: FxHashMap<u64, u64>,
+    /// `held[i]` has sequence number `first_seq + i`.
+    held: VecDeque<Held>,
+    first_seq: u64,
+    /// `items[j]` is at offset `items_base + j`.
+    items: VecDeque<u64>,
+    items_base: u64,
+    variants: Vec<String>,
     bytes: usize,
     newest_ts: i64,
     evicted: u64,
@@ -179,8 +242,12 @@ impl Impressions {
     pub fn new(bounds: ImpressionBounds) -> Self {
         Self {
             bounds,
-            map: FxHashMap::default(),
-            order: VecDeque::new(),
+            index: FxHashMap::default(),
+            held: VecDeque::new(),
+            first_seq: 0,
+            items: VecDeque::new(),
+            items_base: 0,
+            variants: Vec::new(),
             bytes: 0,
             newest_ts: 0,
             evicted: 0,
@@ -188,11 +255,11 @@ impl Impressions {
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.held.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.held.is_empty()
     }
 
     pub fn bytes(&self) -> usize {
@@ -204,22 +271,116 @@ impl Impressions {
         self.evicted
     }
 
-    pub fn get(&self, id: &str) -> Option<&Served> {
-        self.map.get(&id_hash(id))
+    /// Whether a list is held under this impression id.
+    pub fn contains(&self, id: &str) -> bool {
+        self.index.contains_key(&id_hash(id))
+    }
+
+    /// The list held under an impression id, in its exchange form.
+    pub fn get(&self, id: &str) -> Option<Served> {
+        let seq = *self.index.get(&id_hash(id))?;
+        self.served(self.entry(seq)?)
+    }
+
+    fn entry(&self, seq: u64) -> Option<&Held> {
+        self.held
+            .get(usize::try_from(seq.checked_sub(self.first_seq)?).ok()?)
+    }
+
+    fn items_of(&self, h: &Held) -> impl Iterator<Item = u64> + '_ {
+        let from =
+            usize::try_from(h.items_at.saturating_sub(self.items_base)).unwrap_or(usize::MAX);
+        self.items
+            .range(from.min(self.items.len())..)
+            .take(h.n_items as usize)
+            .copied()
+    }
+
+    fn served(&self, h: &Held) -> Option<Served> {
+        let extra = h.extra.as_deref().cloned().unwrap_or_default();
+        Some(Served {
+            user: (h.flags & ANONYMOUS == 0).then_some(h.user),
+            variant: self.variants.get(h.variant as usize)?.clone(),
+            arm: (h.flags & HAS_ARM != 0).then_some(ArmTag {
+                context: h.context,
+                arm: h.arm,
+            }),
+            items: self.items_of(h).collect(),
+            exposure: extra.exposure,
+            credited: extra.credited,
+            reward: extra.reward,
+            item_reward: extra.item_reward,
+            ts: h.ts,
+        })
+    }
+
+    fn intern(&mut self, variant: &str) -> u16 {
+        if let Some(i) = self.variants.iter().position(|v| v == variant) {
+            return i as u16;
+        }
+        let name = if self.variants.len() < MAX_VARIANTS - 1 {
+            variant
+        } else {
+            OTHER_VARIANT
+        };
+        match self.variants.iter().position(|v| v == name) {
+            Some(i) => i as u16,
+            None => {
+                self.variants.push(name.to_owned());
+                (self.variants.len() - 1) as u16
+            }
+        }
     }
 
     /// Remembers a list under its impression id. Ids are server-issued and unique, so a
     /// repeated id (a replayed record) replaces nothing that was credited: the first wins.
     pub fn insert(&mut self, id: &str, s: Served) {
-        let key = id_hash(id);
+        self.insert_keyed(id_hash(id), s);
+        self.evict();
+    }
+
+    fn insert_keyed(&mut self, key: u64, s: Served) {
         self.newest_ts = self.newest_ts.max(s.ts);
-        if self.map.contains_key(&key) {
+        if self.index.contains_key(&key) {
             return;
         }
-        self.bytes += s.bytes();
-        self.map.insert(key, s);
-        self.order.push_back(key);
-        self.evict();
+        let variant = self.intern(&s.variant);
+        let n_items = s.items.len().min(u16::MAX as usize);
+        let items_at = self.items_base + self.items.len() as u64;
+        self.items.extend(&s.items[..n_items]);
+        let has_extra = !s.exposure.is_empty() || !s.credited.is_empty();
+        let seq = self.first_seq + self.held.len() as u64;
+        self.held.push_back(Held {
+            key,
+            user: s.user.unwrap_or(0),
+            ts: s.ts,
+            items_at,
+            extra: has_extra.then(|| {
+                Box::new(Extra {
+                    exposure: s.exposure,
+                    credited: s.credited,
+                    reward: s.reward,
+                    item_reward: s.item_reward,
+                })
+            }),
+            n_items: n_items as u16,
+            variant,
+            context: s.arm.map_or(0, |a| a.context),
+            arm: s.arm.map_or(0, |a| a.arm),
+            flags: if s.user.is_none() { ANONYMOUS } else { 0 }
+                | if s.arm.is_some() { HAS_ARM } else { 0 },
+        });
+        self.index.insert(key, seq);
+        self.bytes += self.held.back().map_or(0, Self::held_bytes);
+    }
+
+    /// What a held entry costs, as [`Served::bytes`] counts it.
+    fn held_bytes(h: &Held) -> usize {
+        let lens = h
+            .extra
+            .as_deref()
+            .map(|e| [e.exposure.len(), e.credited.len(), e.item_reward.len()]);
+        entry_bytes(h.n_items as usize, lens)
     }
 
     fn evict(&mut self) {
@@ -231,16 +392,26 @@ impl Impressions {
         let oldest_kept = self
             .newest_ts
             .saturating_sub(ttl_secs.min(i64::MAX as u64) as i64);
-        while let Some(&front) = self.order.front() {
-            let expired = self.map.get(&front).is_none_or(|s| s.ts < oldest_kept);
-            if self.bytes <= max_bytes && self.map.len() <= max_count.max(1) && !expired {
+        while let Some(front) = self.held.front() {
+            let expired = front.ts < oldest_kept;
+            if self.bytes <= max_bytes && self.held.len() <= max_count.max(1) && !expired {
                 break;
             }
-            self.order.pop_front();
-            if let Some(s) = self.map.remove(&front) {
-                self.bytes = self.bytes.saturating_sub(s.bytes());
-                self.evicted += 1;
-            }
+            let gone = Self::held_bytes(front);
+            let (key, n) = (front.key, front.n_items as usize);
+            self.held.pop_front();
+            self.first_seq += 1;
+            let n = n.min(self.items.len());
+            self.items.drain(..n);
+            self.items_base += n as u64;
+            self.index.remove(&key);
+            self.bytes = self.bytes.saturating_sub(gone);
+            self.evicted += 1;
+        }
+        // A burst that grew the rings past what the bounds now keep gives the memory back.
+        if self.held.capacity() > 4 * self.held.len().max(1024) {
+            self.held.shrink_to(2 * self.held.len());
+            self.items.shrink_to(2 * self.items.len());
         }
     }
 
@@ -255,30 +426,52 @@ impl Impressions {
         reward: f64,
         caps: CreditCaps,
     ) -> (Attribution, Option<Origin>) {
-        let Some(s) = self.map.get_mut(&id_hash(id)) else {
+        let Some(&seq) = self.index.get(&id_hash(id)) else {
+            return (Attribution::UnknownImpression, None);
+        };
+        let Some(h) = self.entry(seq) else {
             return (Attribution::UnknownImpression, None);
         };
         let item_h = id_hash(item);
-        let found = s.items.iter().position(|&i| i == item_h);
+        let found = self.items_of(h).position(|i| i == item_h);
         let pos = found.map_or(u16::MAX, |p| p.min(u16::MAX as usize) as u16);
         let origin = Some(Origin {
-            variant: s.variant.clone(),
-            arm: s.arm,
-            exposure: found.is_some() && s.exposure.contains(&pos),
+            variant: self
+                .variants
+                .get(h.variant as usize)
+                .cloned()
+                .unwrap_or_default(),
+            arm: (h.flags & HAS_ARM != 0).then_some(ArmTag {
+                context: h.context,
+                arm: h.arm,
+            }),
+            exposure: found.is_some()
+                && h.extra.as_ref().is_some_and(|e| e.exposure.contains(&pos)),
         });
-        if s.user.is_some_and(|u| u != id_hash(user)) {
+        if h.flags & ANONYMOUS == 0 && h.user != id_hash(user) {
             return (Attribution::UserMismatch, origin);
         }
         if found.is_none() {
             return (Attribution::NotShown, origin);
         }
         let ev = id_hash(event) as u32;
-        if s.credited.contains(&(pos, ev)) {
+        if h.extra
+            .as_ref()
+            .is_some_and(|e| e.credited.contains(&(pos, ev)))
+        {
             return (Attribution::Duplicate, origin);
         }
-        let before = s.bytes();
-        s.credited.push((pos, ev));
-        let item_so_far = s
+        let before = Self::held_bytes(h);
+        let first = self.first_seq;
+        let Some(h) = usize::try_from(seq - first)
+            .ok()
+            .and_then(|i| self.held.get_mut(i))
+        else {
+            return (Attribution::UnknownImpression, None);
+        };
+        let e = h.extra.get_or_insert_with(Box::default);
+        e.credited.push((pos, ev));
+        let item_so_far = e
             .item_reward
             .iter()
             .find(|(p, _)| *p == pos)
@@ -286,37 +479,31 @@ impl Impressions {
         let credit = reward
             .max(0.0)
             .min((caps.per_item - item_so_far).max(0.0))
-            .min((caps.per_impression - s.reward).max(0.0));
+            .min((caps.per_impression - e.reward).max(0.0));
         if credit > 0.0 {
-            s.reward += credit;
-            match s.item_reward.iter_mut().find(|(p, _)| *p == pos) {
+            e.reward += credit;
+            match e.item_reward.iter_mut().find(|(p, _)| *p == pos) {
                 Some((_, r)) => *r += credit,
-                None => s.item_reward.push((pos, credit)),
+                None => e.item_reward.push((pos, credit)),
             }
         }
-        let after = s.bytes();
+        let after = Self::held_bytes(h);
         self.bytes = self.bytes + after - before.min(after);
         (Attribution::Attributed { credit }, origin)
     }
 
     /// Every entry, oldest first (for a snapshot).
     pub fn export(&self) -> Vec<(u64, Served)> {
-        self.order
+        self.held
             .iter()
-            .filter_map(|k| Some((*k, self.map.get(k)?.clone())))
+            .filter_map(|h| Some((h.key, self.served(h)?)))
             .collect()
     }
 
     /// Restores entries exported by [`Self::export`], in their order.
     pub fn restore(&mut self, entries: Vec<(u64, Served)>) {
         for (key, s) in entries {
-            self.newest_ts = self.newest_ts.max(s.ts);
-            if self.map.contains_key(&key) {
-                continue;
-            }
-            self.bytes += s.bytes();
-            self.map.insert(key, s);
-            self.order.push_back(key);
+            self.insert_keyed(key, s);
         }
         self.evict();
     }
@@ -393,7 +580,7 @@ mod tests {
         );
         assert!(
             imps.get("a")
-                .is_some_and(|s| s.reward <= CAPS.per_impression)
+                .is_some_and(|s| s.reward <= CAPS.per_impression && s.reward > 0.0)
         );
     }
 
@@ -444,5 +631,134 @@ mod tests {
         }
         assert_eq!(few.len(), 3);
         assert!(few.get("c1").is_none() && few.get("c2").is_some());
+    }
+
+    /// The rules on a plain list of (key, list) pairs, oldest first: the reference the rings
+    /// must match.
+    #[derive(Default)]
+    struct Naive {
+        entries: Vec<(u64, Served)>,
+        newest_ts: i64,
+    }
+
+    impl Naive {
+        fn insert(&mut self, b: ImpressionBounds, key: u64, s: Served) {
+            self.newest_ts = self.newest_ts.max(s.ts);
+            if !self.entries.iter().any(|(k, _)| *k == key) {
+                self.entries.push((key, s));
+            }
+            let oldest = self.newest_ts - b.ttl_secs as i64;
+            while self.entries.first().is_some_and(|(_, f)| {
+                let bytes: usize = self.entries.iter().map(|(_, s)| s.bytes()).sum();
+                bytes > b.max_bytes || self.entries.len() > b.max_count || f.ts < oldest
+            }) {
+                self.entries.remove(0);
+            }
+        }
+
+        fn attribute(&mut self, key: u64, user: &str, item: &str, ev: &str, r: f64) -> Attribution {
+            let Some((_, s)) = self.entries.iter_mut().find(|(k, _)| *k == key) else {
+                return Attribution::UnknownImpression;
+            };
+            let Some(pos) = s.items.iter().position(|&i| i == id_hash(item)) else {
+                return if s.user.is_some_and(|u| u != id_hash(user)) {
+                    Attribution::UserMismatch
+                } else {
+                    Attribution::NotShown
+                };
+            };
+            if s.user.is_some_and(|u| u != id_hash(user)) {
+                return Attribution::UserMismatch;
+            }
+            let (pos, ev) = (pos as u16, id_hash(ev) as u32);
+            if s.credited.contains(&(pos, ev)) {
+                return Attribution::Duplicate;
+            }
+            s.credited.push((pos, ev));
+            let so_far: f64 = s
+                .item_reward
+                .iter()
+                .filter(|(p, _)| *p == pos)
+                .map(|(_, r)| r)
+                .sum();
+            let credit = r
+                .min(CAPS.per_item - so_far)
+                .min(CAPS.per_impression - s.reward)
+                .max(0.0);
+            if credit > 0.0 {
+                s.reward += credit;
+                match s.item_reward.iter_mut().find(|(p, _)| *p == pos) {
+                    Some((_, x)) => *x += credit,
+                    None => s.item_reward.push((pos, credit)),
+                }
+            }
+            Attribution::Attributed { credit }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Random inserts (with repeated ids, anonymous lists, exposure slots, time jumps) and
+        /// events under tight bounds: the rings attribute, evict and export exactly like the
+        /// plain list, and count the same bytes.
+        #[test]
+        fn rings_match_the_plain_list(
+            ops in proptest::collection::vec((0u8..3, 0u32..40, 0u8..6, 0u8..8, 0i64..3), 1..300),
+            max_count in 1usize..30,
+            max_entries_by_bytes in 1usize..30,
+        ) {
+            let one = served(Some("u0"), &["i0", "i1", "i2", "i3"], 0).bytes();
+            let bounds = ImpressionBounds { max_count, max_bytes: one * max_entries_by_bytes, ttl_secs: 50 };
+            let mut rings = Impressions::new(bounds);
+            let mut naive = Naive::default();
+            let mut ts = 0i64;
+            for (kind, id, user, item, step) in ops {
+                let imp = format!("r{id}");
+                let user = format!("u{user}");
+                match kind {
+                    0 => {
+                        ts += step * 20;
+                        let n = 1 + (id as usize % 6);
+                        let items: Vec<String> = (0..n).map(|k| format!("i{}", (id as usize + k) % 8)).collect();
+                        let refs: Vec<&str> = items.iter().map(String::as_str).collect();
+                        let mut s = served((id % 5 != 0).then_some(user.as_str()), &refs, ts);
+                        if id % 3 == 0 {
+                            s.exposure = vec![0];
+                        }
+                        rings.insert(&imp, s.clone());
+                        naive.insert(bounds, id_hash(&imp), s);
+                    }
+                    _ => {
+                        let ev = if kind == 1 { "click" } else { "purchase" };
+                        let reward = if kind == 1 { 0.5 } else { 1.0 };
+                        let item = format!("i{item}");
+                        let got = rings.attribute(&imp, &user, &item, ev, reward, CAPS).0;
+                        proptest::prop_assert_eq!(got, naive.attribute(id_hash(&imp), &user, &item, ev, reward));
+                    }
+                }
+                proptest::prop_assert_eq!(rings.export(), naive.entries.clone());
+                let naive_bytes: usize = naive.entries.iter().map(|(_, s)| s.bytes()).sum();
+                proptest::prop_assert_eq!(rings.bytes(), naive_bytes);
+            }
+        }
+    }
+
+    #[test]
+    fn a_ten_item_list_costs_under_170_bytes_and_exposure_keeps_its_origin() {
+        let items: Vec<String> = (0..10).map(|i| format!("i{i}")).collect();
+        let refs: Vec<&str> = items.iter().map(String::as_str).collect();
+        let plain = served(Some("u"), &refs, 0);
+        assert!(plain.bytes() < 170, "{} bytes", plain.bytes());
+        let mut imps = store(10, 1 << 20);
+        let mut exposed = plain.clone();
+        exposed.exposure = vec![3];
+        imps.insert("x", exposed);
+        let (a, origin) = imps.attribute("x", "u", "i3", "click", 0.5, CAPS);
+        assert!(a.is_attributed());
+        let origin = origin.expect("held");
+        assert!(origin.exposure && origin.variant == "control");
+        assert_eq!(origin.arm, Some(ArmTag { context: 3, arm: 1 }));
+        let (_, origin) = imps.attribute("x", "u", "i4", "click", 0.5, CAPS);
+        assert!(origin.is_some_and(|o| !o.exposure));
     }
 }

@@ -626,7 +626,7 @@ impl FeedbackService {
             let imps = self.impressions.lock();
             events
                 .iter()
-                .filter(|e| imps.get(&e.request_id).is_none())
+                .filter(|e| !imps.contains(&e.request_id))
                 .map(|e| e.request_id.clone())
                 .collect()
         };
