@@ -9,6 +9,9 @@
 # deadline). Needs wrk (installed from Debian when missing).
 #   scripts/overload.sh [factor=3] [seconds=20]   (OPENLOOP_CONNECTIONS, default 1000: the
 #   generator's connections; a request due while all are busy is skipped and counted "late")
+#   OVERLOAD_PIN=1 pins the server to CPU 0 and every load generator to CPU 1 (taskset), so the
+#   generator's own CPU never competes with the server in either the peak or the overload phase
+#   (a stand-in for a generator on another machine; the server then sizes itself for one core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FACTOR="${1:-3}"
@@ -22,14 +25,16 @@ TARGET="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,
 PORT="${RECSERVE_PORT:-18081}"
 URL="http://127.0.0.1:$PORT"
 EVENTS="$(mktemp -d)"
+SERVER_PIN=(); CLIENT_PIN=()
+if [ "${OVERLOAD_PIN:-0}" = 1 ]; then SERVER_PIN=(taskset -c 0); CLIENT_PIN=(taskset -c 1); fi
 RUST_LOG=warn RECSERVE_SERVER__ADDR="127.0.0.1:$PORT" RECSERVE_FEEDBACK__LOG__DIR="$EVENTS" \
-  RECSERVE_SERVER__BUNDLE=models/demo "$TARGET/recserve" serve >"$OUT/server.log" 2>&1 &
+  RECSERVE_SERVER__BUNDLE=models/demo "${SERVER_PIN[@]}" "$TARGET/recserve" serve >"$OUT/server.log" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 600); do curl -fs "$URL/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 
 # The load test's request mix (known users, sessions, unknown users, anonymous sessions).
-RECSERVE_URL="$URL" RECSERVE_LOADTEST_OUT="$OUT/closed" scripts/loadtest.sh 10 16 >"$OUT/closed.txt" 2>&1 || true
+RECSERVE_URL="$URL" RECSERVE_LOADTEST_OUT="$OUT/closed" "${CLIENT_PIN[@]}" scripts/loadtest.sh 10 16 >"$OUT/closed.txt" 2>&1 || true
 PATHS="$OUT/closed/paths.txt"
 peak=$(awk -F, 'NR==2 {print int($2)}' "$OUT/closed/results.csv")
 echo "peak (closed loop, 16 connections): $peak req/s"
@@ -38,7 +43,7 @@ rss() { awk '/VmRSS/ {print $2}' "/proc/$PID/status"; }
 ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
 rss0=$(rss)
 echo "offering $rate req/s open-loop for ${SECONDS_LOAD}s"
-"$TARGET/examples/openloop" "$URL" "$PATHS" "$rate" "$SECONDS_LOAD" "${OPENLOOP_CONNECTIONS:-1000}" | tee "$OUT/openloop.json"
+"${CLIENT_PIN[@]}" "$TARGET/examples/openloop" "$URL" "$PATHS" "$rate" "$SECONDS_LOAD" "${OPENLOOP_CONNECTIONS:-1000}" | tee "$OUT/openloop.json"
 t0=$(ticks); sleep 1; t1=$(ticks)
 idle_ms=$(( (t1 - t0) * 1000 / $(getconf CLK_TCK) ))
 rss1=$(rss)
@@ -53,7 +58,7 @@ print(f"ranked share of 200s {r['ranked_share_of_200']:.3f} (target >= 0.90); "
 PY
 # Closed loop at 512 connections: the share of 200s that are ranked, from the server's metrics.
 curl -fs "$URL/metrics" > "$OUT/metrics-before.txt"
-wrk -t2 -c512 -d15s -s "$OUT/closed/mix.lua" "$URL" > "$OUT/wrk512.txt" || true
+"${CLIENT_PIN[@]}" wrk -t2 -c512 -d15s -s "$OUT/closed/mix.lua" "$URL" > "$OUT/wrk512.txt" || true
 curl -fs "$URL/metrics" > "$OUT/metrics-after.txt"
 python3 - "$OUT/metrics-before.txt" "$OUT/metrics-after.txt" <<'PY'
 import re, sys
