@@ -3,9 +3,10 @@
 //! front of it a short bounded FIFO queue with a queue-time deadline. A request that finds the
 //! queue full, or gets no slot within `server.admission_queue_timeout_ms`, is answered at once
 //! with 503 and `Retry-After` (`requests_shed_total{reason}`): under overload the excess is
-//! refused cheaply instead of queueing where its budget burns. The permit travels with the
-//! request ([`Admission`]) so the recommendation handler can move it into its pipeline task and
-//! hold it until the CPU work ends. Operations and admin routes sit outside, so an overloaded
+//! refused cheaply instead of queueing where its budget burns, and (`server.close_on_shed`) its
+//! connection is closed so a client that re-sends at once must reconnect first. The permit
+//! travels with the request ([`Admission`]) so the recommendation handler can move it into its
+//! pipeline task and hold it until the CPU work ends. Operations and admin routes sit outside, so an overloaded
 //! server can still be seen and fixed.
 //!
 //! Order: the slots come from a fair (FIFO) semaphore, so queued requests are admitted in arrival
@@ -16,6 +17,7 @@ use super::error::ApiError;
 use super::metrics::Metrics;
 use super::state::AppState;
 use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
@@ -154,7 +156,14 @@ impl Admission {
 pub async fn admit(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     let (permit, waited) = match st.admission.acquire().await {
         Ok(got) => got,
-        Err(_) => return ApiError::Overloaded.into_response(),
+        Err(_) => {
+            let mut resp = ApiError::Overloaded.into_response();
+            if st.cfg.server.close_on_shed {
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            return resp;
+        }
     };
     let admission = Admission {
         permit: Arc::new(Mutex::new(Some(permit))),

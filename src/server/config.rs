@@ -28,6 +28,11 @@ pub struct ServerConfig {
     /// The longest a request waits in the admission queue before it is shed with 503 +
     /// Retry-After. The wait counts against its request budget.
     pub admission_queue_timeout_ms: u64,
+    /// A shed request's 503 also closes its connection (`Connection: close`), as Envoy's
+    /// disable-keepalive overload action does: a client that re-sends at once must reconnect
+    /// first, and behind a load balancer it may reconnect to a less loaded replica. Off by
+    /// default: accepting the reconnections costs goodput under open-loop overload.
+    pub close_on_shed: bool,
     /// Longest accepted query string, bytes (longer → 414).
     pub max_query_bytes: usize,
     /// Largest accepted request body, bytes (larger → 413).
