@@ -117,6 +117,19 @@ impl Kernel {
         all
     }
 
+    /// [`dot`] of one pair, bit-identical in every kernel (the graph walk scores rows that are
+    /// not contiguous).
+    #[inline]
+    pub(crate) fn dot(self, a: &[f32], b: &[f32]) -> f32 {
+        match self {
+            Self::Portable => dot(a, b),
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Kernel::Avx` is only constructed by `detect` after
+            // `is_x86_feature_detected!("avx")` returned true, so this CPU executes AVX.
+            Self::Avx => unsafe { avx::dot(a, b) },
+        }
+    }
+
     /// `out[j] = dot(query, row j of rows)` for the `out.len()` rows of `rows` (`dim` floats each).
     #[inline]
     pub(crate) fn score_rows(self, query: &[f32], rows: &[f32], dim: usize, out: &mut [f32]) {
@@ -304,7 +317,7 @@ mod avx {
     /// `half[i] + half[i + 4]`, `(q0 + q2) + (q1 + q3)`, and the scalar tail.
     #[inline]
     #[target_feature(enable = "avx")]
-    fn dot(a: &[f32], b: &[f32]) -> f32 {
+    pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
         let len = a.len().min(b.len());
         let (a_chunks, a_tail) = a[..len].as_chunks::<LANES>();
         let (b_chunks, b_tail) = b[..len].as_chunks::<LANES>();

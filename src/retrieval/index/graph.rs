@@ -9,6 +9,10 @@
 //! 0.9999 at ~0.25 ms on the same graph. That score orders items exactly like the L2 distance
 //! between augmented vectors that the graph was built with, so nothing needs rescoring.
 //!
+//! Scores come from the exact scan's run-time-selected kernel (AVX where the CPU has it),
+//! bit-identical to the portable `dot`: the seed pool as one contiguous block, neighbours one pair
+//! at a time.
+//!
 //! Filtering happens during the walk: excluded items are traversed (they connect regions) but
 //! never enter the results, so the search widens by itself when many items are excluded.
 //!
@@ -18,7 +22,7 @@
 
 use std::collections::BinaryHeap;
 
-use super::exact::{TopK, dot};
+use super::exact::{Kernel, TopK};
 use super::{Coverage, IndexConfig};
 use crate::deadline::Deadline;
 
@@ -77,13 +81,13 @@ pub(crate) struct Items<'a> {
 
 impl Items<'_> {
     #[inline]
-    fn score(&self, query: &[f32], id: u32) -> f32 {
+    fn score(&self, kernel: Kernel, query: &[f32], id: u32) -> f32 {
         let i = id as usize;
         let row = self
             .vectors
             .get(i * self.dim..(i + 1) * self.dim)
             .unwrap_or(&[]);
-        dot(query, row) + self.bias.and_then(|b| b.get(i)).copied().unwrap_or(0.0)
+        kernel.dot(query, row) + self.bias.and_then(|b| b.get(i)).copied().unwrap_or(0.0)
     }
 }
 
@@ -121,6 +125,8 @@ pub(crate) struct GraphScratch {
     epoch: u32,
     beam: BinaryHeap<Candidate>,
     seeds: TopK,
+    /// Scores of the seed pool, scored as one contiguous block.
+    pool_scores: Vec<f32>,
 }
 
 impl GraphScratch {
@@ -221,20 +227,31 @@ impl ProximityGraph {
         scratch: &mut GraphScratch,
     ) -> Coverage {
         let width = self.params.ef.max(k);
+        let kernel = Kernel::detect();
         top.reset(width);
         scratch.begin(self.len());
         scratch.seeds.reset(self.params.seeds.max(1));
-        let pool = self.pool_vectors.chunks_exact(items.dim);
-        for ((&id, row), &b) in self.pool_ids.iter().zip(pool).zip(&self.pool_bias) {
+        let mut pool_scores = std::mem::take(&mut scratch.pool_scores);
+        pool_scores.clear();
+        let pool_rows = self
+            .pool_vectors
+            .len()
+            .checked_div(items.dim)
+            .unwrap_or(0)
+            .min(self.pool_ids.len());
+        pool_scores.resize(pool_rows, 0.0);
+        kernel.score_rows(query, &self.pool_vectors, items.dim, &mut pool_scores);
+        for ((&id, &dot), &b) in self.pool_ids.iter().zip(&pool_scores).zip(&self.pool_bias) {
             if !scratch.visit(id) {
                 continue;
             }
-            let score = dot(query, row) + b;
+            let score = dot + b;
             scratch.seeds.push(score, id);
             if top.would_accept(score, id) && allow(id) {
                 top.push(score, id);
             }
         }
+        scratch.pool_scores = pool_scores;
         let GraphScratch { seeds, beam, .. } = scratch;
         beam.extend(seeds.drain().map(|(score, id)| Candidate { score, id }));
 
@@ -259,7 +276,7 @@ impl ProximityGraph {
                 if !scratch.visit(id) {
                     continue;
                 }
-                let score = items.score(query, id);
+                let score = items.score(kernel, query, id);
                 if top.would_accept(score, id) {
                     scratch.beam.push(Candidate { score, id });
                     if allow(id) {

@@ -358,6 +358,9 @@ proptest! {
                 kernel.score_rows(&a, &rows, len, &mut got);
                 let got: Vec<u32> = got.iter().map(|s| s.to_bits()).collect();
                 prop_assert_eq!(&got, &want, "{:?}", kernel);
+                // One pair at a time (the graph walk's rows are not contiguous).
+                let pairs: Vec<u32> = rows.chunks_exact(len).map(|r| kernel.dot(&a, r).to_bits()).collect();
+                prop_assert_eq!(&pairs, &want, "{:?} one pair at a time", kernel);
             }
         }
     }
