@@ -59,32 +59,7 @@ fn request(port: u16, head: &str) -> (u16, String) {
 }
 
 fn read_response(s: &mut TcpStream) -> (u16, String) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        match s.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
-                let text = String::from_utf8_lossy(&buf);
-                if let Some(end) = text.find("\r\n\r\n") {
-                    let len = text[..end]
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse::<usize>().unwrap())
-                        })
-                        .unwrap_or(0);
-                    if buf.len() >= end + 4 + len {
-                        break;
-                    }
-                }
-            }
-            Err(e) => panic!("reading the response: {e}"),
-        }
-    }
-    let text = String::from_utf8_lossy(&buf).to_string();
+    let text = common::read_http_response(s).expect("a response before the connection closed");
     let status = text
         .split(' ')
         .nth(1)

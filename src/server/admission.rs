@@ -6,8 +6,8 @@
 //! refused cheaply instead of queueing where its budget burns, and (`server.close_on_shed`) its
 //! connection is closed so a client that re-sends at once must reconnect first. The permit
 //! travels with the request ([`Admission`]) so the recommendation handler can move it into its
-//! pipeline task and hold it until the CPU work ends. Operations and admin routes sit outside, so an overloaded
-//! server can still be seen and fixed.
+//! pipeline task and hold it until the CPU work ends. Operations and admin routes sit outside, so
+//! an overloaded server can still be seen and fixed.
 //!
 //! Order: the slots come from a fair (FIFO) semaphore, so queued requests are admitted in arrival
 //! order, and a newcomer never takes a slot from the queue: a released permit goes to the oldest

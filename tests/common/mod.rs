@@ -47,6 +47,39 @@ pub fn start_binary(port: u16, events: &Path, extra: &[(&str, &str)]) -> std::pr
     cmd.spawn().expect("start recserve")
 }
 
+/// Reads one HTTP/1.1 response (head and a `Content-Length` body) from a raw socket: its whole
+/// text, or `None` if the server closed the connection (EOF or reset) before sending a byte.
+/// Panics when the socket's read timeout passes with neither, or the connection ends mid-response.
+pub fn read_http_response(s: &mut std::net::TcpStream) -> Option<String> {
+    use std::io::{ErrorKind, Read};
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                return Some(text);
+            }
+        }
+        match s.read(&mut chunk) {
+            Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                panic!("neither a response nor EOF within the read timeout: {text:?}")
+            }
+            _ if buf.is_empty() => return None,
+            _ => panic!("connection ended mid-response: {text:?}"),
+        }
+    }
+}
+
 /// Waits (up to 30 s) until `base` answers `/readyz` with 200.
 pub async fn wait_ready(client: &reqwest::Client, base: &str) {
     for _ in 0..600 {
